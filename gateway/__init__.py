@@ -1,0 +1,1 @@
+"""Agency gateway: broker and shared core."""
