@@ -1,0 +1,37 @@
+"""Policy decisions for the gateway: Cedar policies, evaluated the same way everywhere.
+
+The broker decides every message against ``policies/broker.cedar``; every node decides
+its inbound messages against its own ``policies/node-<role>.cedar``. Both use
+:class:`PolicyEngine`, which denies by default and explains each decision.
+"""
+
+from gateway.policy.decision import PolicyDecision
+from gateway.policy.engine import PolicyEngine, PolicyLoadError
+from gateway.policy.rates import RateCounter
+from gateway.policy.request import (
+    BROKER,
+    CONTEXT_FIELDS,
+    KNOWN_ROLES,
+    MEMBER_ROLES,
+    MESSAGE_KINDS,
+    ContextValue,
+    Party,
+    PolicyRequest,
+    make_context,
+)
+
+__all__ = [
+    "BROKER",
+    "CONTEXT_FIELDS",
+    "KNOWN_ROLES",
+    "MEMBER_ROLES",
+    "MESSAGE_KINDS",
+    "ContextValue",
+    "Party",
+    "PolicyDecision",
+    "PolicyEngine",
+    "PolicyLoadError",
+    "PolicyRequest",
+    "RateCounter",
+    "make_context",
+]

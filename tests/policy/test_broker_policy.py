@@ -1,0 +1,159 @@
+"""The shipped broker policy, as a decision table over the seed consortium.
+
+Each row says who sends what to whom in which context, whether it passes, and which
+policies decide it: the permit that allows it, the forbids that deny it, or none for a
+default deny (no permit matched).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from gateway.policy import ContextValue, Party, PolicyEngine, PolicyRequest
+from tests.policy.conftest import (
+    BANK_A,
+    BANK_B,
+    BROKER_NODE,
+    CARRIER,
+    POLICE,
+    REGULATOR,
+    bare,
+    case,
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    sender: Party
+    recipient: Party
+    kind: str
+    context: dict[str, ContextValue]
+    allowed: bool
+    policy_ids: tuple[str, ...] = ()
+
+
+# fmt: off
+ALLOWED = [
+    Row("police match query to bank", POLICE, BANK_A, "MATCH_QUERY", case(batch_size=100), True, ("police-match-query",)),
+    Row("police match query to carrier", POLICE, CARRIER, "MATCH_QUERY", case(batch_size=1), True, ("police-match-query",)),
+    Row("police query at the batch cap", POLICE, BANK_B, "MATCH_QUERY", case(batch_size=10000), True, ("police-match-query",)),
+    Row("police query at the hourly quota", POLICE, BANK_A, "MATCH_QUERY", case(batch_size=5, sender_kind_last_hour=200), True, ("police-match-query",)),
+    Row("police PSI with bank", POLICE, BANK_A, "PSI_REQUEST", case(batch_size=5000), True, ("police-psi-request",)),
+    Row("police PSI with carrier", POLICE, CARRIER, "PSI_REQUEST", case(batch_size=5000), True, ("police-psi-request",)),
+    Row("bank PSI with carrier", BANK_A, CARRIER, "PSI_REQUEST", case(batch_size=800), True, ("bank-carrier-psi-request",)),
+    Row("carrier PSI with bank", CARRIER, BANK_B, "PSI_REQUEST", case(batch_size=800), True, ("bank-carrier-psi-request",)),
+    Row("bank answers police match query", BANK_A, POLICE, "MATCH_RESPONSE", bare(reply_to="m-1"), True, ("member-match-response",)),
+    Row("carrier answers police match query", CARRIER, POLICE, "MATCH_RESPONSE", bare(reply_to="m-1"), True, ("member-match-response",)),
+    Row("bank answers police PSI", BANK_A, POLICE, "PSI_RESPONSE", bare(reply_to="m-1"), True, ("member-psi-response-to-police",)),
+    Row("carrier answers bank PSI", CARRIER, BANK_A, "PSI_RESPONSE", case(reply_to="m-1"), True, ("bank-carrier-psi-response",)),
+    Row("bank receipt to police", BANK_A, POLICE, "ACTION_RECEIPT", bare(reply_to="m-1"), True, ("member-action-receipt",)),
+    Row("carrier receipt to police", CARRIER, POLICE, "ACTION_RECEIPT", bare(reply_to="m-1"), True, ("member-action-receipt",)),
+    Row("carrier flags numbers to police", CARRIER, POLICE, "FLAGGED_NUMBERS", case(), True, ("carrier-flagged-numbers",)),
+    Row("police freeze with legal basis", POLICE, BANK_A, "FREEZE", case(amount_minor=500_000, duration_hours=720), True, ("police-freeze",)),
+    Row("police freeze whole balance 180 days", POLICE, BANK_A, "FREEZE", case(whole_balance=True, duration_hours=4320), True, ("police-freeze",)),
+    Row("police stop-payment 48 h", POLICE, BANK_A, "STOP_PAYMENT", case(amount_minor=1, duration_hours=48), True, ("police-stop-payment",)),
+    Row("police stop-payment whole balance 1 h", POLICE, BANK_B, "STOP_PAYMENT", case(whole_balance=True, duration_hours=1), True, ("police-stop-payment",)),
+    Row("police extend 180 days", POLICE, BANK_A, "EXTEND", case(duration_hours=4320), True, ("police-extend",)),
+    Row("police release", POLICE, BANK_A, "RELEASE", case(), True, ("police-release",)),
+    Row("police action at the hourly quota", POLICE, BANK_A, "RELEASE", case(sender_kind_last_hour=100), True, ("police-release",)),
+    Row("police suspend number 30 days", POLICE, CARRIER, "SUSPEND_NUMBER", case(duration_hours=720), True, ("police-suspend-number",)),
+    Row("police restore number", POLICE, CARRIER, "RESTORE_NUMBER", case(), True, ("police-restore-number",)),
+    Row("regulator reads the audit log", REGULATOR, BROKER_NODE, "AUDIT_READ", bare(), True, ("regulator-audit-read",)),
+    Row("police pings bank", POLICE, BANK_A, "PING", bare(), True, ("members-ping",)),
+    Row("bank pings carrier", BANK_A, CARRIER, "PING", bare(), True, ("members-ping",)),
+    Row("regulator pings police", REGULATOR, POLICE, "PING", bare(), True, ("members-ping",)),
+    Row("bank answers a ping", BANK_A, POLICE, "PONG", bare(), True, ("members-pong",)),
+    Row("carrier answers the regulator's ping", CARRIER, REGULATOR, "PONG", bare(), True, ("members-pong",)),
+]
+
+DENIED = [
+    # freezes and stop-payments
+    Row("police freeze without legal basis", POLICE, BANK_A, "FREEZE", case(amount_minor=500_000, duration_hours=720, legal_basis=""), False, ("forbid-case-work-without-case",)),
+    Row("police freeze without case reference", POLICE, BANK_A, "FREEZE", case(amount_minor=500_000, duration_hours=720, case_ref=""), False, ("forbid-case-work-without-case",)),
+    Row("police freeze over 180 days", POLICE, BANK_A, "FREEZE", case(amount_minor=500_000, duration_hours=4321), False),
+    Row("police freeze of nothing", POLICE, BANK_A, "FREEZE", case(duration_hours=24), False),
+    Row("police freeze of a negative amount", POLICE, BANK_A, "FREEZE", case(amount_minor=-5, whole_balance=True, duration_hours=24), False),
+    Row("police stop-payment 49 h", POLICE, BANK_A, "STOP_PAYMENT", case(amount_minor=100, duration_hours=49), False),
+    Row("police stop-payment 0 h", POLICE, BANK_A, "STOP_PAYMENT", case(amount_minor=100), False),
+    Row("police extend over 180 days", POLICE, BANK_A, "EXTEND", case(duration_hours=4321), False),
+    Row("police release without legal basis", POLICE, BANK_A, "RELEASE", case(legal_basis=""), False, ("forbid-case-work-without-case",)),
+    Row("police actions over the hourly quota", POLICE, BANK_A, "FREEZE", case(amount_minor=1, duration_hours=1, sender_kind_last_hour=101), False, ("forbid-actions-over-quota",)),
+    Row("bank freezes at police", BANK_A, POLICE, "FREEZE", case(amount_minor=1, duration_hours=1), False, ("forbid-actions-from-non-police", "forbid-bank-actions-to-non-banks")),
+    Row("bank freezes at another bank", BANK_A, BANK_B, "FREEZE", case(amount_minor=1, duration_hours=1), False, ("forbid-actions-from-non-police",)),
+    Row("carrier stops a payment", CARRIER, BANK_A, "STOP_PAYMENT", case(amount_minor=1, duration_hours=1), False, ("forbid-actions-from-non-police",)),
+    Row("police freeze at a carrier", POLICE, CARRIER, "FREEZE", case(amount_minor=1, duration_hours=1), False, ("forbid-bank-actions-to-non-banks",)),
+    # numbers
+    Row("police suspend number over 30 days", POLICE, CARRIER, "SUSPEND_NUMBER", case(duration_hours=721), False),
+    Row("police suspend number at a bank", POLICE, BANK_A, "SUSPEND_NUMBER", case(duration_hours=24), False, ("forbid-number-actions-to-non-carriers",)),
+    Row("bank suspends a number", BANK_A, CARRIER, "SUSPEND_NUMBER", case(duration_hours=24), False, ("forbid-actions-from-non-police",)),
+    # queries
+    Row("police query over the batch cap", POLICE, BANK_A, "MATCH_QUERY", case(batch_size=10001), False),
+    Row("police query of nothing", POLICE, BANK_A, "MATCH_QUERY", case(), False),
+    Row("police query over the hourly quota", POLICE, BANK_A, "MATCH_QUERY", case(batch_size=5, sender_kind_last_hour=201), False, ("forbid-queries-over-quota",)),
+    Row("police PSI over the hourly quota", POLICE, CARRIER, "PSI_REQUEST", case(batch_size=5, sender_kind_last_hour=201), False, ("forbid-queries-over-quota",)),
+    Row("police query without legal basis", POLICE, BANK_A, "MATCH_QUERY", case(batch_size=5, legal_basis=""), False, ("forbid-case-work-without-case",)),
+    Row("bank match-queries a carrier", BANK_A, CARRIER, "MATCH_QUERY", case(batch_size=5), False),
+    Row("bank PSI with another bank", BANK_A, BANK_B, "PSI_REQUEST", case(batch_size=5), False),
+    Row("police query at the regulator", POLICE, REGULATOR, "MATCH_QUERY", case(batch_size=5), False, ("forbid-regulator-receives-other-than-pong",)),
+    # answers and reports
+    Row("match response without reply-to", BANK_A, POLICE, "MATCH_RESPONSE", bare(), False, ("forbid-answers-without-reply-to",)),
+    Row("match response to a carrier", BANK_A, CARRIER, "MATCH_RESPONSE", bare(reply_to="m-1"), False),
+    Row("police answer a bank", POLICE, BANK_A, "MATCH_RESPONSE", bare(reply_to="m-1"), False),
+    Row("bank flags numbers", BANK_A, POLICE, "FLAGGED_NUMBERS", case(), False),
+    Row("carrier flags numbers without a case", CARRIER, POLICE, "FLAGGED_NUMBERS", bare(), False),
+    Row("carrier flags numbers to a bank", CARRIER, BANK_A, "FLAGGED_NUMBERS", case(), False),
+    # the regulator
+    Row("regulator queries a bank", REGULATOR, BANK_A, "MATCH_QUERY", case(batch_size=5), False, ("forbid-regulator-sends-other-than-audit-read-or-ping",)),
+    Row("regulator freezes an account", REGULATOR, BANK_A, "FREEZE", case(amount_minor=1, duration_hours=1), False, ("forbid-actions-from-non-police", "forbid-regulator-sends-other-than-audit-read-or-ping")),
+    Row("regulator flags numbers", REGULATOR, POLICE, "FLAGGED_NUMBERS", case(), False, ("forbid-regulator-sends-other-than-audit-read-or-ping",)),
+    Row("regulator answers a ping", REGULATOR, POLICE, "PONG", bare(), False, ("forbid-regulator-sends-other-than-audit-read-or-ping",)),
+    Row("regulator reads a bank's audit", REGULATOR, BANK_A, "AUDIT_READ", bare(), False),
+    Row("police ping the regulator", POLICE, REGULATOR, "PING", bare(), False, ("forbid-regulator-receives-other-than-pong",)),
+    Row("regulator pings the broker", REGULATOR, BROKER_NODE, "PING", bare(), False, ("forbid-broker-addressed-other-than-audit-read",)),
+    # the audit log and the broker
+    Row("police read the audit log", POLICE, BROKER_NODE, "AUDIT_READ", bare(), False),
+    Row("bank reads the audit log", BANK_A, BROKER_NODE, "AUDIT_READ", bare(), False),
+    Row("police query the broker", POLICE, BROKER_NODE, "MATCH_QUERY", case(batch_size=5), False, ("forbid-broker-addressed-other-than-audit-read",)),
+    # membership
+    Row("police ping themselves", POLICE, POLICE, "PING", bare(), False, ("forbid-self-addressed",)),
+    Row("non-member pings a bank", Party("x-1", "auditor", "Someone"), BANK_A, "PING", bare(), False, ("forbid-non-members-send",)),
+    Row("broker sends a ping", BROKER_NODE, BANK_A, "PING", bare(), False, ("forbid-non-members-send",)),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("row", ALLOWED + DENIED, ids=lambda row: row.name)
+def test_broker_decision_table(broker_engine: PolicyEngine, row: Row) -> None:
+    decision = broker_engine.decide(PolicyRequest(row.sender, row.recipient, row.kind, row.context))
+    assert decision.errors == ()
+    assert (decision.allowed, decision.policy_ids) == (row.allowed, row.policy_ids)
+    assert decision.policy_set_hash == broker_engine.policy_set_hash
+    assert decision.subject == f"{row.kind} from {row.sender.node_id} to {row.recipient.node_id}"
+
+
+@pytest.mark.parametrize("kind", ["TRANSFER", "freeze", "", "Query", "ActionRequest"])
+def test_unknown_kind_is_denied(broker_engine: PolicyEngine, kind: str) -> None:
+    # Action groups are Cedar actions too, but not message kinds.
+    decision = broker_engine.decide(PolicyRequest(POLICE, BANK_A, kind, case(batch_size=5)))
+    assert not decision.allowed
+    assert decision.policy_ids == ()
+    assert decision.errors == (f"unknown message kind {kind!r}",)
+
+
+def test_denial_reasons_read_plainly(broker_engine: PolicyEngine) -> None:
+    freeze = case(amount_minor=1, duration_hours=1, legal_basis="")
+    forbidden = broker_engine.decide(PolicyRequest(POLICE, BANK_A, "FREEZE", freeze))
+    assert forbidden.reason == "denied by forbid policy forbid-case-work-without-case"
+    stop = case(amount_minor=1, duration_hours=49)
+    unmatched = broker_engine.decide(PolicyRequest(POLICE, BANK_A, "STOP_PAYMENT", stop))
+    assert unmatched.reason == "denied: no policy allows STOP_PAYMENT from police-1 to bank-a"
+    allowed = broker_engine.decide(PolicyRequest(POLICE, BANK_A, "RELEASE", case()))
+    assert allowed.reason == "allowed: RELEASE from police-1 to bank-a by policy police-release"
+
+
+def test_every_broker_policy_decides_some_row(broker_engine: PolicyEngine) -> None:
+    seen = {policy_id for row in ALLOWED + DENIED for policy_id in row.policy_ids}
+    assert set(broker_engine.policy_ids) - seen == set()
