@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit proto clean
+.PHONY: demo test lint typecheck unit proto bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,17 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
+# OpenMined PSI, the benchmarks' reference peer, pins protobuf 6 although it runs on
+# protobuf 7; installed without its pins so that gRPC keeps the protobuf it needs.
+$(VENV)/.bench: $(STAMP)
+	$(BIN)/pip install --quiet --no-deps 'openmined-psi==2.0.6'
+	touch $@
+
+bench: $(VENV)/.bench
+	$(BIN)/python -m benchmarks.run_all
+
 proto: $(STAMP)
-	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. --pyi_out=. proto/gateway/v1/gateway.proto
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. --pyi_out=. proto/gateway/v1/*.proto
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ActionTerms(_message.Message):
-    __slots__ = ("action", "amount_minor", "whole_balance", "duration_hours", "issuing_officer", "approving_officer", "currency", "target_request_id")
+    __slots__ = ("action", "amount_minor", "whole_balance", "duration_hours", "issuing_officer", "approving_officer", "currency", "target_request_id", "executed_amount_minor", "effective_at_ms", "hold_expires_at_ms")
     ACTION_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_MINOR_FIELD_NUMBER: _ClassVar[int]
     WHOLE_BALANCE_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,9 @@ class ActionTerms(_message.Message):
     APPROVING_OFFICER_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
     TARGET_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    EXECUTED_AMOUNT_MINOR_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    HOLD_EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
     action: str
     amount_minor: int
     whole_balance: bool
@@ -24,7 +27,10 @@ class ActionTerms(_message.Message):
     approving_officer: str
     currency: str
     target_request_id: str
-    def __init__(self, action: _Optional[str] = ..., amount_minor: _Optional[int] = ..., whole_balance: _Optional[bool] = ..., duration_hours: _Optional[int] = ..., issuing_officer: _Optional[str] = ..., approving_officer: _Optional[str] = ..., currency: _Optional[str] = ..., target_request_id: _Optional[str] = ...) -> None: ...
+    executed_amount_minor: int
+    effective_at_ms: int
+    hold_expires_at_ms: int
+    def __init__(self, action: _Optional[str] = ..., amount_minor: _Optional[int] = ..., whole_balance: _Optional[bool] = ..., duration_hours: _Optional[int] = ..., issuing_officer: _Optional[str] = ..., approving_officer: _Optional[str] = ..., currency: _Optional[str] = ..., target_request_id: _Optional[str] = ..., executed_amount_minor: _Optional[int] = ..., effective_at_ms: _Optional[int] = ..., hold_expires_at_ms: _Optional[int] = ...) -> None: ...
 
 class Header(_message.Message):
     __slots__ = ("message_id", "sender", "recipients", "kind", "case_ref", "purpose", "legal_basis", "created_at_ms", "expires_at_ms", "reply_to", "payload_type", "payload_sha256", "sealed", "batch_size", "terms", "outcome")

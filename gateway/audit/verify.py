@@ -1,0 +1,177 @@
+"""Whole-log verification for compliance: recompute the tree, check every checkpoint.
+
+The verifier trusts nothing the broker stored beside the entries: leaf hashes are
+recomputed from the entry bytes, every checkpoint's signature is checked against the
+broker's key from the signed directory, and every checkpoint's root must equal the root
+recomputed from the entries. Because two checkpoints whose roots both match are
+consistent by construction, a fork or rewrite shows as the first checkpoint that does
+not match, and the bad entry lies after the last one that did.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from gateway.audit.checkpoint import CheckpointError, open_checkpoint
+from gateway.audit.merkle import MerkleTree, leaf_hash
+from gateway.audit.note import NoteError, NoteVerifier
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """An audit row as read back: index, entry bytes, and the hash stored beside them."""
+
+    index: int
+    leaf: bytes
+    stored_hash: bytes | None = None
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    note: str
+
+
+@dataclass
+class Problem:
+    """One finding: what is wrong and where (an entry index or a checkpoint size)."""
+
+    what: str
+    entry: int | None = None
+    checkpoint_size: int | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.entry is not None:
+            where.append(f"entry {self.entry}")
+        if self.checkpoint_size is not None:
+            where.append(f"checkpoint {self.checkpoint_size}")
+        return f"{', '.join(where)}: {self.what}" if where else self.what
+
+
+@dataclass
+class VerifyReport:
+    entries: int = 0
+    checkpoints: int = 0
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+    root_hash: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_bad_entry(self) -> int | None:
+        """The lowest entry index any finding points at, if any finding does."""
+        indexes = [p.entry for p in self.problems if p.entry is not None]
+        return min(indexes) if indexes else None
+
+
+def canonical(leaf: bytes) -> bool:
+    """Whether `leaf` is canonical JSON (sorted keys, no spaces), as the broker writes."""
+    try:
+        value = json.loads(leaf)
+    except ValueError:
+        return False
+    encoded = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return isinstance(value, dict) and encoded.encode() == leaf
+
+
+def verify_log(
+    entries: Iterable[StoredEntry],
+    checkpoints: Sequence[StoredCheckpoint],
+    verifiers: Sequence[NoteVerifier],
+    origin: str,
+    *,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Check entries in index order and every checkpoint against them."""
+    started = time.perf_counter()
+    report = VerifyReport()
+    tree = MerkleTree()
+    batch: list[bytes] = []
+    for entry in entries:
+        expected = tree.size + len(batch)
+        if entry.index != expected:
+            what = (
+                f"missing: the log jumps from entry {expected - 1} to {entry.index}"
+                if entry.index > expected
+                else f"out of order: entry {entry.index} appears after {expected - 1}"
+            )
+            report.problems.append(Problem(what, entry=expected))
+            break
+        digest = leaf_hash(entry.leaf)
+        if entry.stored_hash is not None and entry.stored_hash != digest:
+            report.problems.append(
+                Problem("content was changed after it was written (hash differs)", entry.index)
+            )
+        if not canonical(entry.leaf):
+            report.problems.append(Problem("not canonical JSON", entry.index))
+        batch.append(digest)
+        if len(batch) >= 10_000:
+            tree.extend(batch)
+            batch.clear()
+            if progress:
+                progress(tree.size)
+    tree.extend(batch)
+    if progress:
+        progress(tree.size)
+    report.entries = tree.size
+    report.root_hash = tree.root()
+    _check_checkpoints(tree, checkpoints, verifiers, origin, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _check_checkpoints(
+    tree: MerkleTree,
+    checkpoints: Sequence[StoredCheckpoint],
+    verifiers: Sequence[NoteVerifier],
+    origin: str,
+    report: VerifyReport,
+) -> None:
+    last_good = 0
+    for stored in sorted(checkpoints, key=lambda c: c.size):
+        report.checkpoints += 1
+        try:
+            checkpoint, _ = open_checkpoint(stored.note, verifiers, origin=origin)
+        except (NoteError, CheckpointError) as exc:
+            report.problems.append(
+                Problem(f"signature or format refused: {exc}", checkpoint_size=stored.size)
+            )
+            continue
+        if checkpoint.size != stored.size:
+            report.problems.append(
+                Problem(
+                    f"note says size {checkpoint.size}, stored as {stored.size}",
+                    checkpoint_size=stored.size,
+                )
+            )
+            continue
+        if checkpoint.size > tree.size:
+            report.problems.append(
+                Problem(
+                    f"covers {checkpoint.size} entries but the log has {tree.size}: "
+                    "entries were removed from the end",
+                    entry=tree.size,
+                    checkpoint_size=checkpoint.size,
+                )
+            )
+            continue
+        if tree.root(checkpoint.size) != checkpoint.root_hash:
+            report.problems.append(
+                Problem(
+                    "signed root differs from the entries: an entry between "
+                    f"{last_good} and {checkpoint.size - 1} was changed, removed or inserted",
+                    entry=last_good,
+                    checkpoint_size=checkpoint.size,
+                )
+            )
+            return  # every later checkpoint fails for the same cause
+        last_good = checkpoint.size

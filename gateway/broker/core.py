@@ -1,0 +1,398 @@
+"""What the broker does with one envelope: verify, decide, audit, then route.
+
+A reader following a message moves down this file: `submit` verifies the envelope,
+asks the policy engine, writes the decision to the audit log in the same transaction
+that stores the message (so an allowed message is audited before it is delivered, and
+a replayed id is refused by the primary key), then either delivers at once (queries)
+or leaves the message in the outbox for the delivery worker (actions, receipts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import grpc
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from gateway.audit.log import AuditLog
+from gateway.broker.delivery import DeliveryError, NodeDialer
+from gateway.broker.lifecycle import answer_deadline_ms
+from gateway.broker.models import DeliveryRow, EventRow, MessageRow
+from gateway.envelope.build import now_ms
+from gateway.envelope.verify import EnvelopeVerifier, Rejected, Verified
+from gateway.kinds import ANSWERS, DURABLE, INTERACTIVE, Kind
+from gateway.pki.directory import Directory, Member
+from gateway.policy import Party, PolicyDecision, PolicyEngine, PolicyRequest, RateCounter
+from gateway.v1 import gateway_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+
+class BrokerRefusal(Exception):
+    """A refusal to answer with a gRPC status; the text names the check."""
+
+    def __init__(self, status: grpc.StatusCode, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Routed:
+    """The outcome of one accepted submission."""
+
+    message_id: str
+    decision: PolicyDecision
+    audit_index: int
+    responses: list[pb.Envelope] = field(default_factory=list)
+    undelivered: list[str] = field(default_factory=list)
+
+
+def header_entry(header: pb.Header, header_bytes: bytes, payload: bytes) -> dict[str, object]:
+    """The metadata of a message that may go into the audit log: never the payload."""
+    entry: dict[str, object] = {
+        "message_id": header.message_id,
+        "sender": header.sender,
+        "recipients": list(header.recipients),
+        "kind": header.kind,
+        "case_ref": header.case_ref,
+        "purpose": header.purpose,
+        "legal_basis": header.legal_basis,
+        "reply_to": header.reply_to,
+        "created_at_ms": header.created_at_ms,
+        "expires_at_ms": header.expires_at_ms,
+        "batch_size": header.batch_size,
+        "payload_type": header.payload_type,
+        "payload_sha256": header.payload_sha256.hex(),
+        "payload_bytes": len(payload),
+        "header_sha256": hashlib.sha256(header_bytes).hexdigest(),
+    }
+    if header.HasField("terms"):
+        t = header.terms
+        entry["terms"] = {
+            "action": t.action,
+            "amount_minor": t.amount_minor,
+            "whole_balance": t.whole_balance,
+            "duration_hours": t.duration_hours,
+            "currency": t.currency,
+            "issuing_officer": t.issuing_officer,
+            "approving_officer": t.approving_officer,
+            "target_request_id": t.target_request_id,
+        }
+    return entry
+
+
+def policy_context(header: pb.Header, rate: int) -> dict[str, str | int | bool]:
+    terms = header.terms
+    return {
+        "purpose": header.purpose,
+        "legal_basis": header.legal_basis,
+        "case_ref": header.case_ref,
+        "batch_size": header.batch_size,
+        "amount_minor": terms.amount_minor,
+        "whole_balance": terms.whole_balance,
+        "duration_hours": terms.duration_hours,
+        "reply_to": header.reply_to,
+        "sender_kind_last_hour": rate,
+    }
+
+
+def party(member: Member) -> Party:
+    return Party(node_id=member.node_id, role=member.role, agency=member.agency)
+
+
+class Broker:
+    """The broker's logic, independent of gRPC so that it reads top to bottom."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        directory: Callable[[], Directory],
+        verifier: EnvelopeVerifier,
+        policy: PolicyEngine,
+        audit: AuditLog,
+        dialer: NodeDialer,
+        rates: RateCounter | None = None,
+        clock_ms: Callable[[], int] = now_ms,
+        stop_payment_answer_s: int = 15 * 60,
+        action_answer_s: int = 24 * 3600,
+    ) -> None:
+        self.node_id = node_id
+        self.directory = directory
+        self.verifier = verifier
+        self.policy = policy
+        self.audit = audit
+        self.dialer = dialer
+        self.rates = rates or RateCounter()
+        self.clock_ms = clock_ms
+        self.stop_payment_answer_s = stop_payment_answer_s
+        self.action_answer_s = action_answer_s
+        self.outbox_wakeup = threading.Event()
+        self._fanout = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fanout")
+
+    # -- submit ------------------------------------------------------------------------
+
+    def submit(self, envelope: pb.Envelope, peer_node_id: str | None) -> Routed:
+        verdict = self.verifier.verify(envelope, peer_node_id=peer_node_id)
+        if isinstance(verdict, Rejected):
+            self._audit_rejection(envelope, verdict, peer_node_id)
+            raise BrokerRefusal(verdict.status, str(verdict))
+        header = verdict.header
+        kind = Kind(header.kind)
+        if kind in ANSWERS:
+            reason = f"routing: {kind} travels only as a direct answer, not by Submit"
+            self._audit_rejection(
+                envelope,
+                Rejected("routing", reason, grpc.StatusCode.INVALID_ARGUMENT),
+                peer_node_id,
+            )
+            raise BrokerRefusal(grpc.StatusCode.INVALID_ARGUMENT, reason)
+        decision = self._decide(verdict)
+        routed = self._record(envelope, verdict, decision, durable=kind in DURABLE)
+        if not decision.allowed:
+            raise BrokerRefusal(grpc.StatusCode.PERMISSION_DENIED, f"policy: {decision.reason}")
+        if kind in INTERACTIVE:
+            self._deliver_now(envelope, verdict, routed)
+        else:
+            self.outbox_wakeup.set()
+        return routed
+
+    def _decide(self, verdict: Verified) -> PolicyDecision:
+        """Allowed only if the policy allows the message to every one of its recipients."""
+        header = verdict.header
+        rate = self.rates.hit(header.sender, header.kind)
+        context = policy_context(header, rate)
+        directory = self.directory()
+        decisions: list[PolicyDecision] = []
+        for name in header.recipients:
+            recipient = directory.get(name)
+            assert recipient is not None  # the verifier checked every recipient
+            decisions.append(
+                self.policy.decide(
+                    PolicyRequest(
+                        sender=party(verdict.sender),
+                        recipient=party(recipient),
+                        kind=header.kind,
+                        context=context,
+                    )
+                )
+            )
+        denied = [d for d in decisions if not d.allowed]
+        return denied[0] if denied else decisions[0]
+
+    def _record(
+        self, envelope: pb.Envelope, verdict: Verified, decision: PolicyDecision, *, durable: bool
+    ) -> Routed:
+        """Store the message and its audit entry in one transaction; a replay fails here."""
+        header = verdict.header
+        now = self.clock_ms()
+        entry = header_entry(header, envelope.header, envelope.payload)
+        entry.update(
+            type="decision",
+            at_ms=now,
+            decision="ALLOW" if decision.allowed else "DENY",
+            policy_ids=list(decision.policy_ids),
+            policy_set=decision.policy_set_hash,
+            reason="" if decision.allowed else decision.reason,
+        )
+        try:
+            with self.audit.transaction() as (session, append):
+                row = MessageRow(
+                    message_id=header.message_id,
+                    sender=header.sender,
+                    kind=header.kind,
+                    case_ref=header.case_ref,
+                    recipients=json.dumps(list(header.recipients)),
+                    reply_to=header.reply_to,
+                    created_at_ms=header.created_at_ms,
+                    expires_at_ms=header.expires_at_ms,
+                    received_at_ms=now,
+                    header=envelope.header,
+                    payload=envelope.payload if decision.allowed else b"",
+                    signature=envelope.signature,
+                    state="requested" if decision.allowed else "denied",
+                    answer_due_at_ms=answer_deadline_ms(
+                        header.kind,
+                        header.created_at_ms,
+                        self.stop_payment_answer_s,
+                        self.action_answer_s,
+                    )
+                    if decision.allowed
+                    else 0,
+                )
+                session.add(row)
+                session.flush()
+                index = append(entry)
+                row.audit_index = index
+                session.add(EventRow(message_id=header.message_id, state=row.state, at_ms=now))
+                if decision.allowed and durable:
+                    for name in header.recipients:
+                        session.add(
+                            DeliveryRow(
+                                message_id=header.message_id,
+                                recipient=name,
+                                next_attempt_at_ms=now,
+                            )
+                        )
+        except IntegrityError:
+            self._audit_rejection(
+                envelope,
+                Rejected(
+                    "replay",
+                    "message id was seen before",
+                    grpc.StatusCode.ALREADY_EXISTS,
+                ),
+                header.sender,
+            )
+            raise BrokerRefusal(
+                grpc.StatusCode.ALREADY_EXISTS, "replay: message id was seen before"
+            ) from None
+        return Routed(header.message_id, decision, index)
+
+    def _audit_rejection(
+        self, envelope: pb.Envelope, rejected: Rejected, peer_node_id: str | None
+    ) -> None:
+        header = pb.Header()
+        try:
+            header.ParseFromString(envelope.header)
+        except Exception:  # a header that does not parse is audited by its digest alone
+            header = pb.Header()
+        entry: dict[str, object] = {
+            "type": "rejection",
+            "at_ms": self.clock_ms(),
+            "peer": peer_node_id or "",
+            "check": rejected.check,
+            "reason": rejected.reason,
+            "message_id": header.message_id[:32],
+            "kind": header.kind[:32],
+            "header_sha256": hashlib.sha256(envelope.header).hexdigest(),
+        }
+        with self.audit.transaction() as (_session, append):
+            append(entry)
+
+    # -- interactive delivery -----------------------------------------------------------
+
+    def _deliver_now(self, envelope: pb.Envelope, verdict: Verified, routed: Routed) -> None:
+        directory = self.directory()
+        members = [directory.get(name) for name in verdict.header.recipients]
+        futures = {
+            m.node_id: self._fanout.submit(self.dialer.deliver, m, envelope)
+            for m in members
+            if m is not None
+        }
+        for node_id, future in futures.items():
+            try:
+                reply = future.result()
+            except DeliveryError as exc:
+                self._delivery_event(verdict.header.message_id, node_id, "failed", str(exc))
+                routed.undelivered.append(node_id)
+                continue
+            answer = self._accept_answer(verdict.header, node_id, reply)
+            if answer is None:
+                routed.undelivered.append(node_id)
+            else:
+                routed.responses.append(answer)
+
+    def _accept_answer(
+        self, request: pb.Header, node_id: str, reply: pb.DeliverReply
+    ) -> pb.Envelope | None:
+        """Verify, decide and audit a recipient's direct answer before passing it on."""
+        if not reply.accepted:
+            self._delivery_event(request.message_id, node_id, "refused", reply.reason)
+            return None
+        if not reply.HasField("response"):
+            self._delivery_event(request.message_id, node_id, "delivered", "")
+            return None
+        answer = reply.response
+        verdict = self.verifier.verify(answer, peer_node_id=node_id)
+        problem = ""
+        if isinstance(verdict, Rejected):
+            problem = str(verdict)
+        elif verdict.header.reply_to != request.message_id:
+            problem = "answer: reply_to does not name the request"
+        elif list(verdict.header.recipients) != [request.sender]:
+            problem = "answer: must be addressed to the requester only"
+        if problem or not isinstance(verdict, Verified):
+            self._delivery_event(request.message_id, node_id, "bad-answer", problem)
+            return None
+        decision = self._decide(verdict)
+        try:
+            self._record(answer, verdict, decision, durable=False)
+        except BrokerRefusal as exc:
+            self._delivery_event(request.message_id, node_id, "bad-answer", exc.reason)
+            return None
+        self._delivery_event(request.message_id, node_id, "answered", verdict.header.message_id)
+        return answer if decision.allowed else None
+
+    def _delivery_event(self, message_id: str, recipient: str, state: str, detail: str) -> int:
+        """One audit entry per delivery event, written with the lifecycle event."""
+        now = self.clock_ms()
+        with self.audit.transaction() as (session, append):
+            index = append(
+                {
+                    "type": "delivery",
+                    "at_ms": now,
+                    "message_id": message_id,
+                    "recipient": recipient,
+                    "state": state,
+                    "detail": detail[:500],
+                }
+            )
+            session.add(
+                EventRow(
+                    message_id=message_id, state=f"{state}:{recipient}", at_ms=now, detail=detail
+                )
+            )
+        return index
+
+    # -- status ------------------------------------------------------------------------
+
+    def status(self, message_id: str, peer_node_id: str | None) -> pb.StatusReply:
+        """A message's lifecycle, to its sender and recipients only."""
+        with self.audit.session() as session:
+            row = session.get(MessageRow, message_id)
+            if row is None:
+                raise BrokerRefusal(grpc.StatusCode.NOT_FOUND, "status: unknown message id")
+            parties = {row.sender, *json.loads(row.recipients)}
+            if peer_node_id not in parties:
+                raise BrokerRefusal(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "status: only the sender and recipients may follow a message",
+                )
+            events = session.scalars(
+                select(EventRow).where(EventRow.message_id == message_id).order_by(EventRow.id)
+            ).all()
+            answers = session.scalars(
+                select(MessageRow)
+                .where(MessageRow.reply_to == message_id)
+                .where(MessageRow.state != "denied")
+                .order_by(MessageRow.received_at_ms)
+            ).all()
+            return pb.StatusReply(
+                message_id=message_id,
+                state=row.state,
+                events=[
+                    pb.StatusEvent(state=e.state, at_ms=e.at_ms, detail=e.detail) for e in events
+                ],
+                responses=[
+                    pb.Envelope(header=a.header, payload=a.payload, signature=a.signature)
+                    for a in answers
+                ],
+            )
+
+    def close(self) -> None:
+        self._fanout.shutdown(wait=False, cancel_futures=True)
+        self.dialer.close()
+
+
+def recipients_of(row: MessageRow) -> Sequence[str]:
+    recipients: list[str] = json.loads(row.recipients)
+    return recipients

@@ -1,0 +1,152 @@
+"""Each action request's lifecycle at the broker, and the deadlines it watches.
+
+requested → delivered → executed | rejected | partial → extended → released | expired.
+The broker learns outcomes from the recipient's signed ACTION_RECEIPT header (the
+payload is sealed to the police), so it can flag an unanswered stop-payment and mark
+a hold expired without reading anything it should not. Every transition is an event
+and an audit entry, written in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.audit.log import AuditLog
+from gateway.broker.models import EventRow, MessageRow
+from gateway.kinds import ACTIONS, Kind
+from gateway.v1 import gateway_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+HOLDING = ("executed", "partial", "extended")
+"""States in which the recipient holds something that can expire."""
+FOLLOW_UPS = {Kind.EXTEND: "extended", Kind.RELEASE: "released", Kind.RESTORE_NUMBER: "released"}
+"""Follow-up requests that, once executed, change the state of the request they name."""
+
+
+def answer_deadline_ms(kind: str, created_at_ms: int, stop_payment_s: int, other_s: int) -> int:
+    if Kind(kind) not in ACTIONS:
+        return 0
+    seconds = stop_payment_s if kind == Kind.STOP_PAYMENT else other_s
+    return created_at_ms + seconds * 1000
+
+
+def _transition(
+    session: Session,
+    append: Callable[[dict[str, object]], int],
+    row: MessageRow,
+    state: str,
+    at_ms: int,
+    detail: str,
+) -> None:
+    previous = row.state
+    row.state = state
+    session.add(EventRow(message_id=row.message_id, state=state, at_ms=at_ms, detail=detail))
+    append(
+        {
+            "type": "lifecycle",
+            "at_ms": at_ms,
+            "message_id": row.message_id,
+            "kind": row.kind,
+            "case_ref": row.case_ref,
+            "from": previous,
+            "state": state,
+            "detail": detail,
+        }
+    )
+
+
+def apply_receipt(audit: AuditLog, request_id: str, receipt: pb.Header, at_ms: int) -> None:
+    """Record what a recipient's receipt says about the request it answers."""
+    outcome = receipt.outcome.lower() or "answered"
+    terms = receipt.terms
+    with audit.transaction() as (session, append):
+        request = session.get(MessageRow, request_id)
+        if request is None:
+            return
+        _transition(session, append, request, outcome, at_ms, receipt.message_id)
+        if outcome in ("executed", "partial"):
+            request.hold_expires_at_ms = terms.hold_expires_at_ms
+        kind = Kind(request.kind)
+        if kind in FOLLOW_UPS and outcome == "executed":
+            header = pb.Header.FromString(request.header)
+            target = session.get(MessageRow, header.terms.target_request_id)
+            if target is not None and target.state in HOLDING:
+                _transition(session, append, target, FOLLOW_UPS[kind], at_ms, request_id)
+                target.hold_expires_at_ms = terms.hold_expires_at_ms if kind == Kind.EXTEND else 0
+
+
+def check_deadlines(audit: AuditLog, now_ms: int) -> tuple[int, int]:
+    """Flag unanswered requests past their deadline; expire holds past theirs.
+
+    Returns (newly overdue, newly expired). Each is flagged and audited once.
+    """
+    overdue = expired = 0
+    with audit.transaction() as (session, append):
+        late = session.scalars(
+            select(MessageRow)
+            .where(MessageRow.answer_due_at_ms > 0)
+            .where(MessageRow.answer_due_at_ms <= now_ms)
+            .where(MessageRow.overdue == 0)
+            .where(MessageRow.state.in_(("requested", "delivered")))
+        ).all()
+        for row in late:
+            row.overdue = 1
+            session.add(EventRow(message_id=row.message_id, state="overdue", at_ms=now_ms))
+            append(
+                {
+                    "type": "deadline",
+                    "at_ms": now_ms,
+                    "message_id": row.message_id,
+                    "kind": row.kind,
+                    "case_ref": row.case_ref,
+                    "state": "overdue",
+                    "detail": f"no answer by {row.answer_due_at_ms}",
+                }
+            )
+            overdue += 1
+        ended = session.scalars(
+            select(MessageRow)
+            .where(MessageRow.hold_expires_at_ms > 0)
+            .where(MessageRow.hold_expires_at_ms <= now_ms)
+            .where(MessageRow.state.in_(HOLDING))
+        ).all()
+        for row in ended:
+            _transition(session, append, row, "expired", now_ms, "hold reached its expiry")
+            expired += 1
+    return overdue, expired
+
+
+class DeadlineWatcher:
+    """A background thread running `check_deadlines` every few seconds."""
+
+    def __init__(
+        self, audit: AuditLog, clock_ms: Callable[[], int], interval_s: float = 5.0
+    ) -> None:
+        self.audit = audit
+        self.clock_ms = clock_ms
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                overdue, expired = check_deadlines(self.audit, self.clock_ms())
+            except Exception:  # keep watching; the error is in the log
+                log.exception("deadline check failed")
+                continue
+            if overdue or expired:
+                log.info("deadlines: %d overdue, %d expired", overdue, expired)

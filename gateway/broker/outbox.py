@@ -1,0 +1,183 @@
+"""The delivery worker: drains the outbox until every recipient has answered.
+
+Rows stay in the outbox until the recipient acknowledged them, so a broker that is
+killed between acknowledgement and delivery delivers on restart; a node that is down
+gets the message when it comes back. Recipients are idempotent by message id, so the
+at-least-once delivery here has exactly one effect.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import select
+
+from gateway.broker.core import Broker, BrokerRefusal
+from gateway.broker.delivery import DeliveryError
+from gateway.broker.lifecycle import apply_receipt
+from gateway.broker.models import DeliveryRow, EventRow, MessageRow
+from gateway.envelope.verify import Rejected
+from gateway.kinds import ACTIONS, Kind
+from gateway.v1 import gateway_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE_MS = 500
+BACKOFF_MAX_MS = 30_000
+
+
+def backoff_ms(attempts: int) -> int:
+    """Exponential backoff, 0.5 s doubling up to 30 s."""
+    return int(min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** max(0, attempts - 1)))
+
+
+class OutboxWorker:
+    """A background thread that delivers due outbox rows."""
+
+    def __init__(self, broker: Broker, *, batch: int = 50, idle_s: float = 0.5) -> None:
+        self.broker = broker
+        self.batch = batch
+        self.idle_s = idle_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.broker.outbox_wakeup.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = self.drain_once()
+            except Exception:  # keep delivering; the error is in the log, not fatal
+                log.exception("outbox pass failed")
+                worked = 0
+            if not worked:
+                self.broker.outbox_wakeup.wait(self.idle_s)
+                self.broker.outbox_wakeup.clear()
+
+    def depth(self) -> int:
+        with self.broker.audit.session() as session:
+            return len(
+                session.scalars(select(DeliveryRow.id).where(DeliveryRow.state == "pending")).all()
+            )
+
+    def drain_once(self) -> int:
+        """Attempt every due delivery once; returns how many were attempted."""
+        now = self.broker.clock_ms()
+        with self.broker.audit.session() as session:
+            due = session.execute(
+                select(DeliveryRow.id, DeliveryRow.message_id, DeliveryRow.recipient)
+                .where(DeliveryRow.state == "pending")
+                .where(DeliveryRow.next_attempt_at_ms <= now)
+                .order_by(DeliveryRow.next_attempt_at_ms, DeliveryRow.id)
+                .limit(self.batch)
+            ).all()
+        for delivery_id, message_id, recipient in due:
+            self._attempt(int(delivery_id), str(message_id), str(recipient))
+        return len(due)
+
+    def _attempt(self, delivery_id: int, message_id: str, recipient: str) -> None:
+        broker = self.broker
+        with broker.audit.session() as session:
+            message = session.get(MessageRow, message_id)
+            if message is None:
+                return
+            envelope = pb.Envelope(
+                header=message.header, payload=message.payload, signature=message.signature
+            )
+            expires_at = message.expires_at_ms
+            kind = message.kind
+        now = broker.clock_ms()
+        if expires_at <= now:
+            self._finish(delivery_id, message_id, recipient, "expired", "expired before delivery")
+            return
+        member = broker.directory().get(recipient)
+        if member is None or not member.active:
+            self._finish(delivery_id, message_id, recipient, "failed", "recipient left")
+            return
+        try:
+            reply = broker.dialer.deliver(member, envelope)
+        except DeliveryError as exc:
+            if exc.permanent:
+                self._finish(delivery_id, message_id, recipient, "failed", str(exc))
+            else:
+                self._retry(delivery_id, str(exc))
+            return
+        if not reply.accepted:
+            self._finish(delivery_id, message_id, recipient, "refused", reply.reason)
+            return
+        detail = ""
+        if reply.HasField("response"):
+            detail = self._accept_receipt(message_id, kind, recipient, reply.response)
+        self._finish(delivery_id, message_id, recipient, "delivered", detail)
+
+    def _accept_receipt(
+        self, message_id: str, kind: str, recipient: str, answer: pb.Envelope
+    ) -> str:
+        """Route a recipient's receipt back to the requester through the outbox."""
+        broker = self.broker
+        verdict = broker.verifier.verify(answer, peer_node_id=recipient)
+        if isinstance(verdict, Rejected):
+            return f"receipt refused: {verdict}"
+        header = verdict.header
+        if header.reply_to != message_id or Kind(header.kind) != Kind.ACTION_RECEIPT:
+            return "receipt refused: not an ACTION_RECEIPT for this request"
+        if Kind(kind) not in ACTIONS:
+            return "receipt refused: the request was not an action"
+        decision = broker._decide(verdict)
+        try:
+            broker._record(answer, verdict, decision, durable=True)
+        except BrokerRefusal as exc:
+            return f"receipt refused: {exc.reason}"
+        apply_receipt(broker.audit, message_id, header, broker.clock_ms())
+        broker.outbox_wakeup.set()
+        return header.message_id
+
+    def _retry(self, delivery_id: int, error: str) -> None:
+        with self.broker.audit.session() as session:
+            row = session.get(DeliveryRow, delivery_id)
+            if row is None:
+                return
+            row.attempts += 1
+            row.next_attempt_at_ms = self.broker.clock_ms() + backoff_ms(row.attempts)
+            row.last_error = error[:500]
+            session.commit()
+
+    def _finish(
+        self, delivery_id: int, message_id: str, recipient: str, state: str, detail: str
+    ) -> None:
+        """Close an outbox row and audit the delivery event in one transaction."""
+        broker = self.broker
+        now = broker.clock_ms()
+        with broker.audit.transaction() as (session, append):
+            row = session.get(DeliveryRow, delivery_id)
+            if row is None or row.state != "pending":
+                return
+            row.state = state
+            row.attempts += 1
+            row.delivered_at_ms = now if state == "delivered" else 0
+            row.last_error = "" if state == "delivered" else detail[:500]
+            append(
+                {
+                    "type": "delivery",
+                    "at_ms": now,
+                    "message_id": message_id,
+                    "recipient": recipient,
+                    "state": state,
+                    "detail": detail[:500],
+                }
+            )
+            message = session.get(MessageRow, message_id)
+            if message is not None and message.state == "requested":
+                message.state = state
+            session.add(
+                EventRow(
+                    message_id=message_id, state=f"{state}:{recipient}", at_ms=now, detail=detail
+                )
+            )

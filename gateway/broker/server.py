@@ -1,0 +1,214 @@
+"""The broker's gRPC server: mTLS, identity interceptor, health, reflection, outbox worker."""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gateway.audit.log import AuditLog
+from gateway.audit.note import Ed25519Signer
+from gateway.broker.core import Broker, BrokerRefusal, party
+from gateway.broker.delivery import NodeDialer
+from gateway.broker.lifecycle import DeadlineWatcher
+from gateway.broker.outbox import OutboxWorker
+from gateway.config import BrokerConfig
+from gateway.db import BrokerBase, make_engine
+from gateway.envelope.build import now_ms
+from gateway.envelope.verify import EnvelopeVerifier, VerifierLimits
+from gateway.pki.directory_source import FileDirectory
+from gateway.pki.store import NodeBundle
+from gateway.policy import PolicyEngine, PolicyRequest
+from gateway.transport import (
+    IdentityInterceptor,
+    TlsFiles,
+    current_peer,
+    server_credentials,
+    server_options,
+)
+from gateway.v1 import gateway_pb2 as pb
+from gateway.v1 import gateway_pb2_grpc as rpc
+
+log = logging.getLogger(__name__)
+
+MAX_AUDIT_PAGE = 1000
+
+
+class BrokerServicer(rpc.BrokerServicer):
+    """Thin gRPC adapter over `Broker`: refusals become statuses with named checks."""
+
+    def __init__(self, broker: Broker, directory: FileDirectory) -> None:
+        self.broker = broker
+        self.directory = directory
+
+    def Submit(self, request: pb.Envelope, context: grpc.ServicerContext) -> pb.SubmitReply:
+        try:
+            routed = self.broker.submit(request, current_peer())
+        except BrokerRefusal as refusal:
+            context.abort(refusal.status, refusal.reason)
+        return pb.SubmitReply(
+            message_id=routed.message_id,
+            decision="ALLOW" if routed.decision.allowed else "DENY",
+            policy_ids=list(routed.decision.policy_ids),
+            receipt=pb.AuditReceipt(
+                leaf_index=routed.audit_index,
+                tlog_proof=self.broker.audit.receipt(routed.audit_index),
+            ),
+            responses=routed.responses,
+            undelivered=routed.undelivered,
+        )
+
+    def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusReply:
+        try:
+            return self.broker.status(request.message_id, current_peer())
+        except BrokerRefusal as refusal:
+            context.abort(refusal.status, refusal.reason)
+
+    def GetDirectory(
+        self, request: pb.DirectoryRequest, context: grpc.ServicerContext
+    ) -> pb.SignedDirectory:
+        blob = self.directory.signed()
+        return pb.SignedDirectory(directory=blob.directory, signature=blob.signature)
+
+    def ReadAudit(
+        self, request: pb.AuditReadRequest, context: grpc.ServicerContext
+    ) -> pb.AuditReadReply:
+        self._authorise_audit_read(context)
+        limit = max(1, min(MAX_AUDIT_PAGE, request.limit or MAX_AUDIT_PAGE))
+        entries = self.broker.audit.read(max(0, request.start), limit)
+        return pb.AuditReadReply(
+            entries=[pb.AuditEntry(index=i, leaf=leaf) for i, leaf in entries],
+            checkpoint=self.broker.audit.checkpoint(),
+        )
+
+    def GetConsistency(
+        self, request: pb.ConsistencyRequest, context: grpc.ServicerContext
+    ) -> pb.ConsistencyReply:
+        checkpoint = self.broker.audit.checkpoint()
+        size = self.broker.audit.size
+        new_size = request.new_size or size
+        if not 0 < request.old_size <= new_size <= size:
+            context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"consistency: sizes must satisfy 0 < old <= new <= {size}",
+            )
+        proof = self.broker.audit.consistency(request.old_size, new_size)
+        return pb.ConsistencyReply(proof=proof, checkpoint=checkpoint)
+
+    def _authorise_audit_read(self, context: grpc.ServicerContext) -> None:
+        directory = self.directory.current()
+        reader = directory.get(current_peer() or "")
+        broker = directory.get(self.broker.node_id)
+        if reader is None or broker is None:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "policy: unknown reader")
+        decision = self.broker.policy.decide(
+            PolicyRequest(
+                sender=party(reader),
+                recipient=party(broker),
+                kind="AUDIT_READ",
+                context=_empty_context(),
+            )
+        )
+        with self.broker.audit.transaction() as (_session, append):
+            append(
+                {
+                    "type": "audit-read",
+                    "at_ms": now_ms(),
+                    "sender": reader.node_id,
+                    "decision": "ALLOW" if decision.allowed else "DENY",
+                    "policy_ids": list(decision.policy_ids),
+                    "policy_set": decision.policy_set_hash,
+                }
+            )
+        if not decision.allowed:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"policy: {decision.reason}")
+
+
+def _empty_context() -> dict[str, str | int | bool]:
+    return {
+        "purpose": "audit",
+        "legal_basis": "",
+        "case_ref": "",
+        "batch_size": 0,
+        "amount_minor": 0,
+        "whole_balance": False,
+        "duration_hours": 0,
+        "reply_to": "",
+        "sender_kind_last_hour": 0,
+    }
+
+
+@dataclass
+class RunningBroker:
+    server: grpc.Server
+    broker: Broker
+    outbox: OutboxWorker
+    deadlines: DeadlineWatcher
+    port: int
+
+    def stop(self, grace: float = 1.0) -> None:
+        self.deadlines.stop()
+        self.outbox.stop()
+        self.server.stop(grace).wait()
+        self.broker.close()
+
+
+def build_broker(config: BrokerConfig) -> tuple[Broker, FileDirectory]:
+    bundle = NodeBundle(config.pki_bundle)
+    keys = bundle.keys()
+    directory = FileDirectory(config.directory_folder, bundle.directory_verify_key())
+    engine = make_engine(config.database)
+    BrokerBase.metadata.create_all(engine)
+    origin = f"{bundle.consortium()}/gateway-audit"
+    audit = AuditLog(engine, Ed25519Signer(origin, keys.signing), origin)
+    tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
+    broker = Broker(
+        node_id=config.node_id,
+        directory=directory,
+        verifier=EnvelopeVerifier(
+            directory, limits=VerifierLimits(max_envelope_bytes=config.max_envelope_bytes)
+        ),
+        policy=PolicyEngine.load(config.policy, config.schema),
+        audit=audit,
+        dialer=NodeDialer(tls, timeout_s=config.delivery_timeout_s),
+        stop_payment_answer_s=config.stop_payment_answer_s,
+        action_answer_s=config.action_answer_s,
+    )
+    return broker, directory
+
+
+def serve_broker(config: BrokerConfig) -> RunningBroker:
+    """Start the broker's server and outbox worker; returns once it listens."""
+    broker, directory = build_broker(config)
+    bundle = NodeBundle(config.pki_bundle)
+    tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=32),
+        interceptors=[IdentityInterceptor(directory)],
+        options=server_options(),
+    )
+    rpc.add_BrokerServicer_to_server(BrokerServicer(broker, directory), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    service_names = (
+        pb.DESCRIPTOR.services_by_name["Broker"].full_name,
+        health.SERVICE_NAME,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(service_names, server)
+    port = server.add_secure_port(config.listen, server_credentials(tls))
+    if port == 0:
+        raise RuntimeError(f"cannot listen on {config.listen}")
+    server.start()
+    for name in ("", service_names[0]):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    outbox = OutboxWorker(broker)
+    outbox.start()
+    deadlines = DeadlineWatcher(broker.audit, broker.clock_ms, config.deadline_check_s)
+    deadlines.start()
+    log.info("broker %s listening on port %d", config.node_id, port)
+    return RunningBroker(server, broker, outbox, deadlines, port)

@@ -1,0 +1,16 @@
+"""The `gateway` command: PKI, serving, data, queries, freezes, audit and the demo."""
+
+from __future__ import annotations
+
+import typer
+
+from gateway.cli import audit_cmd, demo_cmd, freeze_cmd, node_cmd, pki_cmd, serve_cmd
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app.add_typer(pki_cmd.app, name="pki")
+app.add_typer(serve_cmd.broker_app, name="broker")
+app.add_typer(node_cmd.app, name="node")
+app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(freeze_cmd.app, name="freeze")
+app.command("ping")(node_cmd.ping)
+app.command("demo")(demo_cmd.demo)

@@ -1,0 +1,336 @@
+"""`gateway audit`: the compliance officer's commands over the broker's audit log.
+
+Each command reads either a copy of the broker's database (`--database`, with the PKI
+folder's signed directory for the broker's key) or, as the regulator node, the live log
+through the broker (`--config regulator.toml`), which policy allows only to the
+regulator and which checks each checkpoint against those the node saw before.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from gateway.audit.merkle import MerkleTree, leaf_hash
+from gateway.audit.note import Ed25519Verifier, NoteVerifier
+from gateway.audit.source import (
+    EntryFilter,
+    count_entries,
+    stored_checkpoints,
+    stored_entries,
+)
+from gateway.audit.tlog_proof import TlogProof, format_tlog_proof
+from gateway.audit.verify import StoredCheckpoint, StoredEntry, VerifyReport, verify_log
+from gateway.cli.common import console, fail, node_config
+from gateway.db import make_engine
+from gateway.pki.directory import DirectoryError
+from gateway.pki.store import PkiError, PkiFolder
+
+app = typer.Typer(no_args_is_help=True, help="Verify, search, export and prove the audit log.")
+
+DATABASE = typer.Option(None, help="The broker's database (path or SQLAlchemy URL).")
+PKI = typer.Option(Path("var/pki"), "--pki", help="PKI folder with the signed directory.")
+CONFIG = typer.Option(None, help="Regulator node TOML: read the live log through the broker.")
+BROKER = typer.Option("broker", help="The broker's node id.")
+
+
+@contextmanager
+def remote_errors() -> Iterator[None]:
+    """Broker refusals and log-integrity failures as one clear line, not a traceback."""
+    from nodes.broker_client import LogIntegrityError
+
+    try:
+        yield
+    except grpc.RpcError as exc:
+        fail(f"broker: {exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+    except LogIntegrityError as exc:
+        fail(f"log integrity: {exc}")
+
+
+class LogSource:
+    """Entries and checkpoints from a database copy or from the broker, one interface."""
+
+    def __init__(
+        self, database: str | None, pki_dir: Path, config: Path | None, broker_id: str
+    ) -> None:
+        self.client = None
+        if config is not None:
+            from nodes.runtime import open_node
+
+            self.client = open_node(node_config(config)).client
+            self.origin = self.client.log_origin
+            with remote_errors():
+                self.verifiers: list[NoteVerifier] = [self.client.broker_note_verifier()]
+            self.engine = None
+            return
+        if database is None:
+            fail("give --database (a copy of the broker's database) or --config (regulator)")
+        try:
+            pki = PkiFolder(pki_dir)
+            directory = pki.directory()
+        except (PkiError, DirectoryError, OSError) as exc:
+            fail(f"cannot read the signed directory in {pki_dir}: {exc}")
+        broker = directory.get(broker_id)
+        if broker is None:
+            fail(f"the directory lists no broker {broker_id!r}")
+        self.origin = f"{directory.consortium}/gateway-audit"
+        self.verifiers = [Ed25519Verifier(self.origin, broker.sign_key)]
+        self.engine = make_engine(database)
+
+    def total(self) -> int | None:
+        return count_entries(self.engine) if self.engine is not None else None
+
+    def entries(self) -> Iterator[StoredEntry]:
+        if self.engine is not None:
+            return stored_entries(self.engine)
+        assert self.client is not None
+        return self.client.read_audit()
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        if self.engine is not None:
+            return stored_checkpoints(self.engine)
+        assert self.client is not None
+        self.client.latest_checkpoint()  # checked for consistency with those seen before
+        return self.client.seen_checkpoints()
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+def print_report(report: VerifyReport) -> None:
+    rate = report.entries / report.seconds if report.seconds else 0.0
+    console.print(
+        f"{report.entries} entries, {report.checkpoints} checkpoints checked in "
+        f"{report.seconds:.2f} s ({rate:,.0f} entries/s); root {report.root_hash.hex()}"
+    )
+    if report.ok:
+        console.print("[bold green]log verified[/]")
+        return
+    console.print(f"[bold red]log does not verify[/]: first bad entry {report.first_bad_entry}")
+    for problem in report.problems[:20]:
+        console.print(f"  - {problem}")
+    if len(report.problems) > 20:
+        console.print(f"  ... and {len(report.problems) - 20} more")
+
+
+@app.command("verify")
+def verify(
+    database: str | None = DATABASE,
+    pki_dir: Path = PKI,
+    config: Path | None = CONFIG,
+    broker: str = BROKER,
+) -> None:
+    """Recompute the whole tree, check every checkpoint; report the first bad entry."""
+    source = LogSource(database, pki_dir, config, broker)
+    try:
+        with remote_errors():
+            checkpoints = source.checkpoints()
+            report = _verify_with_progress(source, checkpoints)
+    finally:
+        source.close()
+    print_report(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _verify_with_progress(source: LogSource, checkpoints: list[StoredCheckpoint]) -> VerifyReport:
+    with Progress(
+        *Progress.get_default_columns()[:1],
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("verifying", total=source.total())
+        return verify_log(
+            source.entries(),
+            checkpoints,
+            source.verifiers,
+            source.origin,
+            progress=lambda n: bar.update(task, completed=n),
+        )
+
+
+def parse_time(value: str | None, option: str) -> int:
+    if not value:
+        return 0
+    try:
+        return int(datetime.fromisoformat(value).timestamp() * 1000)
+    except ValueError:
+        fail(f"{option}: not an ISO 8601 date or time")
+
+
+def matching(source: LogSource, criteria: EntryFilter) -> Iterator[tuple[int, dict[str, Any]]]:
+    with remote_errors():
+        for stored in source.entries():
+            entry = json.loads(stored.leaf)
+            if criteria.matches(entry):
+                yield stored.index, entry
+
+
+def criteria_from(
+    case: str, node: str, kind: str, decision: str, since: str | None, until: str | None
+) -> EntryFilter:
+    return EntryFilter(
+        case_ref=case,
+        node=node,
+        kind=kind,
+        decision=decision,
+        since_ms=parse_time(since, "--since"),
+        until_ms=parse_time(until, "--until"),
+    )
+
+
+CASE = typer.Option("", help="Case reference.")
+NODE = typer.Option("", help="Node id as sender, recipient or peer.")
+KIND = typer.Option("", help="Message kind, e.g. FREEZE.")
+DECISION = typer.Option("", help="ALLOW or DENY.")
+SINCE = typer.Option(None, help="From this time (ISO 8601), inclusive.")
+UNTIL = typer.Option(None, help="Until this time (ISO 8601), exclusive.")
+
+
+@app.command("search")
+def search(
+    case: str = CASE,
+    node: str = NODE,
+    kind: str = KIND,
+    decision: str = DECISION,
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
+    database: str | None = DATABASE,
+    pki_dir: Path = PKI,
+    config: Path | None = CONFIG,
+    broker: str = BROKER,
+    limit: int = typer.Option(200, help="Show at most this many entries."),
+) -> None:
+    """Entries by case, node, kind, decision and time range, as a table."""
+    criteria = criteria_from(case, node, kind, decision, since, until)
+    source = LogSource(database, pki_dir, config, broker)
+    table = Table(title="audit entries")
+    for column in ("#", "time (UTC)", "type", "kind", "sender", "to", "case", "decision"):
+        table.add_column(column)
+    shown = 0
+    try:
+        for index, entry in matching(source, criteria):
+            if shown == limit:
+                break
+            shown += 1
+            at = datetime.fromtimestamp(int(entry.get("at_ms", 0)) / 1000, tz=UTC)
+            to = entry.get("recipients") or [entry.get("recipient", "")]
+            table.add_row(
+                str(index),
+                at.strftime("%Y-%m-%d %H:%M:%S"),
+                str(entry.get("type", "")),
+                str(entry.get("kind", "")),
+                str(entry.get("sender", entry.get("peer", ""))),
+                ",".join(str(t) for t in to),
+                str(entry.get("case_ref", "")),
+                str(entry.get("decision", entry.get("state", ""))),
+            )
+    finally:
+        source.close()
+    console.print(table)
+    console.print(f"{shown} entries shown")
+
+
+EXPORT_COLUMNS = (
+    "index",
+    "type",
+    "at_ms",
+    "message_id",
+    "kind",
+    "sender",
+    "recipients",
+    "recipient",
+    "case_ref",
+    "purpose",
+    "legal_basis",
+    "decision",
+    "policy_ids",
+    "state",
+    "reason",
+    "payload_sha256",
+)
+
+
+@app.command("export")
+def export(
+    out: Path | None = typer.Option(None, help="Output file; standard output if absent."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
+    case: str = CASE,
+    node: str = NODE,
+    kind: str = KIND,
+    decision: str = DECISION,
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
+    database: str | None = DATABASE,
+    pki_dir: Path = PKI,
+    config: Path | None = CONFIG,
+    broker: str = BROKER,
+) -> None:
+    """Export matching entries as JSON Lines (exact entries) or CSV (main columns)."""
+    if fmt not in ("jsonl", "csv"):
+        fail("--format must be jsonl or csv")
+    criteria = criteria_from(case, node, kind, decision, since, until)
+    source = LogSource(database, pki_dir, config, broker)
+    stream = out.open("w", newline="") if out else sys.stdout
+    written = 0
+    try:
+        writer = None
+        if fmt == "csv":
+            writer = csv.DictWriter(stream, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+        for index, entry in matching(source, criteria):
+            if writer is None:
+                stream.write(json.dumps({"index": index, **entry}, sort_keys=True) + "\n")
+            else:
+                row = {k: _cell(v) for k, v in entry.items()}
+                writer.writerow({"index": index, **row})
+            written += 1
+    finally:
+        source.close()
+        if out:
+            stream.close()
+    if out:
+        console.print(f"{written} entries written to {out}")
+
+
+def _cell(value: object) -> object:
+    return ";".join(str(v) for v in value) if isinstance(value, list) else value
+
+
+@app.command("prove")
+def prove(
+    entry: int = typer.Argument(..., help="Entry index."),
+    database: str = typer.Option(..., help="The broker's database (path or URL)."),
+) -> None:
+    """Print a C2SP tlog-proof of one entry under the latest stored checkpoint."""
+    engine = make_engine(database)
+    checkpoints = stored_checkpoints(engine)
+    usable = [c for c in checkpoints if c.size > entry]
+    if entry < 0 or not usable:
+        fail(f"no signed checkpoint covers entry {entry}")
+    checkpoint = usable[-1]
+    tree = MerkleTree()
+    tree.extend(leaf_hash(e.leaf) for e in stored_entries(engine) if e.index < checkpoint.size)
+    if tree.size < checkpoint.size:
+        fail(f"the database holds {tree.size} entries, fewer than checkpoint {checkpoint.size}")
+    proof = TlogProof(
+        index=entry,
+        hashes=tuple(tree.inclusion_proof(entry, checkpoint.size)),
+        checkpoint=checkpoint.note.encode(),
+    )
+    sys.stdout.write(format_tlog_proof(proof))

@@ -1,0 +1,19 @@
+"""`gateway demo`: the local demonstration scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def demo(
+    folder: Path | None = typer.Option(
+        None, help="Keep the consortium in this folder instead of a temporary one."
+    ),
+    keep: bool = typer.Option(False, help="Do not delete the temporary folder afterwards."),
+) -> None:
+    """Start broker and nodes as processes on loopback, run the scenario, stop them all."""
+    from gateway.demo import run_demo
+
+    raise typer.Exit(run_demo(folder, keep))

@@ -1,0 +1,231 @@
+"""`gateway freeze`: police requests to stop payments, freeze accounts, suspend numbers.
+
+Each request is acknowledged by the broker only after it is stored durably, with an
+audit receipt; the bank's or carrier's signed receipt arrives later through the
+broker's outbox and shows in `status` and `list`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import grpc
+import typer
+from rich.table import Table
+
+from gateway.cli.common import console, fail, node_config
+from gateway.identifiers import InvalidIdentifier
+
+app = typer.Typer(no_args_is_help=True, help="Stop-payments, freezes and number suspensions.")
+
+CONFIG = typer.Option(..., help="The police node's TOML file.")
+CASE = typer.Option(..., "--case", help="Case reference.")
+BASIS = typer.Option(..., "--basis", help="Legal basis (statute and article).")
+OFFICER = typer.Option(..., "--officer", help="Issuing officer id.")
+APPROVER = typer.Option(..., "--approver", help="Approving officer id.")
+
+
+def minor_units(amount: str | None) -> int:
+    if amount is None:
+        return 0
+    try:
+        value = Decimal(amount)
+    except InvalidOperation:
+        fail("--amount: not a number")
+    if value <= 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
+        fail("--amount: must be positive with at most two decimals")
+    return int(value * 100)
+
+
+def when(ms: int) -> str:
+    if not ms:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def submit(config: Path, spec: object) -> None:
+    from nodes.actions.police import ActionSpec, issue_action
+    from nodes.runtime import open_node
+
+    assert isinstance(spec, ActionSpec)
+    ctx = open_node(node_config(config))
+    try:
+        result = issue_action(ctx, spec)
+    except grpc.RpcError as exc:
+        fail(f"refused: {exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+    except (InvalidIdentifier, ValueError) as exc:
+        fail(str(exc))
+    finally:
+        ctx.client.close()
+    console.print(
+        f"[bold green]{spec.action}[/] request [bold]{result.message_id}[/] stored by the broker "
+        f"(audit entry {result.leaf_index}); the receipt follows when {spec.recipient} answers"
+    )
+
+
+@app.command("request")
+def request(
+    value: str = typer.Argument(..., help="The account, card or phone number."),
+    config: Path = CONFIG,
+    kind: str = typer.Option("bank_account", help="bank_account, bank_card or phone."),
+    to: str = typer.Option(..., "--to", "--bank", "--carrier", help="Recipient node id."),
+    action: str = typer.Option(
+        "STOP_PAYMENT", help="STOP_PAYMENT, FREEZE or SUSPEND_NUMBER (upper case)."
+    ),
+    amount: str | None = typer.Option(None, help="Amount in yuan, e.g. 5000.00."),
+    whole_balance: bool = typer.Option(False, "--whole-balance", help="Hold the whole balance."),
+    hours: int = typer.Option(24, help="Duration in hours."),
+    case: str = CASE,
+    basis: str = BASIS,
+    officer: str = OFFICER,
+    approver: str = APPROVER,
+) -> None:
+    """Ask a bank to stop a payment or freeze, or a carrier to suspend a number."""
+    from nodes.actions.police import ActionSpec
+
+    action = action.upper()
+    if action in ("STOP_PAYMENT", "FREEZE") and not (amount or whole_balance):
+        fail("give --amount or --whole-balance")
+    submit(
+        config,
+        ActionSpec(
+            recipient=to,
+            action=action,
+            case_ref=case,
+            legal_basis=basis,
+            issuing_officer=officer,
+            approving_officer=approver,
+            identifier_kind=kind,
+            identifier=value,
+            amount_minor=minor_units(amount),
+            whole_balance=whole_balance,
+            duration_hours=hours,
+        ),
+    )
+
+
+def follow_up(
+    config: Path,
+    action: str,
+    request_id: str,
+    hours: int,
+    case: str,
+    basis: str,
+    officer: str,
+    approver: str,
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from nodes.actions.police import ActionRequestRow, ActionSpec
+    from nodes.runtime import open_node
+
+    ctx = open_node(node_config(config))
+    with Session(ctx.engine) as session:
+        original = session.get(ActionRequestRow, request_id)
+    ctx.client.close()
+    if original is None:
+        fail(f"no request {request_id} in this node's journal")
+    if action == "RELEASE" and original.action == "SUSPEND_NUMBER":
+        action = "RESTORE_NUMBER"
+    submit(
+        config,
+        ActionSpec(
+            recipient=original.recipient,
+            action=action,
+            case_ref=case or original.case_ref,
+            legal_basis=basis,
+            issuing_officer=officer,
+            approving_officer=approver,
+            duration_hours=hours,
+            target_request_id=request_id,
+        ),
+    )
+
+
+@app.command("extend")
+def extend(
+    request_id: str = typer.Argument(..., help="The request whose hold to extend."),
+    config: Path = CONFIG,
+    hours: int = typer.Option(..., help="Hours to add."),
+    case: str = typer.Option("", "--case", help="Case reference (default: the request's)."),
+    basis: str = BASIS,
+    officer: str = OFFICER,
+    approver: str = APPROVER,
+) -> None:
+    """Extend a stop-payment or freeze."""
+    follow_up(config, "EXTEND", request_id, hours, case, basis, officer, approver)
+
+
+@app.command("release")
+def release(
+    request_id: str = typer.Argument(..., help="The request whose hold to release."),
+    config: Path = CONFIG,
+    case: str = typer.Option("", "--case", help="Case reference (default: the request's)."),
+    basis: str = BASIS,
+    officer: str = OFFICER,
+    approver: str = APPROVER,
+) -> None:
+    """Release a hold, or restore a suspended number."""
+    follow_up(config, "RELEASE", request_id, 0, case, basis, officer, approver)
+
+
+@app.command("status")
+def status(request_id: str = typer.Argument(...), config: Path = CONFIG) -> None:
+    """A request's lifecycle as the broker recorded it, and the receipt we hold."""
+    from sqlalchemy.orm import Session
+
+    from nodes.actions.police import ActionRequestRow
+    from nodes.runtime import open_node
+
+    ctx = open_node(node_config(config))
+    try:
+        reply = ctx.client.status(request_id)
+    except grpc.RpcError as exc:
+        fail(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+    finally:
+        ctx.client.close()
+    with Session(ctx.engine) as session:
+        mine = session.get(ActionRequestRow, request_id)
+    table = Table(title=f"request {request_id}: {reply.state}")
+    table.add_column("time")
+    table.add_column("event")
+    table.add_column("detail")
+    for event in reply.events:
+        table.add_row(when(event.at_ms), event.state, event.detail[:60])
+    console.print(table)
+    if mine is not None and mine.receipt_id:
+        console.print(
+            f"receipt {mine.receipt_id}: {mine.state} {mine.executed_amount_minor / 100:.2f}, "
+            f"until {when(mine.hold_expires_at_ms) or '-'} {mine.reason}"
+        )
+
+
+@app.command("list")
+def list_requests(
+    config: Path = CONFIG,
+    case: str | None = typer.Option(None, "--case", help="Only this case."),
+) -> None:
+    """This node's requests and what their receipts say."""
+    from nodes.actions.police import requests_for_case
+    from nodes.runtime import open_node
+
+    ctx = open_node(node_config(config))
+    rows = requests_for_case(ctx, case)
+    ctx.client.close()
+    table = Table(title=f"action requests{f' for case {case}' if case else ''}")
+    for column in ("request", "to", "action", "case", "state", "amount", "until", "reason"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r.request_id,
+            r.recipient,
+            r.action,
+            r.case_ref,
+            r.state,
+            f"{r.executed_amount_minor / 100:.2f}" if r.executed_amount_minor else "",
+            when(r.hold_expires_at_ms),
+            r.reason,
+        )
+    console.print(table)

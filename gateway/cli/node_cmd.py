@@ -1,0 +1,93 @@
+"""`gateway node ...` and `gateway ping`: run a node and talk through the broker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+import typer
+from rich.table import Table
+
+from gateway.cli.common import console, fail, node_config, setup_logging
+from gateway.cli.serve_cmd import wait_for_signal
+from gateway.config import ConfigError
+
+app = typer.Typer(no_args_is_help=True, help="Run and configure an agency node.")
+
+
+@app.command("serve")
+def serve(
+    config: Path = typer.Option(..., help="The node's TOML file."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Serve the node's gRPC endpoint over mTLS until interrupted."""
+    from nodes.runtime import serve_node
+
+    setup_logging(verbose)
+    cfg = node_config(config)
+    try:
+        running = serve_node(cfg)
+    except (ConfigError, OSError, RuntimeError, grpc.RpcError) as exc:
+        fail(f"node {cfg.node_id} cannot start: {exc}")
+    console.print(f"node {cfg.node_id} ({cfg.role}) serving on port {running.port}")
+    wait_for_signal()
+    running.stop()
+
+
+@app.command("init")
+def init(
+    node: str = typer.Option(..., help="Node id as issued by `gateway pki issue`."),
+    role: str = typer.Option(..., help="police, bank, carrier or regulator."),
+    out: Path = typer.Option(..., help="Where to write the TOML file."),
+    pki_dir: Path = typer.Option(Path("var/pki"), "--pki"),
+    listen: str = typer.Option("127.0.0.1:0"),
+    broker: str = typer.Option("127.0.0.1:7100", help="The broker's host:port."),
+    database: str = typer.Option("", help="SQLite path or SQLAlchemy URL."),
+) -> None:
+    """Write a commented configuration file for a node."""
+    from gateway.node_config_template import render
+
+    if out.exists():
+        fail(f"{out} exists; refusing to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bundle = (pki_dir / "nodes" / node).resolve()
+    db = database or str((out.parent / f"{node}.db").resolve())
+    out.write_text(
+        render(node=node, role=role, listen=listen, broker=broker, bundle=bundle, database=db)
+    )
+    console.print(f"wrote {out}")
+
+
+def ping(
+    config: Path = typer.Option(..., help="The sending node's TOML file."),
+    to: list[str] = typer.Option(..., "--to", help="Recipient node id (repeatable)."),
+) -> None:
+    """Send a signed PING through the broker and show who answered."""
+    from gateway.envelope.build import Draft
+    from nodes.runtime import open_node
+
+    cfg = node_config(config)
+    ctx = open_node(cfg)
+    try:
+        result = ctx.client.submit(
+            Draft(
+                sender=cfg.node_id,
+                recipients=to,
+                kind="PING",
+                payload=b"{}",
+                purpose="connectivity",
+            )
+        )
+    except grpc.RpcError as exc:
+        fail(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+    finally:
+        ctx.client.close()
+    table = Table(title=f"PING {result.message_id} (audit entry {result.leaf_index})")
+    table.add_column("from")
+    table.add_column("answer")
+    for header, payload in result.answers:
+        table.add_row(header.sender, json.dumps(json.loads(payload)))
+    for name in result.undelivered:
+        table.add_row(name, "[red]no answer[/]")
+    console.print(table)

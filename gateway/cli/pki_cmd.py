@@ -1,0 +1,80 @@
+"""`gateway pki`: the consortium administrator's commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from gateway.cli.common import console, fail
+from gateway.pki.directory import DirectoryError
+from gateway.pki.store import PkiError, PkiFolder
+
+app = typer.Typer(no_args_is_help=True, help="Consortium CA, node keys and the signed directory.")
+
+PKI_DIR = typer.Option(Path("var/pki"), "--dir", help="The consortium's PKI folder.")
+
+
+def oprf_key_pair() -> tuple[bytes, bytes]:
+    """A fresh RFC 9497 key pair for a responder."""
+    from gateway.crypto.oprf import generate_key_pair
+
+    return generate_key_pair()
+
+
+@app.command("init")
+def init(
+    consortium: str = typer.Option(..., help="Consortium name, the SPIFFE trust domain."),
+    pki_dir: Path = PKI_DIR,
+) -> None:
+    """Create the consortium CA, the directory signing key and an empty directory."""
+    try:
+        PkiFolder(pki_dir).init(consortium)
+    except PkiError as exc:
+        fail(str(exc))
+    console.print(f"consortium [bold]{consortium}[/] created in {pki_dir}")
+
+
+@app.command("issue")
+def issue(
+    node: str = typer.Option(..., help="Node id, e.g. bank-a."),
+    role: str = typer.Option(..., help="broker, police, bank, carrier or regulator."),
+    agency: str = typer.Option("", help="Agency name shown to other members."),
+    endpoint: str = typer.Option("", help="host:port where the node listens."),
+    pki_dir: Path = PKI_DIR,
+) -> None:
+    """Issue a node's mTLS certificate and keys, and list it in a newly signed directory."""
+    try:
+        bundle = PkiFolder(pki_dir).issue(
+            node, role, agency=agency, endpoint=endpoint, oprf_key_factory=oprf_key_pair
+        )
+    except (PkiError, DirectoryError) as exc:
+        fail(str(exc))
+    console.print(f"issued [bold]{node}[/] ({role}); bundle in {bundle.folder}")
+
+
+@app.command("revoke")
+def revoke(node: str = typer.Option(...), pki_dir: Path = PKI_DIR) -> None:
+    """Revoke a member: its certificate and keys are refused once the directory updates."""
+    try:
+        PkiFolder(pki_dir).revoke(node)
+    except (PkiError, DirectoryError) as exc:
+        fail(str(exc))
+    console.print(f"revoked [bold]{node}[/]")
+
+
+@app.command("show")
+def show(pki_dir: Path = PKI_DIR) -> None:
+    """Print the signed directory after checking its signature."""
+    from rich.table import Table
+
+    try:
+        directory = PkiFolder(pki_dir).directory()
+    except (PkiError, DirectoryError, OSError) as exc:
+        fail(str(exc))
+    table = Table(title=f"{directory.consortium} directory, serial {directory.serial}")
+    for column in ("node", "role", "agency", "endpoint", "status", "keys"):
+        table.add_column(column)
+    for m in directory.members:
+        table.add_row(m.node_id, m.role, m.agency, m.endpoint, m.status, f"v{m.key_version}")
+    console.print(table)

@@ -1,0 +1,55 @@
+"""`gateway broker serve`: run the broker until interrupted."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import typer
+
+from gateway.cli.common import console, fail, setup_logging
+from gateway.config import BrokerConfig, ConfigError, load_config
+
+broker_app = typer.Typer(no_args_is_help=True, help="Run the broker.")
+
+
+def wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+@broker_app.command("serve")
+def serve(
+    config: Path | None = typer.Option(None, help="Broker TOML file; flags below if absent."),
+    pki_dir: Path = typer.Option(Path("var/pki"), "--pki", help="PKI folder (directory files)."),
+    node: str = typer.Option("broker", help="The broker's node id in the directory."),
+    listen: str = typer.Option("127.0.0.1:7100", help="host:port to listen on."),
+    database: str = typer.Option("var/broker.db", help="SQLite path or SQLAlchemy URL."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Serve the broker over mTLS with its outbox worker."""
+    from gateway.broker.server import serve_broker
+
+    setup_logging(verbose)
+    try:
+        cfg = (
+            load_config(BrokerConfig, config)
+            if config
+            else BrokerConfig(
+                node_id=node,
+                listen=listen,
+                database=database,
+                pki_bundle=pki_dir / "nodes" / node,
+                directory_folder=pki_dir,
+            )
+        )
+        running = serve_broker(cfg)
+    except (ConfigError, OSError, RuntimeError) as exc:
+        fail(str(exc))
+    console.print(f"broker {cfg.node_id} serving on port {running.port}")
+    wait_for_signal()
+    running.stop()

@@ -1,0 +1,1 @@
+"""Signed envelopes: every message between agencies, as built, sealed and verified."""

@@ -1,0 +1,64 @@
+"""Message kinds, and how the broker routes each one.
+
+Queries and PSI are interactive: the broker delivers them at once and returns the
+answers to the sender in the same call. Action requests (stop-payment, freeze, ...) and
+their receipts are durable: the broker stores them in its outbox before it acknowledges,
+and delivers them with retries until the recipient answers.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    PING = "PING"
+    PONG = "PONG"
+    MATCH_QUERY = "MATCH_QUERY"
+    MATCH_RESPONSE = "MATCH_RESPONSE"
+    PSI_REQUEST = "PSI_REQUEST"
+    PSI_RESPONSE = "PSI_RESPONSE"
+    STOP_PAYMENT = "STOP_PAYMENT"
+    FREEZE = "FREEZE"
+    EXTEND = "EXTEND"
+    RELEASE = "RELEASE"
+    SUSPEND_NUMBER = "SUSPEND_NUMBER"
+    RESTORE_NUMBER = "RESTORE_NUMBER"
+    ACTION_RECEIPT = "ACTION_RECEIPT"
+    FLAGGED_NUMBERS = "FLAGGED_NUMBERS"
+    AUDIT_READ = "AUDIT_READ"
+
+
+INTERACTIVE = frozenset({Kind.PING, Kind.MATCH_QUERY, Kind.PSI_REQUEST})
+"""Delivered at once; the recipients' answers come back in the Submit reply."""
+
+ANSWERS = frozenset({Kind.PONG, Kind.MATCH_RESPONSE, Kind.PSI_RESPONSE})
+"""Only ever travel as a recipient's direct answer to an interactive message."""
+
+ACTIONS = frozenset(
+    {
+        Kind.STOP_PAYMENT,
+        Kind.FREEZE,
+        Kind.EXTEND,
+        Kind.RELEASE,
+        Kind.SUSPEND_NUMBER,
+        Kind.RESTORE_NUMBER,
+    }
+)
+"""Durable: stored in the outbox before acknowledgement, delivered until answered."""
+
+DURABLE = ACTIONS | {Kind.ACTION_RECEIPT, Kind.FLAGGED_NUMBERS}
+
+SEALED = frozenset(
+    {Kind.MATCH_QUERY, Kind.MATCH_RESPONSE, Kind.PSI_REQUEST, Kind.PSI_RESPONSE}
+    | ACTIONS
+    | {Kind.FLAGGED_NUMBERS}
+)
+"""Kinds whose payload may carry an identifier in a recoverable form: sealed to the recipient."""
+
+
+def parse_kind(text: str) -> Kind | None:
+    try:
+        return Kind(text)
+    except ValueError:
+        return None

@@ -1,0 +1,212 @@
+"""A local consortium on loopback: PKI, configuration files, and its processes.
+
+Used by `gateway demo` and by the tests, so that what the demo shows is what is tested:
+a consortium created under one folder, and broker and nodes run as separate processes
+through the same CLI an operator uses.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway.config import BrokerConfig, NodeConfig, load_config
+from gateway.crypto.oprf import generate_key_pair
+from gateway.node_config_template import render
+from gateway.pki.store import PkiFolder
+from gateway.transport import TlsFiles, secure_channel
+
+CONSORTIUM = "demo.gateway"
+
+DEFAULT_NODES = (
+    ("police-1", "police", "City Police"),
+    ("bank-a", "bank", "Bank A"),
+    ("bank-b", "bank", "Bank B"),
+    ("carrier-1", "carrier", "Carrier One"),
+    ("regulator-1", "regulator", "Regulator"),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Consortium:
+    """PKI and configuration files of a consortium under `root`."""
+
+    root: Path
+    broker_port: int
+    node_ports: dict[str, int] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)
+    broker_database: str = ""
+    name: str = CONSORTIUM
+
+    @property
+    def pki(self) -> PkiFolder:
+        return PkiFolder(self.root / "pki")
+
+    @classmethod
+    def create(
+        cls,
+        root: Path,
+        nodes: tuple[tuple[str, str, str], ...] = DEFAULT_NODES,
+        *,
+        database_urls: dict[str, str] | None = None,
+        name: str = CONSORTIUM,
+    ) -> Consortium:
+        urls = database_urls or {}
+        consortium = cls(root=root, broker_port=free_port(), name=name)
+        root.mkdir(parents=True, exist_ok=True)
+        pki = consortium.pki
+        pki.init(name)
+        pki.issue(
+            "broker",
+            "broker",
+            agency="Consortium broker",
+            endpoint=f"127.0.0.1:{consortium.broker_port}",
+        )
+        consortium.broker_database = urls.get("broker", str(root / "broker.db"))
+        for node_id, role, agency in nodes:
+            port = free_port()
+            consortium.node_ports[node_id] = port
+            consortium.roles[node_id] = role
+            pki.issue(
+                node_id,
+                role,
+                agency=agency,
+                endpoint=f"127.0.0.1:{port}",
+                oprf_key_factory=generate_key_pair,
+            )
+            config_text = render(
+                node=node_id,
+                role=role,
+                listen=f"127.0.0.1:{port}",
+                broker=f"127.0.0.1:{consortium.broker_port}",
+                bundle=pki.bundle(node_id).folder,
+                database=urls.get(node_id, str(root / f"{node_id}.db")),
+            )
+            consortium.config_path(node_id).write_text(config_text)
+        return consortium
+
+    def config_path(self, node_id: str) -> Path:
+        return self.root / f"{node_id}.toml"
+
+    def node_config(self, node_id: str) -> NodeConfig:
+        return load_config(NodeConfig, self.config_path(node_id))
+
+    def broker_config(self, **overrides: object) -> BrokerConfig:
+        values: dict[str, object] = {
+            "node_id": "broker",
+            "listen": f"127.0.0.1:{self.broker_port}",
+            "database": self.broker_database,
+            "pki_bundle": self.pki.bundle("broker").folder,
+            "directory_folder": self.root / "pki",
+        }
+        values.update(overrides)
+        return BrokerConfig(**values)  # type: ignore[arg-type]
+
+
+START_TIMEOUT_S = 30.0
+
+
+def gateway_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gateway", *args]
+
+
+@dataclass
+class Processes:
+    """The processes started for one test, by node id, with their log files."""
+
+    consortium: Consortium
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
+
+    def start_broker(self) -> None:
+        c = self.consortium
+        self._start(
+            "broker",
+            gateway_command(
+                "broker",
+                "serve",
+                "--pki",
+                str(c.root / "pki"),
+                "--listen",
+                f"127.0.0.1:{c.broker_port}",
+                "--database",
+                c.broker_database,
+            ),
+            c.broker_port,
+            "broker",
+        )
+
+    def start_node(self, node_id: str) -> None:
+        c = self.consortium
+        command = gateway_command("node", "serve", "--config", str(c.config_path(node_id)))
+        self._start(node_id, command, c.node_ports[node_id], node_id)
+
+    def _start(self, name: str, command: list[str], port: int, server_name: str) -> None:
+        log = self.consortium.root / f"{name}.log"
+        self.logs[name] = log
+        with log.open("ab") as out:
+            self.procs[name] = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy()
+            )
+        self._wait_serving(name, port, server_name)
+
+    def _wait_serving(self, name: str, port: int, server_name: str) -> None:
+        """Poll the standard health service over mTLS until the process serves."""
+        bundle = self.consortium.pki.bundle("broker")  # any member may probe health
+        tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited: {self.logs[name].read_text()[-2000:]}")
+            with secure_channel(f"127.0.0.1:{port}", server_name, tls) as channel:
+                try:
+                    reply = health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=1
+                    )
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} did not serve within {START_TIMEOUT_S} s")
+
+    def kill(self, name: str, sig: int = signal.SIGTERM) -> None:
+        proc = self.procs.pop(name)
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.kill(name)
+
+
+@contextmanager
+def processes(consortium: Consortium) -> Iterator[Processes]:
+    """Processes started inside the block are stopped when it ends, whatever happens."""
+    running = Processes(consortium)
+    try:
+        yield running
+    finally:
+        running.stop_all()

@@ -1,0 +1,61 @@
+"""The commented example configuration `gateway node init` writes for each role."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_ROLE_NOTES = {
+    "police": "# Police: issues queries and freeze requests; receives answers and receipts.",
+    "bank": (
+        "# Bank: answers match queries from its accounts and executes stop-payments and\n"
+        "# freezes through its adapter. Point adapter_table/adapter_columns at your own\n"
+        "# accounts table to use it instead of the built-in one."
+    ),
+    "carrier": ("# Carrier: answers match queries from its subscribers and suspends numbers."),
+    "regulator": "# Regulator: reads and verifies the broker's audit log; sends nothing else.",
+}
+
+_RESPONDER_EXTRA = """
+# Attributes a querier may see in a match label (never more than the policy allows).
+label_attributes = ["record_id", "status", "opened_on"]
+
+# Adapter: the table holding accounts (bank) or numbers (carrier) and how its columns
+# map to the gateway's names. Leave empty to use the built-in table.
+adapter_table = ""
+# [adapter_columns]
+# identifier = "account_no"
+# status = "status"
+# balance_minor = "balance_fen"
+# held_minor = "held_fen"
+# hold_expires_at_ms = "hold_expiry"
+"""
+
+
+def render(*, node: str, role: str, listen: str, broker: str, bundle: Path, database: str) -> str:
+    """A TOML file for one node; every key can be overridden by GATEWAY_<KEY>."""
+    extra = _RESPONDER_EXTRA if role in ("bank", "carrier") else ""
+    return f"""{_ROLE_NOTES.get(role, "")}
+# Every key can be overridden by an environment variable GATEWAY_<KEY>, e.g.
+# GATEWAY_DATABASE=postgresql+psycopg://user@db/bank.
+
+# This node's id and role, as issued by `gateway pki issue`.
+node_id = "{node}"
+role = "{role}"
+
+# Where this node's gRPC server listens (mTLS), and where the broker is.
+listen = "{listen}"
+broker_endpoint = "{broker}"
+broker_id = "broker"
+
+# The node's bundle from `gateway pki issue`: certificate, keys, CA, directory key.
+pki_bundle = "{bundle}"
+
+# The node's own database: a SQLite path or any SQLAlchemy URL.
+database = "{database}"
+
+# Default region for phone numbers written without a country code.
+default_region = "CN"
+
+# Deadline for every call to the broker, in seconds.
+call_timeout_s = 30.0
+{extra}"""

@@ -1,0 +1,1 @@
+"""Identity: the consortium CA, node key material and the signed membership directory."""

@@ -1,0 +1,172 @@
+"""The consortium certificate authority: it issues each node's mTLS certificate.
+
+A node's identity on the wire is the URI SAN ``spiffe://<consortium>/node/<node-id>`` of
+its certificate; the broker and nodes read it from the TLS session, never from a header.
+TLS keys are ECDSA P-256 because every gRPC TLS stack accepts them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+SPIFFE_PREFIX = "spiffe://"
+
+
+def spiffe_id(consortium: str, node_id: str) -> str:
+    """The URI that names a node in its certificate."""
+    return f"{SPIFFE_PREFIX}{consortium}/node/{node_id}"
+
+
+def node_id_from_spiffe(uri: str, consortium: str) -> str | None:
+    """The node id in a SPIFFE URI of this consortium, or None for any other URI."""
+    prefix = f"{SPIFFE_PREFIX}{consortium}/node/"
+    if not uri.startswith(prefix):
+        return None
+    node_id = uri[len(prefix) :]
+    return node_id if node_id and "/" not in node_id else None
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """A private key and the certificate the CA issued for it, both PEM."""
+
+    key_pem: bytes
+    cert_pem: bytes
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def create_ca(consortium: str, *, days: int = 3650) -> IssuedCertificate:
+    """A self-signed root for the consortium, allowed to sign node certificates only."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, consortium),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{consortium} consortium CA"),
+        ]
+    )
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return IssuedCertificate(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+
+
+def issue_node_certificate(
+    ca: IssuedCertificate,
+    consortium: str,
+    node_id: str,
+    *,
+    hostnames: tuple[str, ...] = ("localhost",),
+    days: int = 825,
+) -> IssuedCertificate:
+    """A client-and-server certificate naming the node by SPIFFE URI and by DNS name.
+
+    The DNS name equal to the node id lets a client pin the server it dials
+    (``grpc.ssl_target_name_override``), so the broker knows it reached the right node.
+    """
+    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError("consortium CA key is not an ECDSA key")
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _now()
+    names: list[x509.GeneralName] = [
+        x509.UniformResourceIdentifier(spiffe_id(consortium, node_id)),
+        x509.DNSName(node_id),
+    ]
+    names += [x509.DNSName(h) for h in hostnames if h != node_id]
+    names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, consortium),
+                    x509.NameAttribute(NameOID.COMMON_NAME, node_id),
+                ]
+            )
+        )
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return IssuedCertificate(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+
+
+def certificate_fingerprint(cert_pem: bytes) -> str:
+    """SHA-256 of the DER certificate, hex: how the directory pins a node's current cert."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def certificate_spiffe_ids(cert_pem_or_der: bytes) -> list[str]:
+    """Every SPIFFE URI SAN in a certificate (PEM or DER)."""
+    if cert_pem_or_der.startswith(b"-----BEGIN"):
+        cert = x509.load_pem_x509_certificate(cert_pem_or_der)
+    else:
+        cert = x509.load_der_x509_certificate(cert_pem_or_der)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [
+        u
+        for u in san.get_values_for_type(x509.UniformResourceIdentifier)
+        if u.startswith(SPIFFE_PREFIX)
+    ]
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )

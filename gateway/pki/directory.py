@@ -1,0 +1,178 @@
+"""The signed membership directory: who is in the consortium, in which role, with which keys.
+
+The directory is signed by the consortium's directory key, which the broker does not
+hold: the broker serves the directory but cannot add or alter a member on its own, and
+every node refuses a directory whose signature does not verify.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+ROLES = ("broker", "police", "bank", "carrier", "regulator")
+ACTIVE = "active"
+REVOKED = "revoked"
+
+
+class DirectoryError(Exception):
+    """The directory is malformed, or its signature does not verify."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise DirectoryError(f"directory field {what} is not base64") from exc
+
+
+@dataclass(frozen=True)
+class Member:
+    """One node of the consortium as every other node sees it."""
+
+    node_id: str
+    role: str
+    agency: str
+    endpoint: str
+    sign_key: bytes
+    seal_key: bytes
+    oprf_key: bytes = b""
+    cert_sha256: str = ""
+    status: str = ACTIVE
+    key_version: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "role": self.role,
+            "agency": self.agency,
+            "endpoint": self.endpoint,
+            "sign_key": _b64(self.sign_key),
+            "seal_key": _b64(self.seal_key),
+            "oprf_key": _b64(self.oprf_key),
+            "cert_sha256": self.cert_sha256,
+            "status": self.status,
+            "key_version": self.key_version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Member:
+        try:
+            member = cls(
+                node_id=str(data["node_id"]),
+                role=str(data["role"]),
+                agency=str(data["agency"]),
+                endpoint=str(data["endpoint"]),
+                sign_key=_unb64(str(data["sign_key"]), "sign_key"),
+                seal_key=_unb64(str(data["seal_key"]), "seal_key"),
+                oprf_key=_unb64(str(data.get("oprf_key", "")), "oprf_key"),
+                cert_sha256=str(data.get("cert_sha256", "")),
+                status=str(data.get("status", ACTIVE)),
+                key_version=int(data.get("key_version", 1)),
+            )
+        except KeyError as exc:
+            raise DirectoryError(f"directory member lacks field {exc.args[0]}") from exc
+        if member.role not in ROLES:
+            raise DirectoryError(f"member {member.node_id} has unknown role {member.role!r}")
+        if len(member.sign_key) != 32 or len(member.seal_key) != 32:
+            raise DirectoryError(f"member {member.node_id} has a key of the wrong length")
+        if member.status not in (ACTIVE, REVOKED):
+            raise DirectoryError(f"member {member.node_id} has unknown status {member.status!r}")
+        return member
+
+
+@dataclass(frozen=True)
+class Directory:
+    """The whole membership list at one serial number."""
+
+    consortium: str
+    serial: int
+    members: tuple[Member, ...] = field(default_factory=tuple)
+
+    def get(self, node_id: str) -> Member | None:
+        for member in self.members:
+            if member.node_id == node_id:
+                return member
+        return None
+
+    def active_members(self, role: str | None = None) -> list[Member]:
+        return [m for m in self.members if m.active and (role is None or m.role == role)]
+
+    def with_member(self, member: Member) -> Directory:
+        """A new directory, serial + 1, with the member added or replaced."""
+        others = tuple(m for m in self.members if m.node_id != member.node_id)
+        members = tuple(sorted((*others, member), key=lambda m: m.node_id))
+        return replace(self, serial=self.serial + 1, members=members)
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON: sorted keys, no spaces, so the signature is reproducible."""
+        doc = {
+            "consortium": self.consortium,
+            "serial": self.serial,
+            "members": [m.to_dict() for m in self.members],
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Directory:
+        try:
+            doc = json.loads(data)
+            members = tuple(Member.from_dict(m) for m in doc["members"])
+            directory = cls(str(doc["consortium"]), int(doc["serial"]), members)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DirectoryError(f"directory is not well-formed: {type(exc).__name__}") from exc
+        ids = [m.node_id for m in members]
+        if len(set(ids)) != len(ids):
+            raise DirectoryError("directory lists a node id twice")
+        return directory
+
+
+@dataclass(frozen=True)
+class SignedDirectoryBlob:
+    """The directory bytes and the directory key's signature over them."""
+
+    directory: bytes
+    signature: bytes
+
+
+def sign_directory(directory: Directory, key: Ed25519PrivateKey) -> SignedDirectoryBlob:
+    data = directory.to_bytes()
+    return SignedDirectoryBlob(data, key.sign(data))
+
+
+def verify_directory(
+    blob: SignedDirectoryBlob, verify_key: Ed25519PublicKey, *, min_serial: int = 0
+) -> Directory:
+    """Parse a directory only if the consortium key signed it and it is not older than known."""
+    try:
+        verify_key.verify(blob.signature, blob.directory)
+    except InvalidSignature as exc:
+        raise DirectoryError("directory signature does not verify") from exc
+    directory = Directory.from_bytes(blob.directory)
+    if directory.serial < min_serial:
+        raise DirectoryError(
+            f"directory serial {directory.serial} is older than the known {min_serial}"
+        )
+    return directory
+
+
+def members_by_role(directory: Directory, roles: Iterable[str]) -> list[Member]:
+    wanted = set(roles)
+    return [m for m in directory.active_members() if m.role in wanted]

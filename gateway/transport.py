@@ -1,0 +1,151 @@
+"""mTLS for every gRPC connection, and the peer identity it proves.
+
+Servers require a client certificate issued by the consortium CA; the peer's node id is
+the SPIFFE URI in that certificate, and the certificate must be the one the directory
+lists for that node (so a rotated or revoked certificate stops working even though the
+CA once signed it). An interceptor resolves the identity once per call and refuses
+calls without one, instead of every handler repeating the check.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from gateway.pki.ca import node_id_from_spiffe
+from gateway.pki.directory import Directory
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+PEER_NODE_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "peer_node_id", default=None
+)
+
+OPEN_METHODS = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+"""Health and reflection answer any CA-authenticated client, member or not."""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+    ca: Path
+
+    def read(self) -> tuple[bytes, bytes, bytes]:
+        return self.cert.read_bytes(), self.key.read_bytes(), self.ca.read_bytes()
+
+
+def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
+    cert, key, ca = tls.read()
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=True
+    )
+
+
+def channel_options(target_node_id: str) -> list[tuple[str, Any]]:
+    """Pin the server by DNS SAN = node id, and allow our message size."""
+    return [
+        ("grpc.ssl_target_name_override", target_node_id),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ]
+
+
+def server_options() -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ]
+
+
+def secure_channel(endpoint: str, target_node_id: str, tls: TlsFiles) -> grpc.Channel:
+    cert, key, ca = tls.read()
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=ca, private_key=key, certificate_chain=cert
+    )
+    return grpc.secure_channel(endpoint, creds, options=channel_options(target_node_id))
+
+
+@lru_cache(maxsize=1024)
+def _cert_identity(pem: bytes, consortium: str) -> tuple[str | None, str]:
+    cert = x509.load_pem_x509_certificate(pem)
+    fingerprint = cert.fingerprint(hashes.SHA256()).hex()
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None, fingerprint
+    for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
+        node_id = node_id_from_spiffe(uri, consortium)
+        if node_id is not None:
+            return node_id, fingerprint
+    return None, fingerprint
+
+
+def peer_identity(context: grpc.ServicerContext, directory: Directory) -> tuple[str | None, str]:
+    """(node id, reason): the member the peer's certificate names, or None and why not."""
+    auth = context.auth_context()
+    raw: bytes | list[bytes] = auth.get("x509_pem_cert") or []
+    pems = [raw] if isinstance(raw, bytes) else list(raw)
+    if not pems:
+        return None, "no client certificate"
+    node_id, fingerprint = _cert_identity(bytes(pems[0]), directory.consortium)
+    if node_id is None:
+        return None, "certificate names no node of this consortium"
+    member = directory.get(node_id)
+    if member is None:
+        return None, f"certificate names {node_id!r}, which is not a member"
+    if not member.active:
+        return None, f"member {node_id!r} is revoked"
+    if member.cert_sha256 and member.cert_sha256 != fingerprint:
+        return None, f"certificate is not the one the directory lists for {node_id!r}"
+    return node_id, ""
+
+
+class IdentityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg]
+    """Resolves the mTLS peer to a member for every call and refuses calls without one."""
+
+    def __init__(self, directory: Callable[[], Directory]) -> None:
+        self._directory = directory
+
+    def intercept_service(
+        self, continuation: Callable[[Any], Any], handler_call_details: Any
+    ) -> Any:
+        handler = continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or method.startswith(OPEN_METHODS):
+            return handler
+        if handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+        directory = self._directory
+
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            node_id, reason = peer_identity(context, directory())
+            if node_id is None:
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, f"identity: {reason}")
+            token = PEER_NODE_ID.set(node_id)
+            try:
+                return inner(request, context)
+            finally:
+                PEER_NODE_ID.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def current_peer() -> str | None:
+    return PEER_NODE_ID.get()

@@ -1,0 +1,1 @@
+"""Stop-payments, freezes and number suspensions: executing them and following them up."""

@@ -1,0 +1,209 @@
+"""The default bank adapter: holds and freezes on a SQL accounts table.
+
+The table is the built-in `accounts` table, or the bank's own table named in the node
+configuration (`adapter_table`) with its column names mapped (`adapter_columns`), so a
+bank integration team points the gateway at its schema instead of copying data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, select, update
+from sqlalchemy.orm import Session
+
+from gateway.db import NodeBase
+from nodes.actions.holds import (
+    ACTIVE,
+    EXPIRED,
+    RELEASED,
+    HoldRow,
+    active_hold,
+    due_holds,
+    other_active,
+)
+from nodes.actions.orders import EXECUTED, PARTIAL, Order, Outcome
+
+HOUR_MS = 3_600_000
+ACTIVE_STATUS, FROZEN_STATUS, CLOSED_STATUS = "active", "frozen", "closed"
+
+
+@dataclass(frozen=True)
+class AccountColumns:
+    """Gateway names of the columns it needs, mapped to the bank's column names."""
+
+    identifier: str = "account_no"
+    status: str = "status"
+    balance_minor: str = "balance_minor"
+    held_minor: str = "held_minor"
+    hold_expires_at_ms: str = "hold_expires_at_ms"
+
+    @classmethod
+    def from_config(cls, mapping: Mapping[str, str]) -> AccountColumns:
+        known = {f.name for f in fields(cls)}
+        unknown = set(mapping) - known
+        if unknown:
+            raise ValueError(f"adapter_columns: unknown keys {', '.join(sorted(unknown))}")
+        return cls(**dict(mapping))
+
+
+BUILTIN_ACCOUNTS = Table(
+    "accounts",
+    NodeBase.metadata,
+    Column("account_no", String(64), primary_key=True),
+    Column("status", String(16), nullable=False, default=ACTIVE_STATUS),
+    Column("balance_minor", BigInteger, nullable=False, default=0),
+    Column("held_minor", BigInteger, nullable=False, default=0),
+    Column("hold_expires_at_ms", BigInteger, nullable=False, default=0),
+)
+
+
+def account_table(name: str, columns: AccountColumns) -> Table:
+    """The built-in table, or a description of the bank's own (never created by us)."""
+    if not name:
+        return BUILTIN_ACCOUNTS
+    return Table(
+        name,
+        MetaData(),
+        Column(columns.identifier, String, primary_key=True),
+        Column(columns.status, String),
+        Column(columns.balance_minor, BigInteger),
+        Column(columns.held_minor, BigInteger),
+        Column(columns.hold_expires_at_ms, BigInteger),
+    )
+
+
+def _int(value: Any) -> int:
+    """A nullable integer column of the bank's table; NULL counts as 0."""
+    return int(value or 0)
+
+
+@dataclass(frozen=True)
+class AccountState:
+    status: str
+    balance: int
+    held: int
+    expires: int
+
+
+class SqlAccountAdapter:
+    """Stop-payment, freeze, extend and release on an accounts table."""
+
+    def __init__(self, table: Table, columns: AccountColumns) -> None:
+        self.table = table
+        self.cols = columns
+
+    def _c(self, name: str) -> Column[object]:
+        column: Column[object] = self.table.c[getattr(self.cols, name)]
+        return column
+
+    def _account(self, session: Session, identifier: str) -> AccountState | None:
+        query = select(
+            self._c("status"),
+            self._c("balance_minor"),
+            self._c("held_minor"),
+            self._c("hold_expires_at_ms"),
+        ).where(self._c("identifier") == identifier)
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = session.execute(query).first()
+        if row is None:
+            return None
+        status, balance, held, expires = row
+        return AccountState(str(status), _int(balance), _int(held), _int(expires))
+
+    def _set(self, session: Session, identifier: str, **values: object) -> None:
+        mapped = {getattr(self.cols, k): v for k, v in values.items()}
+        session.execute(
+            update(self.table).where(self._c("identifier") == identifier).values(**mapped)
+        )
+
+    def execute(self, session: Session, order: Order, now_ms: int) -> Outcome:
+        if order.action in ("STOP_PAYMENT", "FREEZE"):
+            return self._hold(session, order, now_ms)
+        if order.action == "EXTEND":
+            return self._extend(session, order, now_ms)
+        if order.action == "RELEASE":
+            return self._end(session, order.target_request_id, RELEASED, now_ms)
+        return Outcome.rejected(f"a bank does not execute {order.action}")
+
+    def _hold(self, session: Session, order: Order, now_ms: int) -> Outcome:
+        account = self._account(session, order.identifier)
+        if account is None:
+            return Outcome.rejected("unknown account")
+        if account.status == CLOSED_STATUS:
+            return Outcome.rejected("account is closed")
+        if account.status == FROZEN_STATUS:
+            return Outcome.rejected("account is already frozen")
+        if order.duration_hours <= 0:
+            return Outcome.rejected("duration must be at least one hour")
+        balance, held = account.balance, account.held
+        available = balance - held
+        wanted = available if order.whole_balance else order.amount_minor
+        if wanted <= 0:
+            return Outcome.rejected("amount must be positive")
+        if available <= 0:
+            return Outcome.rejected("insufficient balance: nothing available to hold")
+        amount = min(wanted, available)
+        expires = now_ms + order.duration_hours * HOUR_MS
+        freezes = order.action == "FREEZE"
+        self._set(
+            session,
+            order.identifier,
+            held_minor=held + amount,
+            hold_expires_at_ms=max(account.expires, expires),
+            **({"status": FROZEN_STATUS} if freezes else {}),
+        )
+        session.add(
+            HoldRow(
+                request_id=order.request_id,
+                action=order.action,
+                identifier=order.identifier,
+                amount_minor=amount,
+                created_at_ms=now_ms,
+                expires_at_ms=expires,
+                state=ACTIVE,
+                freezes=int(freezes),
+            )
+        )
+        outcome = EXECUTED if amount == wanted else PARTIAL
+        reason = "" if outcome == EXECUTED else "insufficient balance: held what was available"
+        return Outcome(outcome, reason, amount, now_ms, expires)
+
+    def _extend(self, session: Session, order: Order, now_ms: int) -> Outcome:
+        hold = active_hold(session, order.target_request_id)
+        if hold is None:
+            return Outcome.rejected("no active hold for the target request")
+        if order.duration_hours <= 0:
+            return Outcome.rejected("duration must be at least one hour")
+        hold.expires_at_ms = max(hold.expires_at_ms, now_ms) + order.duration_hours * HOUR_MS
+        account = self._account(session, hold.identifier)
+        if account is not None:
+            current = account.expires
+            self._set(session, hold.identifier, hold_expires_at_ms=max(current, hold.expires_at_ms))
+        return Outcome(EXECUTED, "", hold.amount_minor, now_ms, hold.expires_at_ms)
+
+    def _end(self, session: Session, request_id: str, state: str, now_ms: int) -> Outcome:
+        hold = active_hold(session, request_id)
+        if hold is None:
+            return Outcome.rejected("no active hold for the target request")
+        hold.state, hold.ended_at_ms = state, now_ms
+        account = self._account(session, hold.identifier)
+        if account is not None:
+            others = other_active(session, hold.identifier, hold.request_id)
+            values: dict[str, object] = {
+                "held_minor": max(0, account.held - hold.amount_minor),
+                "hold_expires_at_ms": max((o.expires_at_ms for o in others), default=0),
+            }
+            if hold.freezes and not any(o.freezes for o in others):
+                values["status"] = ACTIVE_STATUS
+            self._set(session, hold.identifier, **values)
+        return Outcome(EXECUTED, "", hold.amount_minor, now_ms, 0)
+
+    def release_expired(self, session: Session, now_ms: int) -> int:
+        expired = due_holds(session, now_ms)
+        for hold in expired:
+            self._end(session, hold.request_id, EXPIRED, now_ms)
+        return len(expired)

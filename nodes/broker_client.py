@@ -1,0 +1,291 @@
+"""A node's client of the broker: the directory, submissions, receipts and log consistency.
+
+The node trusts the broker for nothing it can check: the directory must carry the
+consortium's signature, every answer must carry its sender's signature, every receipt
+must prove inclusion under a checkpoint signed by the broker's key, and each new
+checkpoint must be consistent with the last one this node saw.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import sessionmaker
+
+from gateway.audit.checkpoint import Checkpoint, open_checkpoint
+from gateway.audit.merkle import leaf_hash
+from gateway.audit.note import Ed25519Verifier, NoteError
+from gateway.audit.proof import ProofError, verify_consistency
+from gateway.audit.tlog_proof import TlogProofError, parse_tlog_proof, verify_tlog_proof
+from gateway.audit.verify import StoredCheckpoint, StoredEntry
+from gateway.envelope.build import Draft, now_ms
+from gateway.envelope.sealing import unseal
+from gateway.envelope.verify import EnvelopeVerifier, Rejected, Verified
+from gateway.pki.directory import Directory, DirectoryError, SignedDirectoryBlob, verify_directory
+from gateway.pki.keys import NodeKeys
+from gateway.pki.store import NodeBundle
+from gateway.transport import TlsFiles, secure_channel
+from gateway.v1 import gateway_pb2 as pb
+from gateway.v1 import gateway_pb2_grpc as rpc
+from nodes.journal import CheckpointSeenRow, OutboundRow
+
+
+class LogIntegrityError(Exception):
+    """The broker's log does not match what this node was shown before (fork or rewrite)."""
+
+
+@dataclass
+class Submitted:
+    """A submission the broker accepted, with verified answers."""
+
+    message_id: str
+    decision: str
+    leaf_index: int
+    tlog_proof: str
+    answers: list[tuple[pb.Header, bytes]]
+    undelivered: list[str]
+
+
+class BrokerClient:
+    """Everything a node asks of the broker, with verification of what comes back."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        bundle: NodeBundle,
+        broker_endpoint: str,
+        broker_id: str,
+        engine: Engine,
+        timeout_s: float = 30.0,
+        directory_ttl_s: float = 30.0,
+    ) -> None:
+        self.node_id = node_id
+        self.bundle = bundle
+        self.broker_id = broker_id
+        self.keys: NodeKeys = bundle.keys()
+        self.timeout_s = timeout_s
+        tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
+        self._channel = secure_channel(broker_endpoint, broker_id, tls)
+        self._stub = rpc.BrokerStub(self._channel)
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._lock = threading.Lock()
+        self._directory: Directory | None = None
+        self._directory_at = 0.0
+        self.directory_ttl_s = directory_ttl_s
+        self._directory_key = bundle.directory_verify_key()
+        self.verifier = EnvelopeVerifier(self.directory)
+
+    # -- directory ---------------------------------------------------------------------
+
+    def directory(self) -> Directory:
+        """The signed directory, refetched when older than `directory_ttl_s`.
+
+        A refetch that fails keeps the directory we have (the broker may be restarting);
+        a first fetch that fails raises, since nothing can be verified without it.
+        """
+        stale = time.monotonic() - self._directory_at > self.directory_ttl_s
+        if self._directory is None:
+            self.refresh_directory()
+        elif stale:
+            try:
+                self.refresh_directory()
+            except grpc.RpcError:
+                self._directory_at = time.monotonic()  # retry after another ttl
+        assert self._directory is not None
+        return self._directory
+
+    def refresh_directory(self) -> Directory:
+        """Fetch the directory; refuse it unless the consortium key signed it."""
+        reply: pb.SignedDirectory = self._stub.GetDirectory(
+            pb.DirectoryRequest(), timeout=self.timeout_s
+        )
+        known = self._directory.serial if self._directory else 0
+        directory = verify_directory(
+            SignedDirectoryBlob(reply.directory, reply.signature),
+            self._directory_key,
+            min_serial=known,
+        )
+        with self._lock:
+            self._directory = directory
+            self._directory_at = time.monotonic()
+        return directory
+
+    @property
+    def log_origin(self) -> str:
+        return f"{self.bundle.consortium()}/gateway-audit"
+
+    def broker_note_verifier(self) -> Ed25519Verifier:
+        broker = self.directory().get(self.broker_id)
+        if broker is None:
+            raise DirectoryError(f"the directory lists no broker {self.broker_id!r}")
+        return Ed25519Verifier(self.log_origin, broker.sign_key)
+
+    # -- submit ------------------------------------------------------------------------
+
+    def submit(self, draft: Draft) -> Submitted:
+        """Sign and submit; verify the receipt and every answer; journal it all."""
+        envelope = draft.sign(self.keys.signing)
+        reply: pb.SubmitReply = self._stub.Submit(envelope, timeout=self.timeout_s)
+        proof = reply.receipt.tlog_proof
+        self.check_receipt(reply.receipt.leaf_index, proof)
+        with self._sessions() as session:
+            session.add(
+                OutboundRow(
+                    message_id=draft.message_id,
+                    recipients=json.dumps(list(draft.recipients)),
+                    kind=draft.kind,
+                    case_ref=draft.case_ref,
+                    sent_at_ms=now_ms(),
+                    header=envelope.header,
+                    decision=reply.decision,
+                    leaf_index=reply.receipt.leaf_index,
+                    tlog_proof=proof,
+                )
+            )
+            session.commit()
+        answers = [self.open_answer(a, draft) for a in reply.responses]
+        return Submitted(
+            message_id=reply.message_id,
+            decision=reply.decision,
+            leaf_index=reply.receipt.leaf_index,
+            tlog_proof=proof,
+            answers=answers,
+            undelivered=list(reply.undelivered),
+        )
+
+    def open_answer(self, answer: pb.Envelope, draft: Draft) -> tuple[pb.Header, bytes]:
+        """An answer's header and (unsealed) payload, if its sender's signature holds."""
+        verdict = self.verifier.verify(
+            answer, peer_node_id=None, relayed=True, recipient=self.node_id
+        )
+        if isinstance(verdict, Rejected):
+            raise AnswerError(f"answer refused: {verdict}")
+        assert isinstance(verdict, Verified)
+        header = verdict.header
+        if header.reply_to != draft.message_id:
+            raise AnswerError("answer refused: reply_to does not name our request")
+        if header.sender not in draft.recipients:
+            raise AnswerError("answer refused: sender was not asked")
+        payload = answer.payload
+        if header.sealed:
+            payload = unseal(payload, header.message_id, self.keys.sealing)
+        return header, payload
+
+    def status(self, message_id: str) -> pb.StatusReply:
+        reply: pb.StatusReply = self._stub.Status(
+            pb.StatusRequest(message_id=message_id), timeout=self.timeout_s
+        )
+        return reply
+
+    # -- the log -----------------------------------------------------------------------
+
+    def read_audit(self, start: int = 0, page: int = 1000) -> Iterator[StoredEntry]:
+        """Every entry from `start` on, paged; policy lets only the regulator read."""
+        while True:
+            reply: pb.AuditReadReply = self._stub.ReadAudit(
+                pb.AuditReadRequest(start=start, limit=page), timeout=self.timeout_s
+            )
+            for entry in reply.entries:
+                yield StoredEntry(int(entry.index), bytes(entry.leaf))
+            if len(reply.entries) < page:
+                return
+            start = int(reply.entries[-1].index) + 1
+
+    def latest_checkpoint(self) -> str:
+        """The broker's current signed checkpoint, checked against the ones seen before."""
+        reply: pb.AuditReadReply = self._stub.ReadAudit(
+            pb.AuditReadRequest(start=0, limit=1), timeout=self.timeout_s
+        )
+        try:
+            checkpoint, _sigs = open_checkpoint(
+                reply.checkpoint, [self.broker_note_verifier()], origin=self.log_origin
+            )
+        except (NoteError, ValueError) as exc:
+            raise LogIntegrityError(f"checkpoint refused: {exc}") from exc
+        self.observe_checkpoint(reply.checkpoint, checkpoint)
+        return reply.checkpoint
+
+    def seen_checkpoints(self) -> list[StoredCheckpoint]:
+        """Every checkpoint this node was shown, for whole-log verification."""
+        with self._sessions() as session:
+            rows = session.scalars(select(CheckpointSeenRow).order_by(CheckpointSeenRow.size))
+            return [StoredCheckpoint(r.size, r.note) for r in rows]
+
+    def check_receipt(self, leaf_index: int, proof_text: str) -> Checkpoint:
+        """A receipt must be a tlog-proof under a broker-signed, consistent checkpoint.
+
+        The leaf itself is not known to the sender (the broker adds the decision and
+        time), so inclusion is checked when the node reads the entry (`verify_entry`);
+        here the checkpoint's signature and its consistency with earlier ones are.
+        """
+        try:
+            proof = parse_tlog_proof(proof_text)
+            checkpoint, _sigs = open_checkpoint(
+                proof.checkpoint, [self.broker_note_verifier()], origin=self.log_origin
+            )
+        except (NoteError, TlogProofError, ValueError) as exc:
+            raise LogIntegrityError(f"receipt refused: {exc}") from exc
+        if proof.index != leaf_index:
+            raise LogIntegrityError("receipt index differs from the reply's leaf index")
+        if proof.index >= checkpoint.size:
+            raise LogIntegrityError("receipt index is outside its checkpoint's tree")
+        self.observe_checkpoint(proof.checkpoint.decode(), checkpoint)
+        return checkpoint
+
+    def verify_entry(self, leaf: bytes, proof_text: str) -> None:
+        """Check that `leaf` is the entry the receipt proves (inclusion under its root)."""
+        try:
+            verify_tlog_proof(
+                proof_text, leaf_hash(leaf), [self.broker_note_verifier()], origin=self.log_origin
+            )
+        except (NoteError, TlogProofError, ProofError, ValueError) as exc:
+            raise LogIntegrityError(f"entry not proven by its receipt: {exc}") from exc
+
+    def observe_checkpoint(self, note: str, checkpoint: Checkpoint) -> None:
+        """Check a new checkpoint against the largest one seen before; keep it."""
+        with self._lock, self._sessions() as session:
+            last = session.scalars(
+                select(CheckpointSeenRow).order_by(CheckpointSeenRow.size.desc()).limit(1)
+            ).first()
+            if last is not None:
+                old, _sigs = open_checkpoint(
+                    last.note.encode(), [self.broker_note_verifier()], origin=self.log_origin
+                )
+                if checkpoint.size < old.size:
+                    self._check_consistency(checkpoint, old)
+                elif checkpoint.size > old.size:
+                    self._check_consistency(old, checkpoint)
+                elif checkpoint.root_hash != old.root_hash:
+                    raise LogIntegrityError(
+                        f"two checkpoints of size {old.size} with different roots: the log forked"
+                    )
+            if session.get(CheckpointSeenRow, checkpoint.size) is None:
+                session.add(CheckpointSeenRow(size=checkpoint.size, note=note, seen_at_ms=now_ms()))
+                session.commit()
+
+    def _check_consistency(self, old: Checkpoint, new: Checkpoint) -> None:
+        if old.size == 0:
+            return
+        reply: pb.ConsistencyReply = self._stub.GetConsistency(
+            pb.ConsistencyRequest(old_size=old.size, new_size=new.size), timeout=self.timeout_s
+        )
+        try:
+            verify_consistency(old.size, new.size, list(reply.proof), old.root_hash, new.root_hash)
+        except ProofError as exc:
+            raise LogIntegrityError(
+                f"checkpoint {new.size} is not consistent with checkpoint {old.size}: {exc}"
+            ) from exc
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class AnswerError(Exception):
+    """An answer relayed by the broker did not verify."""

@@ -1,0 +1,313 @@
+"""A responder's own records (accounts, subscribers) in its database, keyed by identifier.
+
+This is the data a bank or carrier already holds, loaded by `gateway node ingest`: one
+row per normalised identifier with the attributes its configuration may share. The
+match index and bulk PSI are built from these rows and never leave the node in clear.
+Each change bumps `version`, so the index can be brought up to date incrementally.
+
+Loads run to a million rows, so writes are chunked bulk statements (SQLAlchemy Core) and
+reads yield light `StoredRecord` tuples, never one ORM object per row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.db import NodeBase
+from gateway.envelope.build import now_ms
+from gateway.identifiers import Identifier, IdentifierKind
+
+__all__ = [
+    "RecordRow",
+    "StoredRecord",
+    "UpsertResult",
+    "changed_since",
+    "count_changed",
+    "current_version",
+    "delete_records",
+    "live_records",
+    "upsert_records",
+]
+
+_CHUNK = 2_000
+"""Identifiers looked up per statement: well under SQLite's and PostgreSQL's bind limits."""
+
+
+class RecordRow(NodeBase):
+    __tablename__ = "records"
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_records_kind_value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(64))
+    """The normalised identifier (E.164, 18-digit ID, card or account digits/IBAN)."""
+    attributes: Mapped[str] = mapped_column(Text, default="{}")
+    """JSON object of the record's attributes (status, opened_on, flags, ...)."""
+    deleted: Mapped[int] = mapped_column(Integer, default=0)
+    """1 once removed; kept as a tombstone so the index can drop its row."""
+    version: Mapped[int] = mapped_column(BigInteger, index=True, default=0)
+    """Bumped on every change, from a per-database counter (see `_next_version`)."""
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    def identifier(self) -> Identifier:
+        return Identifier(IdentifierKind(self.kind), self.value)
+
+    def attribute_map(self) -> dict[str, str]:
+        value: dict[str, str] = json.loads(self.attributes)
+        return value
+
+
+class RecordVersionRow(NodeBase):
+    """The version counter: one row, updated first in every write so writers serialise.
+
+    Taking the row lock before anything else means versions are committed in the order
+    they are handed out, which is what lets `changed_since` never skip a change.
+    """
+
+    __tablename__ = "record_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """One row as read back: the same fields and helpers as `RecordRow`, without the ORM."""
+
+    id: int
+    kind: str
+    value: str
+    attributes: str
+    deleted: int
+    version: int
+
+    def identifier(self) -> Identifier:
+        return Identifier(IdentifierKind(self.kind), self.value)
+
+    def attribute_map(self) -> dict[str, str]:
+        value: dict[str, str] = json.loads(self.attributes)
+        return value
+
+    def __repr__(self) -> str:
+        return f"StoredRecord(id={self.id}, kind={self.kind!r}, version={self.version})"
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    added: int
+    changed: int
+    unchanged: int
+
+
+_RECORDS = cast(Table, RecordRow.__table__)
+_COUNTER = cast(Table, RecordVersionRow.__table__)
+_COLUMNS = (
+    _RECORDS.c.id,
+    _RECORDS.c.kind,
+    _RECORDS.c.value,
+    _RECORDS.c.attributes,
+    _RECORDS.c.deleted,
+    _RECORDS.c.version,
+)
+
+
+def _next_version(conn: Connection) -> int:
+    """Take the counter's row lock and the next version (seeded from the table once)."""
+    bumped = conn.execute(
+        update(_COUNTER).where(_COUNTER.c.id == 1).values(version=_COUNTER.c.version + 1)
+    )
+    if bumped.rowcount == 0:
+        start = conn.scalar(select(func.coalesce(func.max(_RECORDS.c.version), 0)))
+        conn.execute(insert(_COUNTER).values(id=1, version=int(start or 0) + 1))
+    return int(conn.scalar(select(_COUNTER.c.version).where(_COUNTER.c.id == 1)) or 0)
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _existing(conn: Connection, kind: str, values: list[str]) -> dict[str, tuple[int, str, int]]:
+    """value -> (id, attributes, deleted) for those of `values` already stored."""
+    rows = conn.execute(
+        select(_RECORDS.c.value, _RECORDS.c.id, _RECORDS.c.attributes, _RECORDS.c.deleted).where(
+            _RECORDS.c.kind == kind, _RECORDS.c.value.in_(values)
+        )
+    )
+    return {value: (row_id, attributes, deleted) for value, row_id, attributes, deleted in rows}
+
+
+def upsert_records(
+    engine: Engine, records: Iterable[tuple[Identifier, Mapping[str, str]]]
+) -> UpsertResult:
+    """Add new records and update changed ones, in one transaction; all or nothing.
+
+    An identifier given twice keeps its last attributes. Unchanged records keep their
+    version, so the match index does no work for them.
+    """
+    latest: dict[tuple[str, str], str] = {}
+    for identifier, attributes in records:
+        text = json.dumps(dict(attributes), sort_keys=True, ensure_ascii=False)
+        latest[(identifier.kind.value, identifier.value)] = text
+    by_kind: dict[str, list[tuple[str, str]]] = {}
+    for (kind, value), text in latest.items():
+        by_kind.setdefault(kind, []).append((value, text))
+
+    added = changed = unchanged = 0
+    with engine.begin() as conn:
+        version = _next_version(conn)
+        now = now_ms()
+        for kind, items in by_kind.items():
+            for chunk in _chunks(items, _CHUNK):
+                found = _existing(conn, kind, [value for value, _ in chunk])
+                fresh: list[dict[str, Any]] = []
+                stale: list[dict[str, Any]] = []
+                for value, text in chunk:
+                    old = found.get(value)
+                    if old is None:
+                        fresh.append(
+                            {
+                                "kind": kind,
+                                "value": value,
+                                "attributes": text,
+                                "deleted": 0,
+                                "version": version,
+                                "updated_at_ms": now,
+                            }
+                        )
+                    elif old[1] != text or old[2]:
+                        stale.append({"b_id": old[0], "b_attributes": text})
+                    else:
+                        unchanged += 1
+                if fresh:
+                    conn.execute(insert(_RECORDS), fresh)
+                if stale:
+                    conn.execute(
+                        update(_RECORDS)
+                        .where(_RECORDS.c.id == bindparam("b_id"))
+                        .values(
+                            attributes=bindparam("b_attributes"),
+                            deleted=0,
+                            version=version,
+                            updated_at_ms=now,
+                        ),
+                        stale,
+                    )
+                added += len(fresh)
+                changed += len(stale)
+    return UpsertResult(added, changed, unchanged)
+
+
+def delete_records(engine: Engine, identifiers: Iterable[Identifier]) -> int:
+    """Mark records removed (tombstones); returns how many existed."""
+    by_kind: dict[str, set[str]] = {}
+    for identifier in identifiers:
+        by_kind.setdefault(identifier.kind.value, set()).add(identifier.value)
+    removed = 0
+    with engine.begin() as conn:
+        version = _next_version(conn)
+        now = now_ms()
+        for kind, values in by_kind.items():
+            for chunk in _chunks(sorted(values), _CHUNK):
+                result = conn.execute(
+                    update(_RECORDS)
+                    .where(
+                        _RECORDS.c.kind == kind,
+                        _RECORDS.c.value.in_(chunk),
+                        _RECORDS.c.deleted == 0,
+                    )
+                    .values(deleted=1, version=version, updated_at_ms=now)
+                )
+                removed += result.rowcount
+    return removed
+
+
+def _paged(
+    engine: Engine, conditions: list[Any], page: int, where: Mapping[str, str] | None = None
+) -> Iterator[StoredRecord]:
+    last = 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(*_COLUMNS)
+                .where(_RECORDS.c.id > last, *conditions)
+                .order_by(_RECORDS.c.id)
+                .limit(page)
+            ).all()
+        if not rows:
+            return
+        for row in rows:
+            record = StoredRecord(*row)
+            if where:
+                attributes = record.attribute_map()
+                if any(attributes.get(k) != v for k, v in where.items()):
+                    continue
+            yield record
+        last = rows[-1][0]
+
+
+def live_records(
+    engine: Engine,
+    kind: IdentifierKind | None = None,
+    where: Mapping[str, str] | None = None,
+    *,
+    page: int = 10_000,
+) -> Iterator[StoredRecord]:
+    """Records not deleted, optionally of one kind and with equal attribute values."""
+    conditions: list[Any] = [_RECORDS.c.deleted == 0]
+    if kind is not None:
+        conditions.append(_RECORDS.c.kind == kind.value)
+    return _paged(engine, conditions, page, where)
+
+
+def current_version(engine: Engine) -> int:
+    """The highest committed record version (0 for an empty table)."""
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.coalesce(func.max(_RECORDS.c.version), 0))) or 0)
+
+
+def changed_since(
+    engine: Engine, version: int, *, until: int | None = None, page: int = 10_000
+) -> Iterator[StoredRecord]:
+    """Rows (deleted ones included) with `version < row.version <= until`, by id, paged.
+
+    Pass `until=current_version(engine)` read beforehand and continue from it next time:
+    a change committed during the scan then has a higher version and is not skipped.
+    """
+    conditions: list[Any] = [_RECORDS.c.version > version]
+    if until is not None:
+        conditions.append(_RECORDS.c.version <= until)
+    return _paged(engine, conditions, page)
+
+
+def count_changed(engine: Engine, version: int, until: int) -> int:
+    """How many rows `changed_since(engine, version, until=until)` yields."""
+    with engine.connect() as conn:
+        total = conn.scalar(
+            select(func.count())
+            .select_from(_RECORDS)
+            .where(_RECORDS.c.version > version, _RECORDS.c.version <= until)
+        )
+    return int(total or 0)

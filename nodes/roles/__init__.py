@@ -1,0 +1,47 @@
+"""The roles a node can take: each a table from inbound message kind to handler.
+
+A feature adds its handler here for the roles that take part in it; a kind missing
+from a role's table is refused with UNIMPLEMENTED (and the node's policy refuses most
+of them before that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from nodes.roles.base import KindHandler, KindRouter, RoleHandler, pong
+
+if TYPE_CHECKING:
+    from nodes.runtime import NodeContext
+
+
+def role_tables() -> Mapping[str, Mapping[str, KindHandler]]:
+    """Handlers per role and kind (imported lazily: a role loads only what it runs)."""
+    from nodes.actions.police import keep_receipt
+    from nodes.actions.responder import execute_action
+
+    return {
+        "police": {"PING": pong, "ACTION_RECEIPT": keep_receipt},
+        "bank": {
+            "PING": pong,
+            "STOP_PAYMENT": execute_action,
+            "FREEZE": execute_action,
+            "EXTEND": execute_action,
+            "RELEASE": execute_action,
+        },
+        "carrier": {
+            "PING": pong,
+            "SUSPEND_NUMBER": execute_action,
+            "RESTORE_NUMBER": execute_action,
+        },
+        "regulator": {"PING": pong},
+    }
+
+
+def handler_for(role: str, ctx: NodeContext) -> RoleHandler:
+    """The inbound handler of a role."""
+    tables = role_tables()
+    if role not in tables:
+        raise ValueError(f"unknown node role {role!r}")
+    return KindRouter(role, tables[role])

@@ -1,0 +1,262 @@
+"""The node runtime shared by every role: receive, verify, decide, hand to the role, answer.
+
+A delivery is accepted only from the broker's mTLS identity; the envelope must verify
+under its sender's key from the signed directory and be addressed to this node; the
+node's own Cedar policy must allow it (defence in depth: a broker with a bad policy
+cannot make a bank act). A message id seen before gets the answer given the first
+time, so the broker's at-least-once delivery has exactly one effect.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from gateway.broker.core import party, policy_context
+from gateway.config import NodeConfig
+from gateway.db import make_engine
+from gateway.envelope.build import Draft, now_ms
+from gateway.envelope.sealing import SealError, unseal
+from gateway.envelope.verify import EnvelopeVerifier, Rejected, VerifierLimits
+from gateway.kinds import DURABLE, Kind
+from gateway.pki.store import NodeBundle
+from gateway.policy import PolicyEngine, PolicyRequest
+from gateway.transport import (
+    IdentityInterceptor,
+    TlsFiles,
+    current_peer,
+    server_credentials,
+    server_options,
+)
+from gateway.v1 import gateway_pb2 as pb
+from gateway.v1 import gateway_pb2_grpc as rpc
+from nodes import schema
+from nodes.actions.responder import HoldSweeper
+from nodes.broker_client import BrokerClient
+from nodes.journal import InboundRow
+from nodes.roles.base import Inbound, RoleHandler, RoleRefusal
+
+log = logging.getLogger(__name__)
+
+
+class NodeContext:
+    """What a role handler may use: identity, keys, database, the broker client."""
+
+    def __init__(self, config: NodeConfig, engine: Engine, client: BrokerClient) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.engine = engine
+        self.client = client
+        self.keys = client.keys
+        self.bundle = NodeBundle(config.pki_bundle)
+
+    def answer(self, inbound: Inbound, kind: str, payload: bytes, **fields: object) -> Draft:
+        """A draft answer to `inbound`, sealed to its sender when the kind needs it."""
+        from gateway.kinds import SEALED, Kind
+
+        sender = self.client.directory().get(inbound.header.sender)
+        seal_to = sender.seal_key if sender is not None and Kind(kind) in SEALED else None
+        return Draft(
+            sender=self.node_id,
+            recipients=[inbound.header.sender],
+            kind=kind,
+            payload=payload,
+            reply_to=inbound.header.message_id,
+            case_ref=inbound.header.case_ref,
+            purpose=inbound.header.purpose,
+            legal_basis=inbound.header.legal_basis,
+            seal_to=seal_to,
+            **fields,  # type: ignore[arg-type]
+        )
+
+
+class NodeServicer(rpc.NodeServicer):
+    """Deliver: the broker hands this node an envelope and may get an answer back."""
+
+    def __init__(
+        self,
+        ctx: NodeContext,
+        handler: RoleHandler,
+        policy: PolicyEngine,
+        verifier: EnvelopeVerifier,
+    ) -> None:
+        self.ctx = ctx
+        self.handler = handler
+        self.policy = policy
+        self.verifier = verifier
+        self._sessions = sessionmaker(ctx.engine, expire_on_commit=False)
+
+    def Deliver(self, request: pb.Envelope, context: grpc.ServicerContext) -> pb.DeliverReply:
+        ctx = self.ctx
+        verdict = self.verifier.verify(
+            request,
+            peer_node_id=current_peer(),
+            expect_peer=ctx.config.broker_id,
+            recipient=ctx.node_id,
+        )
+        if isinstance(verdict, Rejected):
+            context.abort(verdict.status, str(verdict))
+        header = verdict.header
+        with self._sessions() as session:
+            seen = session.get(InboundRow, header.message_id)
+            if seen is not None:
+                if seen.header != request.header:
+                    context.abort(
+                        grpc.StatusCode.ALREADY_EXISTS, "replay: message id was seen before"
+                    )
+                reply = pb.DeliverReply(message_id=header.message_id, accepted=True)
+                if seen.answer:
+                    reply.response.ParseFromString(seen.answer)
+                return reply
+
+        directory = ctx.client.directory()
+        me = directory.get(ctx.node_id)
+        if me is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "directory: this node is not listed")
+        decision = self.policy.decide(
+            PolicyRequest(
+                sender=party(verdict.sender),
+                recipient=party(me),
+                kind=header.kind,
+                context=policy_context(header, 0),
+            )
+        )
+        if not decision.allowed:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"node policy: {decision.reason}")
+        payload = request.payload
+        if header.sealed:
+            try:
+                payload = unseal(payload, header.message_id, ctx.keys.sealing)
+            except SealError as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"seal: {exc}")
+        if Kind(header.kind) in DURABLE:
+            answer = self._handle_once(request, header, payload, context)
+        else:
+            answer = self._handle(Inbound(header, payload, request), context)
+            with self._sessions() as session:
+                session.add(journal_row(request, header, answer))
+                session.commit()
+        reply = pb.DeliverReply(message_id=header.message_id, accepted=True)
+        if answer is not None:
+            reply.response.CopyFrom(answer)
+        return reply
+
+    def _handle(self, inbound: Inbound, context: grpc.ServicerContext) -> pb.Envelope | None:
+        try:
+            draft = self.handler.handle(inbound, self.ctx)
+        except RoleRefusal as refusal:
+            context.abort(refusal.status, refusal.reason)
+        return draft.sign(self.ctx.keys.signing) if draft is not None else None
+
+    def _handle_once(
+        self,
+        request: pb.Envelope,
+        header: pb.Header,
+        payload: bytes,
+        context: grpc.ServicerContext,
+    ) -> pb.Envelope | None:
+        """Journal row and the action's effects in one transaction: exactly one effect."""
+        try:
+            with self._sessions() as session, session.begin():
+                row = journal_row(request, header, None)
+                session.add(row)
+                session.flush()  # a concurrent duplicate fails here, before any effect
+                answer = self._handle(Inbound(header, payload, request, session), context)
+                if answer is not None:
+                    row.answer = answer.SerializeToString()
+        except IntegrityError:
+            with self._sessions() as session:
+                seen = session.get(InboundRow, header.message_id)
+                if seen is None or not seen.answer:
+                    return None
+                return pb.Envelope.FromString(seen.answer)
+        return answer
+
+
+def journal_row(request: pb.Envelope, header: pb.Header, answer: pb.Envelope | None) -> InboundRow:
+    return InboundRow(
+        message_id=header.message_id,
+        sender=header.sender,
+        kind=header.kind,
+        case_ref=header.case_ref,
+        reply_to=header.reply_to,
+        received_at_ms=now_ms(),
+        header=request.header,
+        payload=request.payload,
+        signature=request.signature,
+        answer=answer.SerializeToString() if answer is not None else b"",
+    )
+
+
+@dataclass
+class RunningNode:
+    server: grpc.Server
+    ctx: NodeContext
+    port: int
+    sweeper: HoldSweeper | None = None
+
+    def stop(self, grace: float = 1.0) -> None:
+        if self.sweeper is not None:
+            self.sweeper.stop()
+        self.server.stop(grace).wait()
+        self.ctx.client.close()
+
+
+def open_node(config: NodeConfig) -> NodeContext:
+    """The node's database and broker client, without serving (for CLI commands)."""
+    engine = make_engine(config.database)
+    schema.metadata.create_all(engine)
+    client = BrokerClient(
+        node_id=config.node_id,
+        bundle=NodeBundle(config.pki_bundle),
+        broker_endpoint=config.broker_endpoint,
+        broker_id=config.broker_id,
+        engine=engine,
+        timeout_s=config.call_timeout_s,
+    )
+    return NodeContext(config, engine, client)
+
+
+def serve_node(config: NodeConfig) -> RunningNode:
+    from nodes.roles import handler_for
+
+    ctx = open_node(config)
+    handler = handler_for(config.role, ctx)
+    policy = PolicyEngine.load(config.node_policy(), config.schema)
+    verifier = EnvelopeVerifier(ctx.client.directory, limits=VerifierLimits(max_age_ms=None))
+    bundle = ctx.bundle
+    tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=16),
+        interceptors=[IdentityInterceptor(ctx.client.directory)],
+        options=server_options(),
+    )
+    rpc.add_NodeServicer_to_server(NodeServicer(ctx, handler, policy, verifier), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (
+        pb.DESCRIPTOR.services_by_name["Node"].full_name,
+        health.SERVICE_NAME,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+    port = server.add_secure_port(config.listen, server_credentials(tls))
+    if port == 0:
+        raise RuntimeError(f"cannot listen on {config.listen}")
+    server.start()
+    for name in ("", names[0]):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    sweeper = None
+    if config.role in ("bank", "carrier"):
+        sweeper = HoldSweeper(ctx, config.hold_sweep_s)
+        sweeper.start()
+    log.info("node %s (%s) listening on port %d", config.node_id, config.role, port)
+    return RunningNode(server, ctx, port, sweeper)

@@ -1,0 +1,14 @@
+"""Every table of a node's database, imported in one place.
+
+`NodeBase.metadata` knows a table only once its module is imported; the runtime and
+the migrations import this module so that they always see the whole schema.
+"""
+
+from __future__ import annotations
+
+from gateway.db import NodeBase
+from nodes import journal, records
+from nodes.actions import accounts, holds, numbers, police
+
+TABLE_MODULES = (journal, records, holds, accounts, numbers, police)
+metadata = NodeBase.metadata

@@ -1,0 +1,61 @@
+"""Test data in a bank's accounts table and a carrier's numbers table."""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from gateway.db import make_engine
+from gateway.localnet import Consortium
+from nodes import schema
+from nodes.actions.accounts import BUILTIN_ACCOUNTS
+from nodes.actions.numbers import BUILTIN_NUMBERS
+
+
+def seed_accounts(
+    c: Consortium, bank: str, accounts: dict[str, int], frozen: frozenset[str] = frozenset()
+) -> None:
+    engine = make_engine(c.node_config(bank).database)
+    schema.metadata.create_all(engine)
+    with Session(engine) as s:
+        s.execute(
+            insert(BUILTIN_ACCOUNTS),
+            [
+                {
+                    "account_no": number,
+                    "status": "frozen" if number in frozen else "active",
+                    "balance_minor": balance,
+                    "held_minor": 0,
+                    "hold_expires_at_ms": 0,
+                }
+                for number, balance in accounts.items()
+            ],
+        )
+        s.commit()
+
+
+def seed_numbers(c: Consortium, carrier: str, numbers: list[str]) -> None:
+    engine = make_engine(c.node_config(carrier).database)
+    schema.metadata.create_all(engine)
+    with Session(engine) as s:
+        s.execute(insert(BUILTIN_NUMBERS), [{"number": n, "status": "active"} for n in numbers])
+        s.commit()
+
+
+def account(c: Consortium, bank: str, number: str) -> dict[str, object]:
+    engine = make_engine(c.node_config(bank).database)
+    with Session(engine) as s:
+        row = s.execute(
+            select(BUILTIN_ACCOUNTS).where(BUILTIN_ACCOUNTS.c.account_no == number)
+        ).one()
+    return dict(row._mapping)
+
+
+def number_status(c: Consortium, carrier: str, number: str) -> str:
+    engine = make_engine(c.node_config(carrier).database)
+    with Session(engine) as s:
+        return str(
+            s.execute(
+                select(BUILTIN_NUMBERS.c.status).where(BUILTIN_NUMBERS.c.number == number)
+            ).scalar_one()
+        )

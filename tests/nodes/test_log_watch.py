@@ -1,0 +1,67 @@
+"""Nodes detect a broker that rewrites its log: receipts must stay consistent.
+
+The broker is stopped, an early entry is rewritten in its database with its hash
+recomputed (what an operator with database access could do), and the broker restarted.
+The next receipt's checkpoint cannot be proven consistent with the one the police node
+kept from before, and the police node refuses it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, update
+from sqlalchemy.orm import Session
+
+from gateway.audit.log import canonical_json
+from gateway.audit.merkle import leaf_hash
+from gateway.audit.store import AuditEntryRow
+from gateway.envelope.build import Draft
+from gateway.localnet import Consortium
+from nodes.broker_client import LogIntegrityError
+from tests.consortium import client, running
+
+
+def ping() -> Draft:
+    return Draft(sender="police-1", recipients=["bank-a"], kind="PING", payload=b"{}")
+
+
+def test_rewritten_history_is_detected_at_the_next_receipt(tmp_path: Path) -> None:
+    consortium = Consortium.create(tmp_path)
+    with running(consortium, ("bank-a",)):
+        ctx = client(consortium, "police-1")
+        try:
+            ctx.client.submit(ping())
+            ctx.client.submit(ping())
+        finally:
+            ctx.client.close()
+
+    forged = canonical_json({"type": "decision", "kind": "PING", "decision": "DENY"})
+    with Session(create_engine(f"sqlite:///{consortium.broker_database}")) as s:
+        s.execute(
+            update(AuditEntryRow)
+            .where(AuditEntryRow.idx == 0)
+            .values(leaf=forged, leaf_hash=leaf_hash(forged))
+        )
+        s.commit()
+
+    with running(consortium, ("bank-a",)):
+        ctx = client(consortium, "police-1")
+        try:
+            with pytest.raises(LogIntegrityError, match="not consistent"):
+                ctx.client.submit(ping())
+        finally:
+            ctx.client.close()
+
+
+def test_an_honest_restart_keeps_receipts_consistent(tmp_path: Path) -> None:
+    consortium = Consortium.create(tmp_path)
+    for _ in range(2):
+        with running(consortium, ("bank-a",)):
+            ctx = client(consortium, "police-1")
+            try:
+                result = ctx.client.submit(ping())
+            finally:
+                ctx.client.close()
+            assert result.decision == "ALLOW"
