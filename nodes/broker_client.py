@@ -200,8 +200,8 @@ class BrokerClient:
 
     def latest_checkpoint(self) -> str:
         """The broker's current signed checkpoint, checked against the ones seen before."""
-        reply: pb.AuditReadReply = self._stub.ReadAudit(
-            pb.AuditReadRequest(start=0, limit=1), timeout=self.timeout_s
+        reply: pb.CheckpointReply = self._stub.GetCheckpoint(
+            pb.CheckpointRequest(), timeout=self.timeout_s
         )
         try:
             checkpoint, _sigs = open_checkpoint(

@@ -25,21 +25,17 @@ def count_entries(engine: Engine) -> int:
 
 
 def stored_entries(engine: Engine, start: int = 0) -> Iterator[StoredEntry]:
-    """Every entry from `start` on, in index order, as stored (keyset pagination)."""
-    after = start - 1
-    with Session(engine) as session:
-        while True:
-            rows = session.execute(
-                select(AuditEntryRow.idx, AuditEntryRow.leaf, AuditEntryRow.leaf_hash)
-                .where(AuditEntryRow.idx > after)
-                .order_by(AuditEntryRow.idx)
-                .limit(PAGE)
-            ).all()
-            if not rows:
-                return
-            for idx, leaf, digest in rows:
-                yield StoredEntry(int(idx), bytes(leaf), bytes(digest))
-            after = int(rows[-1][0])
+    """Every entry from `start` on, in index order, as stored, streamed in pages."""
+    query = (
+        select(AuditEntryRow.idx, AuditEntryRow.leaf, AuditEntryRow.leaf_hash)
+        .where(AuditEntryRow.idx >= start)
+        .order_by(AuditEntryRow.idx)
+        .execution_options(yield_per=PAGE)
+    )
+    with engine.connect() as conn:
+        for part in conn.execute(query).partitions():
+            for idx, leaf, digest in part:
+                yield StoredEntry(idx, bytes(leaf), bytes(digest))
 
 
 def stored_checkpoints(engine: Engine) -> list[StoredCheckpoint]:

@@ -99,6 +99,12 @@ class BrokerServicer(rpc.BrokerServicer):
         proof = self.broker.audit.consistency(request.old_size, new_size)
         return pb.ConsistencyReply(proof=proof, checkpoint=checkpoint)
 
+    def GetCheckpoint(
+        self, request: pb.CheckpointRequest, context: grpc.ServicerContext
+    ) -> pb.CheckpointReply:
+        """The latest signed checkpoint: a tree head only, no entries, for every member."""
+        return pb.CheckpointReply(checkpoint=self.broker.audit.checkpoint())
+
     def _authorise_audit_read(self, context: grpc.ServicerContext) -> None:
         directory = self.directory.current()
         reader = directory.get(current_peer() or "")

@@ -178,7 +178,7 @@ def matching(source: LogSource, criteria: EntryFilter) -> Iterator[tuple[int, di
         for stored in source.entries():
             entry = json.loads(stored.leaf)
             if criteria.matches(entry):
-                yield stored.index, entry
+                yield stored.position, entry
 
 
 def criteria_from(
@@ -325,7 +325,7 @@ def prove(
         fail(f"no signed checkpoint covers entry {entry}")
     checkpoint = usable[-1]
     tree = MerkleTree()
-    tree.extend(leaf_hash(e.leaf) for e in stored_entries(engine) if e.index < checkpoint.size)
+    tree.extend(leaf_hash(e.leaf) for e in stored_entries(engine) if e.position < checkpoint.size)
     if tree.size < checkpoint.size:
         fail(f"the database holds {tree.size} entries, fewer than checkpoint {checkpoint.size}")
     proof = TlogProof(
@@ -334,3 +334,18 @@ def prove(
         checkpoint=checkpoint.note.encode(),
     )
     sys.stdout.write(format_tlog_proof(proof))
+
+
+@app.command("witness")
+def witness(config: Path = typer.Option(..., help="This node's TOML file.")) -> None:
+    """Cosign the broker's latest checkpoint after checking it against those seen before."""
+    from nodes.runtime import open_node
+    from nodes.witness import cosign_latest
+
+    ctx = open_node(node_config(config))
+    try:
+        with remote_errors():
+            cosigned = cosign_latest(ctx.client)
+    finally:
+        ctx.client.close()
+    sys.stdout.write(cosigned)

@@ -182,6 +182,16 @@ class ConsistencyReply(_message.Message):
     checkpoint: str
     def __init__(self, proof: _Optional[_Iterable[bytes]] = ..., checkpoint: _Optional[str] = ...) -> None: ...
 
+class CheckpointRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CheckpointReply(_message.Message):
+    __slots__ = ("checkpoint",)
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: str
+    def __init__(self, checkpoint: _Optional[str] = ...) -> None: ...
+
 class DeliverReply(_message.Message):
     __slots__ = ("message_id", "accepted", "response", "reason")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]

@@ -61,6 +61,11 @@ class BrokerStub:
                 request_serializer=gateway_dot_v1_dot_gateway__pb2.ConsistencyRequest.SerializeToString,
                 response_deserializer=gateway_dot_v1_dot_gateway__pb2.ConsistencyReply.FromString,
                 _registered_method=True)
+        self.GetCheckpoint = channel.unary_unary(
+                '/gateway.v1.Broker/GetCheckpoint',
+                request_serializer=gateway_dot_v1_dot_gateway__pb2.CheckpointRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_gateway__pb2.CheckpointReply.FromString,
+                _registered_method=True)
 
 
 class BrokerServicer:
@@ -98,6 +103,12 @@ class BrokerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCheckpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BrokerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -125,6 +136,11 @@ def add_BrokerServicer_to_server(servicer, server):
                     servicer.GetConsistency,
                     request_deserializer=gateway_dot_v1_dot_gateway__pb2.ConsistencyRequest.FromString,
                     response_serializer=gateway_dot_v1_dot_gateway__pb2.ConsistencyReply.SerializeToString,
+            ),
+            'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckpoint,
+                    request_deserializer=gateway_dot_v1_dot_gateway__pb2.CheckpointRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_gateway__pb2.CheckpointReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -264,6 +280,33 @@ class Broker:
             '/gateway.v1.Broker/GetConsistency',
             gateway_dot_v1_dot_gateway__pb2.ConsistencyRequest.SerializeToString,
             gateway_dot_v1_dot_gateway__pb2.ConsistencyReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.Broker/GetCheckpoint',
+            gateway_dot_v1_dot_gateway__pb2.CheckpointRequest.SerializeToString,
+            gateway_dot_v1_dot_gateway__pb2.CheckpointReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -234,3 +234,60 @@ def test_suspend_and_restore_a_number(net: Consortium, police: NodeContext) -> N
     )
     assert settled(police, restore.message_id).state == "executed"
     assert number_status(net, "carrier-1", PHONE) == "active"
+
+
+def test_freeze_cli_request_list_and_status(net: Consortium) -> None:
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    runner = CliRunner()
+    config = str(net.config_path("police-1"))
+    common = ["--config", config, "--case", "C-CLI-1", "--basis", "art. 11"]
+    officers = ["--officer", "o-1", "--approver", "o-2"]
+    result = runner.invoke(
+        app,
+        [
+            "freeze",
+            "request",
+            ACCOUNT,
+            "--bank",
+            "bank-a",
+            "--amount",
+            "12.34",
+            "--hours",
+            "6",
+            *common,
+            *officers,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    request_id = result.output.split("request ")[1].split()[0]
+    police = client(net, "police-1")
+    try:
+        settled(police, request_id)
+    finally:
+        police.client.close()
+    listed = runner.invoke(app, ["freeze", "list", "--config", config, "--case", "C-CLI-1"])
+    assert listed.exit_code == 0, listed.output
+    assert "executed" in listed.output and "12.34" in listed.output
+    status = runner.invoke(app, ["freeze", "status", request_id, "--config", config])
+    assert status.exit_code == 0, status.output
+    assert "executed" in status.output and "delivered:bank-a" in status.output
+
+    bad = runner.invoke(
+        app,
+        [
+            "freeze",
+            "request",
+            "not-an-account",
+            "--bank",
+            "bank-a",
+            "--amount",
+            "1",
+            *common,
+            *officers,
+        ],
+    )
+    assert bad.exit_code == 1
+    assert "bank_account" in bad.output and "not-an-account" not in bad.output

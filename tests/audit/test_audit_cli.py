@@ -10,9 +10,11 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
+from gateway.audit.checkpoint import parse_checkpoint
+from gateway.audit.cosignature import CosignatureV1Verifier
 from gateway.audit.log import canonical_json
 from gateway.audit.merkle import leaf_hash
-from gateway.audit.note import Ed25519Verifier
+from gateway.audit.note import Ed25519Verifier, NoteError, open_note
 from gateway.audit.tlog_proof import verify_tlog_proof
 from gateway.cli import app
 from gateway.envelope.build import Draft
@@ -105,3 +107,22 @@ def test_prove_prints_a_tlog_proof_that_verifies(net: Consortium) -> None:
     verifier = Ed25519Verifier(f"{net.name}/gateway-audit", broker.sign_key)
     verified = verify_tlog_proof(result.stdout, leaf_hash(canonical_json(entry)), [verifier])
     assert verified.proof.index == 1
+
+
+def test_a_node_cosigns_the_checkpoint_as_a_witness(net: Consortium) -> None:
+    result = runner.invoke(app, ["audit", "witness", "--config", str(net.config_path("bank-a"))])
+    assert result.exit_code == 0, result.output
+    directory = net.pki.directory()
+    broker, bank = directory.get("broker"), directory.get("bank-a")
+    assert broker is not None and bank is not None
+    log_key = Ed25519Verifier(f"{net.name}/gateway-audit", broker.sign_key)
+    witness_key = CosignatureV1Verifier(f"{net.name}/witness/bank-a", bank.sign_key)
+    text, signatures = open_note(result.stdout, [log_key, witness_key])
+    assert {s.name for s in signatures} == {log_key.name, witness_key.name}
+    assert parse_checkpoint(text).size > 0
+    # Another member's key does not verify the bank's cosignature.
+    police = directory.get("police-1")
+    assert police is not None
+    impostor = CosignatureV1Verifier(f"{net.name}/witness/bank-a", police.sign_key)
+    with pytest.raises(NoteError):
+        open_note(result.stdout, [impostor])

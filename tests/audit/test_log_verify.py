@@ -102,7 +102,7 @@ def test_entries_removed_from_the_end_are_reported(engine: Engine, signer: Ed255
 
 
 def test_reordered_entries_are_found(engine: Engine, signer: Ed25519Signer) -> None:
-    entries = {e.index: e for e in stored_entries(engine)}
+    entries = {e.position: e for e in stored_entries(engine)}
     with Session(engine) as s:
         for a, b in ((4, 8), (8, 4)):
             s.execute(
@@ -123,7 +123,9 @@ def test_inserted_entry_is_found(engine: Engine, signer: Ed25519Signer) -> None:
         forged = canonical_json({"type": "decision", "at_ms": 1006, "kind": "PING", "n": -1})
         s.add(AuditEntryRow(idx=6, leaf=forged, leaf_hash=leaf_hash(forged), at_ms=1006))
         for e in entries[6:]:
-            s.add(AuditEntryRow(idx=e.index + 1, leaf=e.leaf, leaf_hash=leaf_hash(e.leaf), at_ms=0))
+            s.add(
+                AuditEntryRow(idx=e.position + 1, leaf=e.leaf, leaf_hash=leaf_hash(e.leaf), at_ms=0)
+            )
         s.commit()
     report = verify(engine, signer)
     assert report.first_bad_entry == 6
