@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 
 from gateway.pki.ca import node_id_from_spiffe
 from gateway.pki.directory import Directory
+from gateway.telemetry import instrument_channel
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 PEER_NODE_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -74,7 +75,8 @@ def secure_channel(endpoint: str, target_node_id: str, tls: TlsFiles) -> grpc.Ch
     creds = grpc.ssl_channel_credentials(
         root_certificates=ca, private_key=key, certificate_chain=cert
     )
-    return grpc.secure_channel(endpoint, creds, options=channel_options(target_node_id))
+    channel = grpc.secure_channel(endpoint, creds, options=channel_options(target_node_id))
+    return instrument_channel(channel)
 
 
 @lru_cache(maxsize=1024)

@@ -29,6 +29,7 @@ from gateway.envelope.verify import EnvelopeVerifier, Rejected, VerifierLimits
 from gateway.kinds import DURABLE, Kind
 from gateway.pki.store import NodeBundle
 from gateway.policy import PolicyEngine, PolicyRequest
+from gateway.telemetry import server_interceptors
 from gateway.transport import (
     IdentityInterceptor,
     TlsFiles,
@@ -236,7 +237,7 @@ def serve_node(config: NodeConfig) -> RunningNode:
     tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=16),
-        interceptors=[IdentityInterceptor(ctx.client.directory)],
+        interceptors=[*server_interceptors(), IdentityInterceptor(ctx.client.directory)],
         options=server_options(),
     )
     rpc.add_NodeServicer_to_server(NodeServicer(ctx, handler, policy, verifier), server)

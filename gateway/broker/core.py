@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from gateway.envelope.verify import EnvelopeVerifier, Rejected, Verified
 from gateway.kinds import ANSWERS, DURABLE, INTERACTIVE, Kind
 from gateway.pki.directory import Directory, Member
 from gateway.policy import Party, PolicyDecision, PolicyEngine, PolicyRequest, RateCounter
+from gateway.telemetry import DENIALS, MESSAGES, SUBMIT_LATENCY, current_traceparent, span
 from gateway.v1 import gateway_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class Routed:
     message_id: str
     decision: PolicyDecision
     audit_index: int
+    kind: str = ""
     responses: list[pb.Envelope] = field(default_factory=list)
     undelivered: list[str] = field(default_factory=list)
 
@@ -141,6 +144,18 @@ class Broker:
     # -- submit ------------------------------------------------------------------------
 
     def submit(self, envelope: pb.Envelope, peer_node_id: str | None) -> Routed:
+        started = time.perf_counter()
+        kind_label = "?"
+        try:
+            routed = self._submit(envelope, peer_node_id)
+            kind_label = routed.kind
+            return routed
+        finally:
+            SUBMIT_LATENCY.record(
+                (time.perf_counter() - started) * 1000, {"gateway.kind": kind_label}
+            )
+
+    def _submit(self, envelope: pb.Envelope, peer_node_id: str | None) -> Routed:
         verdict = self.verifier.verify(envelope, peer_node_id=peer_node_id)
         if isinstance(verdict, Rejected):
             self._audit_rejection(envelope, verdict, peer_node_id)
@@ -167,6 +182,20 @@ class Broker:
 
     def _decide(self, verdict: Verified) -> PolicyDecision:
         """Allowed only if the policy allows the message to every one of its recipients."""
+        header = verdict.header
+        with span(
+            "policy.decide", {"gateway.kind": header.kind, "gateway.sender": header.sender}
+        ) as current:
+            decision = self._decide_all(verdict)
+            current.set_attribute("gateway.decision", "ALLOW" if decision.allowed else "DENY")
+            current.set_attribute("gateway.policy_ids", list(decision.policy_ids))
+        outcome = "ALLOW" if decision.allowed else "DENY"
+        MESSAGES.add(1, {"gateway.kind": header.kind, "gateway.decision": outcome})
+        if not decision.allowed:
+            DENIALS.add(1, {"gateway.kind": header.kind})
+        return decision
+
+    def _decide_all(self, verdict: Verified) -> PolicyDecision:
         header = verdict.header
         rate = self.rates.hit(header.sender, header.kind)
         context = policy_context(header, rate)
@@ -203,8 +232,12 @@ class Broker:
             policy_set=decision.policy_set_hash,
             reason="" if decision.allowed else decision.reason,
         )
+        traceparent = current_traceparent()
         try:
-            with self.audit.transaction() as (session, append):
+            with (
+                span("audit.append", {"gateway.kind": header.kind}),
+                self.audit.transaction() as (session, append),
+            ):
                 row = MessageRow(
                     message_id=header.message_id,
                     sender=header.sender,
@@ -240,6 +273,7 @@ class Broker:
                                 message_id=header.message_id,
                                 recipient=name,
                                 next_attempt_at_ms=now,
+                                traceparent=traceparent,
                             )
                         )
         except IntegrityError:
@@ -255,7 +289,7 @@ class Broker:
             raise BrokerRefusal(
                 grpc.StatusCode.ALREADY_EXISTS, "replay: message id was seen before"
             ) from None
-        return Routed(header.message_id, decision, index)
+        return Routed(header.message_id, decision, index, header.kind)
 
     def _audit_rejection(
         self, envelope: pb.Envelope, rejected: Rejected, peer_node_id: str | None

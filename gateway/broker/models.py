@@ -53,6 +53,8 @@ class DeliveryRow(BrokerBase):
     next_attempt_at_ms: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
     delivered_at_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    traceparent: Mapped[str] = mapped_column(String(64), default="")
+    """W3C trace context of the submission, so delivery joins the sender's trace."""
 
 
 class EventRow(BrokerBase):

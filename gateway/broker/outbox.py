@@ -19,6 +19,7 @@ from gateway.broker.lifecycle import apply_receipt
 from gateway.broker.models import DeliveryRow, EventRow, MessageRow
 from gateway.envelope.verify import Rejected
 from gateway.kinds import ACTIONS, Kind
+from gateway.telemetry import context_from, span
 from gateway.v1 import gateway_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -72,14 +73,24 @@ class OutboxWorker:
         now = self.broker.clock_ms()
         with self.broker.audit.session() as session:
             due = session.execute(
-                select(DeliveryRow.id, DeliveryRow.message_id, DeliveryRow.recipient)
+                select(
+                    DeliveryRow.id,
+                    DeliveryRow.message_id,
+                    DeliveryRow.recipient,
+                    DeliveryRow.traceparent,
+                )
                 .where(DeliveryRow.state == "pending")
                 .where(DeliveryRow.next_attempt_at_ms <= now)
                 .order_by(DeliveryRow.next_attempt_at_ms, DeliveryRow.id)
                 .limit(self.batch)
             ).all()
-        for delivery_id, message_id, recipient in due:
-            self._attempt(int(delivery_id), str(message_id), str(recipient))
+        for delivery_id, message_id, recipient, traceparent in due:
+            with span(
+                "outbox.deliver",
+                {"gateway.message_id": str(message_id), "gateway.recipient": str(recipient)},
+                context=context_from(traceparent),
+            ):
+                self._attempt(int(delivery_id), str(message_id), str(recipient))
         return len(due)
 
     def _attempt(self, delivery_id: int, message_id: str, recipient: str) -> None:

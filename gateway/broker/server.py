@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from gateway.envelope.verify import EnvelopeVerifier, VerifierLimits
 from gateway.pki.directory_source import FileDirectory
 from gateway.pki.store import NodeBundle
 from gateway.policy import PolicyEngine, PolicyRequest
+from gateway.telemetry import observe_outbox, server_interceptors
 from gateway.transport import (
     IdentityInterceptor,
     TlsFiles,
@@ -155,8 +157,10 @@ class RunningBroker:
     outbox: OutboxWorker
     deadlines: DeadlineWatcher
     port: int
+    unobserve: Callable[[], None] = lambda: None
 
     def stop(self, grace: float = 1.0) -> None:
+        self.unobserve()
         self.deadlines.stop()
         self.outbox.stop()
         self.server.stop(grace).wait()
@@ -194,7 +198,7 @@ def serve_broker(config: BrokerConfig) -> RunningBroker:
     tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=32),
-        interceptors=[IdentityInterceptor(directory)],
+        interceptors=[*server_interceptors(), IdentityInterceptor(directory)],
         options=server_options(),
     )
     rpc.add_BrokerServicer_to_server(BrokerServicer(broker, directory), server)
@@ -214,7 +218,8 @@ def serve_broker(config: BrokerConfig) -> RunningBroker:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     outbox = OutboxWorker(broker)
     outbox.start()
+    unobserve = observe_outbox(outbox.depth)
     deadlines = DeadlineWatcher(broker.audit, broker.clock_ms, config.deadline_check_s)
     deadlines.start()
     log.info("broker %s listening on port %d", config.node_id, port)
-    return RunningBroker(server, broker, outbox, deadlines, port)
+    return RunningBroker(server, broker, outbox, deadlines, port, unobserve)

@@ -22,10 +22,12 @@ def serve(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Serve the node's gRPC endpoint over mTLS until interrupted."""
+    from gateway import telemetry
     from nodes.runtime import serve_node
 
     setup_logging(verbose)
     cfg = node_config(config)
+    telemetry.setup(f"gateway-node-{cfg.node_id}")
     try:
         running = serve_node(cfg)
     except (ConfigError, OSError, RuntimeError, grpc.RpcError) as exc:

@@ -32,9 +32,11 @@ def serve(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Serve the broker over mTLS with its outbox worker."""
+    from gateway import telemetry
     from gateway.broker.server import serve_broker
 
     setup_logging(verbose)
+    telemetry.setup(f"gateway-broker-{node}")
     try:
         cfg = (
             load_config(BrokerConfig, config)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from gateway.db import NodeBase
 from gateway.envelope.build import Draft, now_ms
 from gateway.identifiers import IdentifierKind, normalise
+from gateway.telemetry import span
 from gateway.v1 import gateway_pb2 as pb
 from nodes.actions.orders import request_payload
 from nodes.roles.base import Inbound, RoleRefusal
@@ -101,7 +102,8 @@ def issue_action(ctx: NodeContext, spec: ActionSpec) -> Submitted:
             target_request_id=spec.target_request_id,
         ),
     )
-    result = ctx.client.submit(draft)
+    with span("freeze.request", {"gateway.kind": spec.action, "gateway.recipient": spec.recipient}):
+        result = ctx.client.submit(draft)
     with Session(ctx.engine) as session:
         session.add(
             ActionRequestRow(

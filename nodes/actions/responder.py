@@ -17,6 +17,7 @@ import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.envelope.build import Draft, now_ms
+from gateway.telemetry import span
 from gateway.v1 import gateway_pb2 as pb
 from nodes.actions.accounts import AccountColumns, SqlAccountAdapter, account_table
 from nodes.actions.numbers import NumberColumns, SqlNumberAdapter, number_table
@@ -67,7 +68,9 @@ def execute_action(inbound: Inbound, ctx: NodeContext) -> Draft:
     except OrderError as exc:
         outcome = Outcome.rejected(str(exc))
     else:
-        outcome = adapter_for(ctx.config).execute(inbound.session, order, now_ms())
+        with span("action.execute", {"gateway.kind": header.kind}) as current:
+            outcome = adapter_for(ctx.config).execute(inbound.session, order, now_ms())
+            current.set_attribute("gateway.outcome", outcome.outcome)
     log.info("action %s request=%s outcome=%s", header.kind, header.message_id, outcome.outcome)
     return ctx.answer(
         inbound,

@@ -1,0 +1,153 @@
+"""OpenTelemetry for the broker and nodes: traces across gRPC hops, and a few metrics.
+
+Trace context travels in gRPC metadata (the opentelemetry-instrumentation-grpc
+interceptors), and through the broker's outbox in the stored W3C `traceparent`, so a
+freeze is one trace from the police node through the broker to the bank even when it
+waited in the outbox. Nothing is exported unless an OTLP endpoint is configured.
+
+Span and metric attributes are metadata only: kinds, node ids, decisions, policy ids,
+sizes. Never an identifier, blinded or not; `safe_attributes` refuses anything else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.grpc import client_interceptor, grpcext, server_interceptor
+from opentelemetry.instrumentation.grpc.filters import negate, service_prefix
+
+TRACER = trace.get_tracer("gateway")
+METER = metrics.get_meter("gateway")
+
+ALLOWED_ATTRIBUTES = frozenset(
+    {
+        "gateway.kind",
+        "gateway.sender",
+        "gateway.recipient",
+        "gateway.recipients",
+        "gateway.decision",
+        "gateway.policy_ids",
+        "gateway.message_id",
+        "gateway.batch_size",
+        "gateway.entries",
+        "gateway.outcome",
+        "gateway.attempt",
+        "gateway.role",
+    }
+)
+"""The only span attributes the gateway sets itself: metadata, never identifiers."""
+
+MESSAGES = METER.create_counter(
+    "gateway.messages", unit="1", description="Messages decided by the broker, by kind and decision"
+)
+DENIALS = METER.create_counter(
+    "gateway.policy.denials", unit="1", description="Messages denied by policy, by kind"
+)
+SUBMIT_LATENCY = METER.create_histogram(
+    "gateway.submit.duration", unit="ms", description="Broker time per Submit, by kind"
+)
+DELIVERY_LATENCY = METER.create_histogram(
+    "gateway.delivery.duration", unit="ms", description="Time of one delivery to a node"
+)
+
+_NOT_HEALTH = negate(service_prefix("grpc.health"))
+
+
+def safe_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """The attributes, if every key is an allowed metadata key; a bug otherwise."""
+    unknown = set(attributes) - ALLOWED_ATTRIBUTES
+    if unknown:
+        raise ValueError(f"span attributes not on the metadata list: {sorted(unknown)}")
+    return dict(attributes)
+
+
+@contextmanager
+def span(
+    name: str, attributes: Mapping[str, Any], *, context: Context | None = None
+) -> Iterator[trace.Span]:
+    """A span named `name` with metadata attributes (see ALLOWED_ATTRIBUTES)."""
+    with TRACER.start_as_current_span(
+        name, context=context, attributes=safe_attributes(attributes)
+    ) as current:
+        yield current
+
+
+def server_interceptors() -> list[grpc.ServerInterceptor]:  # type: ignore[type-arg]
+    """Extract trace context from incoming metadata and open a server span per call."""
+    return [server_interceptor(filter_=_NOT_HEALTH)]
+
+
+def instrument_channel(channel: grpc.Channel) -> grpc.Channel:
+    """Inject the current trace context into every call's metadata."""
+    intercepted: grpc.Channel = grpcext.intercept_channel(
+        channel, client_interceptor(filter_=_NOT_HEALTH)
+    )
+    return intercepted
+
+
+def current_traceparent() -> str:
+    """The W3C traceparent of the current span ('' if none), to store with a message."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent", "")
+
+
+def context_from(traceparent: str) -> Context | None:
+    """The trace context a stored traceparent names, or None."""
+    if not traceparent:
+        return None
+    return propagate.extract({"traceparent": traceparent})
+
+
+_OUTBOX_DEPTHS: dict[int, Callable[[], int]] = {}
+
+
+def _read_outbox(_options: metrics.CallbackOptions) -> list[metrics.Observation]:
+    return [metrics.Observation(depth()) for depth in list(_OUTBOX_DEPTHS.values())]
+
+
+METER.create_observable_gauge(
+    "gateway.outbox.depth", callbacks=[_read_outbox], unit="1", description="Undelivered messages"
+)
+
+
+def observe_outbox(depth: Callable[[], int]) -> Callable[[], None]:
+    """Report an outbox's depth in the gauge; returns the call that stops reporting it."""
+    key = id(depth)
+    _OUTBOX_DEPTHS[key] = depth
+
+    def stop() -> None:
+        _OUTBOX_DEPTHS.pop(key, None)
+
+    return stop
+
+
+def setup(service_name: str, endpoint: str | None = None) -> None:
+    """Install SDK providers for a serving process; export only to a configured endpoint.
+
+    The endpoint comes from the argument or OTEL_EXPORTER_OTLP_ENDPOINT. Without one,
+    spans and metrics are recorded by no one and cost almost nothing.
+    """
+    endpoint = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not endpoint:
+        return
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create({"service.name": service_name})
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    trace.set_tracer_provider(tracer_provider)
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint))
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
