@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 import grpc
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from gateway.audit.log import AuditLog
+from gateway.audit.log import Append, AuditLog
 from gateway.broker.delivery import DeliveryError, NodeDialer
 from gateway.broker.lifecycle import answer_deadline_ms
 from gateway.broker.models import DeliveryRow, EventRow, MessageRow
@@ -233,49 +234,51 @@ class Broker:
             reason="" if decision.allowed else decision.reason,
         )
         traceparent = current_traceparent()
-        try:
-            with (
-                span("audit.append", {"gateway.kind": header.kind}),
-                self.audit.transaction() as (session, append),
-            ):
-                row = MessageRow(
-                    message_id=header.message_id,
-                    sender=header.sender,
-                    kind=header.kind,
-                    case_ref=header.case_ref,
-                    recipients=json.dumps(list(header.recipients)),
-                    reply_to=header.reply_to,
-                    created_at_ms=header.created_at_ms,
-                    expires_at_ms=header.expires_at_ms,
-                    received_at_ms=now,
-                    header=envelope.header,
-                    payload=envelope.payload if decision.allowed else b"",
-                    signature=envelope.signature,
-                    state="requested" if decision.allowed else "denied",
-                    answer_due_at_ms=answer_deadline_ms(
-                        header.kind,
-                        header.created_at_ms,
-                        self.stop_payment_answer_s,
-                        self.action_answer_s,
-                    )
-                    if decision.allowed
-                    else 0,
-                )
-                session.add(row)
-                session.flush()
-                index = append(entry)
-                row.audit_index = index
-                session.add(EventRow(message_id=header.message_id, state=row.state, at_ms=now))
-                if decision.allowed and durable:
-                    for name in header.recipients:
-                        session.add(
-                            DeliveryRow(
-                                message_id=header.message_id,
-                                recipient=name,
-                                next_attempt_at_ms=now,
-                                traceparent=traceparent,
-                            )
+        due = (
+            answer_deadline_ms(
+                header.kind, header.created_at_ms, self.stop_payment_answer_s, self.action_answer_s
+            )
+            if decision.allowed
+            else 0
+        )
+
+        def store(session: Session, append: Append) -> int:
+            row = MessageRow(
+                message_id=header.message_id,
+                sender=header.sender,
+                kind=header.kind,
+                case_ref=header.case_ref,
+                recipients=json.dumps(list(header.recipients)),
+                reply_to=header.reply_to,
+                created_at_ms=header.created_at_ms,
+                expires_at_ms=header.expires_at_ms,
+                received_at_ms=now,
+                header=envelope.header,
+                payload=envelope.payload if decision.allowed else b"",
+                signature=envelope.signature,
+                state="requested" if decision.allowed else "denied",
+                answer_due_at_ms=due,
+            )
+            session.add(row)
+            session.flush()  # a replayed message id fails here, before any entry
+            index = append(entry)
+            row.audit_index = index
+            session.add(EventRow(message_id=header.message_id, state=row.state, at_ms=now))
+            if decision.allowed and durable:
+                for name in header.recipients:
+                    session.add(
+                        DeliveryRow(
+                            message_id=header.message_id,
+                            recipient=name,
+                            next_attempt_at_ms=now,
+                            traceparent=traceparent,
                         )
+                    )
+            return index
+
+        try:
+            with span("audit.append", {"gateway.kind": header.kind}):
+                index = self.audit.run(store)
         except IntegrityError:
             self._audit_rejection(
                 envelope,
@@ -309,8 +312,7 @@ class Broker:
             "kind": header.kind[:32],
             "header_sha256": hashlib.sha256(envelope.header).hexdigest(),
         }
-        with self.audit.transaction() as (_session, append):
-            append(entry)
+        self.audit.run(lambda _session, append: append(entry))
 
     # -- interactive delivery -----------------------------------------------------------
 
@@ -369,8 +371,14 @@ class Broker:
     def _delivery_event(self, message_id: str, recipient: str, state: str, detail: str) -> int:
         """One audit entry per delivery event, written with the lifecycle event."""
         now = self.clock_ms()
-        with self.audit.transaction() as (session, append):
-            index = append(
+
+        def record(session: Session, append: Append) -> int:
+            session.add(
+                EventRow(
+                    message_id=message_id, state=f"{state}:{recipient}", at_ms=now, detail=detail
+                )
+            )
+            return append(
                 {
                     "type": "delivery",
                     "at_ms": now,
@@ -380,12 +388,8 @@ class Broker:
                     "detail": detail[:500],
                 }
             )
-            session.add(
-                EventRow(
-                    message_id=message_id, state=f"{state}:{recipient}", at_ms=now, detail=detail
-                )
-            )
-        return index
+
+        return self.audit.run(record)
 
     # -- status ------------------------------------------------------------------------
 
@@ -425,6 +429,7 @@ class Broker:
     def close(self) -> None:
         self._fanout.shutdown(wait=False, cancel_futures=True)
         self.dialer.close()
+        self.audit.close()
 
 
 def recipients_of(row: MessageRow) -> Sequence[str]:

@@ -12,7 +12,9 @@ import logging
 import threading
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from gateway.audit.log import Append
 from gateway.broker.core import Broker, BrokerRefusal
 from gateway.broker.delivery import DeliveryError
 from gateway.broker.lifecycle import apply_receipt
@@ -166,7 +168,8 @@ class OutboxWorker:
         """Close an outbox row and audit the delivery event in one transaction."""
         broker = self.broker
         now = broker.clock_ms()
-        with broker.audit.transaction() as (session, append):
+
+        def close_row(session: Session, append: Append) -> None:
             row = session.get(DeliveryRow, delivery_id)
             if row is None or row.state != "pending":
                 return
@@ -192,3 +195,5 @@ class OutboxWorker:
                     message_id=message_id, state=f"{state}:{recipient}", at_ms=now, detail=detail
                 )
             )
+
+        broker.audit.run(close_row)

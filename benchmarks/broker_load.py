@@ -1,0 +1,167 @@
+"""Benchmark: broker throughput and latency for signed, policy-checked, audited messages.
+
+An in-process consortium (broker + bank node over mTLS on loopback). Envelopes are
+signed before timing (signing is the sender's cost, on another machine in production).
+Two measurements per storage backend:
+
+- throughput: police submit PINGs from several threads as fast as the broker answers:
+  each is verified, decided, stored with its audit entry, delivered to the bank over
+  mTLS, and the bank's signed answer verified, decided and audited in turn (three
+  durable audit entries per message), with a signed checkpoint and inclusion proof as
+  the sender's receipt. Action kinds are not used: policy caps them at 100 per hour;
+- latency at a fixed rate of 100 messages/s: p50 and p99 of Submit round trips.
+
+    python -m benchmarks.broker_load [--postgres URL] [--messages N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from gateway.broker.server import serve_broker
+from gateway.envelope.build import Draft
+from gateway.localnet import Consortium
+from gateway.transport import TlsFiles, secure_channel
+from gateway.v1 import gateway_pb2 as pb
+from gateway.v1 import gateway_pb2_grpc as rpc
+from nodes.runtime import serve_node
+
+
+def envelopes(c: Consortium, n: int) -> list[pb.Envelope]:
+    key = c.pki.bundle("police-1").keys().signing
+    return [
+        Draft(
+            sender="police-1",
+            recipients=["bank-a"],
+            kind="PING",
+            payload=b"{}",
+            case_ref=f"C-LOAD-{i % 50}",
+            lifetime_ms=3_600_000,
+        ).sign(key)
+        for i in range(n)
+    ]
+
+
+@contextmanager
+def consortium(database: str | None) -> Iterator[Consortium]:
+    with tempfile.TemporaryDirectory() as folder:
+        urls = {"broker": database} if database else None
+        c = Consortium.create(Path(folder), database_urls=urls)
+        broker = serve_broker(c.broker_config())
+        bank = serve_node(c.node_config("bank-a"))
+        try:
+            yield c
+        finally:
+            bank.stop(0)
+            broker.stop(0)
+
+
+def stub(c: Consortium) -> rpc.BrokerStub:
+    bundle = c.pki.bundle("police-1")
+    tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
+    return rpc.BrokerStub(secure_channel(f"127.0.0.1:{c.broker_port}", "broker", tls))
+
+
+def throughput(c: Consortium, batch: list[pb.Envelope], threads: int) -> float:
+    broker = stub(c)
+    items = iter(batch)
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                envelope = next(items, None)
+            if envelope is None:
+                return
+            reply = broker.Submit(envelope, timeout=30)
+            assert reply.decision == "ALLOW" and len(reply.responses) == 1
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        for future in [pool.submit(worker) for _ in range(threads)]:
+            future.result()
+    return len(batch) / (time.perf_counter() - started)
+
+
+def latency_at_rate(c: Consortium, batch: list[pb.Envelope], rate: float) -> list[float]:
+    broker = stub(c)
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def send(envelope: pb.Envelope) -> None:
+        t0 = time.perf_counter()
+        reply = broker.Submit(envelope, timeout=30)
+        assert reply.decision == "ALLOW"
+        with lock:
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+    futures = []
+    with ThreadPoolExecutor(16) as pool:
+        start = time.perf_counter()
+        for i, envelope in enumerate(batch):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(pool.submit(send, envelope))
+    for future in futures:
+        future.result()
+    return latencies
+
+
+def run(label: str, database: str | None, messages: int) -> None:
+    with consortium(database) as c:
+        warm = envelopes(c, 50)
+        throughput(c, warm, 4)
+        batch = envelopes(c, messages)
+        rate = throughput(c, batch, 8)
+        paced = envelopes(c, 500)
+        lat = sorted(latency_at_rate(c, paced, 100.0))
+    p50 = statistics.median(lat)
+    p99 = lat[int(len(lat) * 0.99) - 1]
+    print(
+        f"{label:10s} throughput {rate:7.0f} msg/s ({messages} messages, 8 client threads); "
+        f"at 100 msg/s: p50 {p50:5.1f} ms, p99 {p99:5.1f} ms"
+    )
+
+
+@contextmanager
+def pg_schema(base: str) -> Iterator[str]:
+    """A throw-away PostgreSQL schema, so the run starts from an empty broker database."""
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--messages", type=int, default=2000)
+    args = parser.parse_args(argv if argv is not None else None)
+    run("sqlite", None, args.messages)
+    if args.postgres:
+        with pg_schema(args.postgres) as url:
+            run("postgresql", url, args.messages)
+
+
+if __name__ == "__main__":
+    main()
