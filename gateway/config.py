@@ -54,6 +54,12 @@ class NodeConfig:
     adapter_table: str = ""
     adapter_columns: dict[str, str] = field(default_factory=dict)
     call_timeout_s: float = 30.0
+    match_bucket_bits: int = 16
+    """Targeted matching: bucket size of the index (responder) and of queries (police)."""
+    match_max_batch: int = 1000
+    """Targeted matching: most identifiers in one query, sent (police) or answered."""
+    match_workers: int = 0
+    """Targeted matching: processes that build the index; 0 means one per core."""
     hold_sweep_s: float = 5.0
     """How often a bank or carrier releases holds and suspensions whose time is up."""
 

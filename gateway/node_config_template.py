@@ -30,10 +30,20 @@ adapter_table = ""
 # hold_expires_at_ms = "hold_expiry"
 """
 
+_MATCH_EXTRA = """
+# Targeted matching. Bucket bits must be the same at police and responders (16 suits
+# up to a few million records); a query carries at most match_max_batch identifiers;
+# match_workers processes build the index (0: one per core). Defaults shown.
+# match_bucket_bits = 16
+# match_max_batch = 1000
+# match_workers = 0
+"""
+
 
 def render(*, node: str, role: str, listen: str, broker: str, bundle: Path, database: str) -> str:
     """A TOML file for one node; every key can be overridden by GATEWAY_<KEY>."""
     extra = _RESPONDER_EXTRA if role in ("bank", "carrier") else ""
+    extra += _MATCH_EXTRA if role in ("police", "bank", "carrier") else ""
     return f"""{_ROLE_NOTES.get(role, "")}
 # Every key can be overridden by an environment variable GATEWAY_<KEY>, e.g.
 # GATEWAY_DATABASE=postgresql+psycopg://user@db/bank.

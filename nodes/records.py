@@ -42,6 +42,7 @@ __all__ = [
     "RecordRow",
     "StoredRecord",
     "UpsertResult",
+    "changed_id_ranges",
     "changed_since",
     "count_changed",
     "current_version",
@@ -245,9 +246,14 @@ def delete_records(engine: Engine, identifiers: Iterable[Identifier]) -> int:
 
 
 def _paged(
-    engine: Engine, conditions: list[Any], page: int, where: Mapping[str, str] | None = None
+    engine: Engine,
+    conditions: list[Any],
+    page: int,
+    where: Mapping[str, str] | None = None,
+    *,
+    start: int = 0,
 ) -> Iterator[StoredRecord]:
-    last = 0
+    last = start
     while True:
         with engine.connect() as conn:
             rows = conn.execute(
@@ -288,26 +294,58 @@ def current_version(engine: Engine) -> int:
         return int(conn.scalar(select(func.coalesce(func.max(_RECORDS.c.version), 0))) or 0)
 
 
+def _changed(version: int, until: int | None) -> list[Any]:
+    conditions: list[Any] = [_RECORDS.c.version > version]
+    if until is not None:
+        conditions.append(_RECORDS.c.version <= until)
+    return conditions
+
+
 def changed_since(
-    engine: Engine, version: int, *, until: int | None = None, page: int = 10_000
+    engine: Engine,
+    version: int,
+    *,
+    until: int | None = None,
+    ids: tuple[int, int] | None = None,
+    page: int = 10_000,
 ) -> Iterator[StoredRecord]:
     """Rows (deleted ones included) with `version < row.version <= until`, by id, paged.
 
     Pass `until=current_version(engine)` read beforehand and continue from it next time:
     a change committed during the scan then has a higher version and is not skipped.
+    `ids` = (first, last) limits the scan to that range of record ids, both included.
     """
-    conditions: list[Any] = [_RECORDS.c.version > version]
-    if until is not None:
-        conditions.append(_RECORDS.c.version <= until)
+    conditions = _changed(version, until)
+    if ids is not None:
+        conditions.append(_RECORDS.c.id <= ids[1])
+        return _paged(engine, conditions, page, start=ids[0] - 1)
     return _paged(engine, conditions, page)
 
 
-def count_changed(engine: Engine, version: int, until: int) -> int:
-    """How many rows `changed_since(engine, version, until=until)` yields."""
+def changed_id_ranges(
+    engine: Engine, version: int, until: int, size: int
+) -> Iterator[tuple[int, int, int]]:
+    """(first id, last id, rows) ranges of about `size` changed rows each, for parallel work."""
+    last = 0
+    while True:
+        with engine.connect() as conn:
+            ids = conn.scalars(
+                select(_RECORDS.c.id)
+                .where(_RECORDS.c.id > last, *_changed(version, until))
+                .order_by(_RECORDS.c.id)
+                .limit(size)
+            ).all()
+        if not ids:
+            return
+        yield ids[0], ids[-1], len(ids)
+        last = ids[-1]
+
+
+def count_changed(engine: Engine, version: int, until: int, *, live_only: bool = False) -> int:
+    """How many rows `changed_since(engine, version, until=until)` yields (or live ones)."""
+    conditions = _changed(version, until)
+    if live_only:
+        conditions.append(_RECORDS.c.deleted == 0)
     with engine.connect() as conn:
-        total = conn.scalar(
-            select(func.count())
-            .select_from(_RECORDS)
-            .where(_RECORDS.c.version > version, _RECORDS.c.version <= until)
-        )
+        total = conn.scalar(select(func.count()).select_from(_RECORDS).where(*conditions))
     return int(total or 0)

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
+from gateway import migrate
 from gateway.broker.core import party, policy_context
 from gateway.config import NodeConfig
 from gateway.db import make_engine
@@ -39,7 +40,6 @@ from gateway.transport import (
 )
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as rpc
-from nodes import schema
 from nodes.actions.responder import HoldSweeper
 from nodes.broker_client import BrokerClient
 from nodes.journal import InboundRow
@@ -214,7 +214,7 @@ class RunningNode:
 def open_node(config: NodeConfig) -> NodeContext:
     """The node's database and broker client, without serving (for CLI commands)."""
     engine = make_engine(config.database)
-    schema.metadata.create_all(engine)
+    migrate.upgrade(engine, "node")
     client = BrokerClient(
         node_id=config.node_id,
         bundle=NodeBundle(config.pki_bundle),

@@ -6,9 +6,11 @@ the migrations import this module so that they always see the whole schema.
 
 from __future__ import annotations
 
+from gateway.bulk_psi import offers
 from gateway.db import NodeBase
+from gateway.matching import index_store
 from nodes import journal, records
 from nodes.actions import accounts, holds, numbers, police
 
-TABLE_MODULES = (journal, records, holds, accounts, numbers, police)
+TABLE_MODULES = (journal, records, holds, accounts, numbers, police, index_store, offers)
 metadata = NodeBase.metadata

@@ -11,6 +11,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from gateway import migrate
 from gateway.audit.log import AuditLog
 from gateway.audit.note import Ed25519Signer
 from gateway.broker.core import Broker, BrokerRefusal, party
@@ -18,7 +19,7 @@ from gateway.broker.delivery import NodeDialer
 from gateway.broker.lifecycle import DeadlineWatcher
 from gateway.broker.outbox import OutboxWorker
 from gateway.config import BrokerConfig
-from gateway.db import BrokerBase, make_engine
+from gateway.db import make_engine
 from gateway.envelope.build import now_ms
 from gateway.envelope.verify import EnvelopeVerifier, VerifierLimits
 from gateway.pki.directory_source import FileDirectory
@@ -172,7 +173,7 @@ def build_broker(config: BrokerConfig) -> tuple[Broker, FileDirectory]:
     keys = bundle.keys()
     directory = FileDirectory(config.directory_folder, bundle.directory_verify_key())
     engine = make_engine(config.database)
-    BrokerBase.metadata.create_all(engine)
+    migrate.upgrade(engine, "broker")
     origin = f"{bundle.consortium()}/gateway-audit"
     audit = AuditLog(engine, Ed25519Signer(origin, keys.signing), origin)
     tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)

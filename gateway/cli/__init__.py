@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from gateway.cli import audit_cmd, demo_cmd, freeze_cmd, node_cmd, pki_cmd, serve_cmd
+from gateway.cli import (
+    audit_cmd,
+    db_cmd,
+    demo_cmd,
+    freeze_cmd,
+    match_cmd,
+    node_cmd,
+    pki_cmd,
+    psi_cmd,
+    serve_cmd,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(pki_cmd.app, name="pki")
@@ -12,5 +22,11 @@ app.add_typer(serve_cmd.broker_app, name="broker")
 app.add_typer(node_cmd.app, name="node")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(freeze_cmd.app, name="freeze")
+app.add_typer(db_cmd.app, name="db")
 app.command("ping")(node_cmd.ping)
 app.command("demo")(demo_cmd.demo)
+app.command("query")(match_cmd.query)
+app.command("psi")(psi_cmd.psi)
+app.add_typer(psi_cmd.offers_app, name="psi-offers")
+node_cmd.app.command("ingest")(match_cmd.ingest)
+node_cmd.app.command("reindex")(match_cmd.reindex)

@@ -20,11 +20,15 @@ def role_tables() -> Mapping[str, Mapping[str, KindHandler]]:
     """Handlers per role and kind (imported lazily: a role loads only what it runs)."""
     from nodes.actions.police import keep_receipt
     from nodes.actions.responder import execute_action
+    from nodes.bulk_psi import handle_psi_request
+    from nodes.matching import handle_match_query
 
     return {
         "police": {"PING": pong, "ACTION_RECEIPT": keep_receipt},
         "bank": {
             "PING": pong,
+            "MATCH_QUERY": handle_match_query,
+            "PSI_REQUEST": handle_psi_request,
             "STOP_PAYMENT": execute_action,
             "FREEZE": execute_action,
             "EXTEND": execute_action,
@@ -32,6 +36,8 @@ def role_tables() -> Mapping[str, Mapping[str, KindHandler]]:
         },
         "carrier": {
             "PING": pong,
+            "MATCH_QUERY": handle_match_query,
+            "PSI_REQUEST": handle_psi_request,
             "SUSPEND_NUMBER": execute_action,
             "RESTORE_NUMBER": execute_action,
         },

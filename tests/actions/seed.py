@@ -5,19 +5,18 @@ from __future__ import annotations
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from gateway.db import make_engine
 from gateway.localnet import Consortium
-from nodes import schema
+from gateway.migrate import upgrade
 from nodes.actions.accounts import BUILTIN_ACCOUNTS
 from nodes.actions.numbers import BUILTIN_NUMBERS
+from tests.postgres import opened
 
 
 def seed_accounts(
     c: Consortium, bank: str, accounts: dict[str, int], frozen: frozenset[str] = frozenset()
 ) -> None:
-    engine = make_engine(c.node_config(bank).database)
-    schema.metadata.create_all(engine)
-    with Session(engine) as s:
+    with opened(c.node_config(bank).database) as engine, Session(engine) as s:
+        upgrade(engine, "node")
         s.execute(
             insert(BUILTIN_ACCOUNTS),
             [
@@ -35,16 +34,14 @@ def seed_accounts(
 
 
 def seed_numbers(c: Consortium, carrier: str, numbers: list[str]) -> None:
-    engine = make_engine(c.node_config(carrier).database)
-    schema.metadata.create_all(engine)
-    with Session(engine) as s:
+    with opened(c.node_config(carrier).database) as engine, Session(engine) as s:
+        upgrade(engine, "node")
         s.execute(insert(BUILTIN_NUMBERS), [{"number": n, "status": "active"} for n in numbers])
         s.commit()
 
 
 def account(c: Consortium, bank: str, number: str) -> dict[str, object]:
-    engine = make_engine(c.node_config(bank).database)
-    with Session(engine) as s:
+    with opened(c.node_config(bank).database) as engine, Session(engine) as s:
         row = s.execute(
             select(BUILTIN_ACCOUNTS).where(BUILTIN_ACCOUNTS.c.account_no == number)
         ).one()
@@ -52,8 +49,7 @@ def account(c: Consortium, bank: str, number: str) -> dict[str, object]:
 
 
 def number_status(c: Consortium, carrier: str, number: str) -> str:
-    engine = make_engine(c.node_config(carrier).database)
-    with Session(engine) as s:
+    with opened(c.node_config(carrier).database) as engine, Session(engine) as s:
         return str(
             s.execute(
                 select(BUILTIN_NUMBERS.c.status).where(BUILTIN_NUMBERS.c.number == number)

@@ -1,7 +1,8 @@
 """Stop-payments, freezes, extensions, releases and suspensions through the real broker.
 
 Broker, bank and carrier serve in this process over mTLS; the police node submits
-through its broker client and the receipts come back through the broker's outbox.
+through its broker client and the receipts come back through the broker's outbox. The
+module runs on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
-from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from gateway.broker.models import MessageRow
@@ -20,6 +20,7 @@ from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
 from nodes.runtime import NodeContext
 from tests.actions.seed import account, number_status, seed_accounts, seed_numbers
 from tests.consortium import client, running
+from tests.postgres import Databases, opened
 
 ACCOUNT = "6222020200112233445"
 POOR = "6222020200998877665"
@@ -28,8 +29,10 @@ PHONE = "+8613812345678"
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
-    c = Consortium.create(tmp_path_factory.mktemp("freeze"))
+def net(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Iterator[Consortium]:
+    c = Consortium.create(
+        tmp_path_factory.mktemp("freeze"), database_urls=databases.for_consortium()
+    )
     seed_accounts(
         c, "bank-a", {ACCOUNT: 1_000_000, POOR: 30_000, FROZEN: 5_000}, frozenset({FROZEN})
     )
@@ -86,7 +89,7 @@ def settled(ctx: NodeContext, request_id: str) -> ActionRequestRow:
 
 
 def broker_state(net: Consortium, request_id: str) -> str:
-    with Session(create_engine(f"sqlite:///{net.broker_database}")) as s:
+    with opened(net.broker_database) as broker, Session(broker) as s:
         row = s.get(MessageRow, request_id)
         return row.state if row is not None else ""
 

@@ -1,13 +1,14 @@
 """Whole-log verification finds tampering, deletion, reordering, insertion and bad keys.
 
-Each test writes a real log through `AuditLog` into a SQLite file, with a signed
-checkpoint after every append (as the broker signs one per receipt), tampers with the
-rows the way a broker operator could, and checks where verification points.
+Each test writes a real log through `AuditLog` into a fresh broker database (SQLite, then
+PostgreSQL), with a signed checkpoint after every append (as the broker signs one per
+receipt), tampers with the rows the way a broker operator could, and checks where
+verification points.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, delete, update
@@ -19,7 +20,9 @@ from gateway.audit.note import Ed25519Signer
 from gateway.audit.source import stored_checkpoints, stored_entries
 from gateway.audit.store import AuditEntryRow
 from gateway.audit.verify import VerifyReport, verify_log
-from gateway.db import BrokerBase, make_engine
+from gateway.db import make_engine
+from gateway.migrate import upgrade
+from tests.postgres import Databases
 
 ORIGIN = "test.gateway/gateway-audit"
 ENTRIES = 12
@@ -31,15 +34,16 @@ def signer() -> Ed25519Signer:
 
 
 @pytest.fixture
-def engine(tmp_path: Path, signer: Ed25519Signer) -> Engine:
-    engine = make_engine(str(tmp_path / "broker.db"))
-    BrokerBase.metadata.create_all(engine)
+def engine(databases: Databases, signer: Ed25519Signer) -> Iterator[Engine]:
+    engine = make_engine(databases.url("broker"))
+    upgrade(engine, "broker")
     log = AuditLog(engine, signer, ORIGIN)
     for i in range(ENTRIES):
         with log.transaction() as (_session, append):
             append({"type": "decision", "at_ms": 1000 + i, "kind": "PING", "n": i})
         log.checkpoint()
-    return engine
+    yield engine
+    engine.dispose()
 
 
 def verify(engine: Engine, signer: Ed25519Signer) -> VerifyReport:

@@ -1,7 +1,7 @@
 """Every bad envelope is refused with a specific status and a reason naming the check.
 
 Each case also checks that nothing was stored as delivered: no message row at the
-broker and nothing in the bank's journal.
+broker and nothing in the bank's journal. The module runs on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.broker.models import DeliveryRow, MessageRow
@@ -23,12 +23,13 @@ from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as rpc
 from nodes.journal import InboundRow
 from tests.consortium import CONSORTIUM, Consortium, running
+from tests.postgres import opened
 
 
 @pytest.fixture(scope="module")
-def net(consortium: Consortium) -> Iterator[Consortium]:
-    with running(consortium, ("police-1", "bank-a"), max_envelope_bytes=64 * 1024):
-        yield consortium
+def net(backend_consortium: Consortium) -> Iterator[Consortium]:
+    with running(backend_consortium, ("police-1", "bank-a"), max_envelope_bytes=64 * 1024):
+        yield backend_consortium
 
 
 def stub_as(c: Consortium, node_id: str) -> rpc.BrokerStub:
@@ -49,9 +50,7 @@ def police_key(c: Consortium):  # type: ignore[no-untyped-def]
 
 
 def stored(c: Consortium, message_id: str) -> tuple[int, int, int]:
-    broker = create_engine(f"sqlite:///{c.broker_database}")
-    bank = create_engine(f"sqlite:///{c.root / 'bank-a.db'}")
-    with Session(broker) as s:
+    with opened(c.broker_database) as broker, Session(broker) as s:
         messages = s.scalar(
             select(func.count()).select_from(MessageRow).where(MessageRow.message_id == message_id)
         )
@@ -60,7 +59,7 @@ def stored(c: Consortium, message_id: str) -> tuple[int, int, int]:
             .select_from(DeliveryRow)
             .where(DeliveryRow.message_id == message_id)
         )
-    with Session(bank) as s:
+    with opened(c.node_config("bank-a").database) as bank, Session(bank) as s:
         inbound = s.scalar(
             select(func.count()).select_from(InboundRow).where(InboundRow.message_id == message_id)
         )

@@ -3,7 +3,7 @@
 The broker is stopped, an early entry is rewritten in its database with its hash
 recomputed (what an operator with database access could do), and the broker restarted.
 The next receipt's checkpoint cannot be proven consistent with the one the police node
-kept from before, and the police node refuses it.
+kept from before, and the police node refuses it. Runs on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from gateway.audit.log import canonical_json
@@ -21,14 +21,17 @@ from gateway.envelope.build import Draft
 from gateway.localnet import Consortium
 from nodes.broker_client import LogIntegrityError
 from tests.consortium import client, running
+from tests.postgres import Databases, opened
 
 
 def ping() -> Draft:
     return Draft(sender="police-1", recipients=["bank-a"], kind="PING", payload=b"{}")
 
 
-def test_rewritten_history_is_detected_at_the_next_receipt(tmp_path: Path) -> None:
-    consortium = Consortium.create(tmp_path)
+def test_rewritten_history_is_detected_at_the_next_receipt(
+    tmp_path: Path, databases: Databases
+) -> None:
+    consortium = Consortium.create(tmp_path, database_urls=databases.for_consortium())
     with running(consortium, ("bank-a",)):
         ctx = client(consortium, "police-1")
         try:
@@ -38,7 +41,7 @@ def test_rewritten_history_is_detected_at_the_next_receipt(tmp_path: Path) -> No
             ctx.client.close()
 
     forged = canonical_json({"type": "decision", "kind": "PING", "decision": "DENY"})
-    with Session(create_engine(f"sqlite:///{consortium.broker_database}")) as s:
+    with opened(consortium.broker_database) as broker, Session(broker) as s:
         s.execute(
             update(AuditEntryRow)
             .where(AuditEntryRow.idx == 0)
@@ -55,8 +58,8 @@ def test_rewritten_history_is_detected_at_the_next_receipt(tmp_path: Path) -> No
             ctx.client.close()
 
 
-def test_an_honest_restart_keeps_receipts_consistent(tmp_path: Path) -> None:
-    consortium = Consortium.create(tmp_path)
+def test_an_honest_restart_keeps_receipts_consistent(tmp_path: Path, databases: Databases) -> None:
+    consortium = Consortium.create(tmp_path, database_urls=databases.for_consortium())
     for _ in range(2):
         with running(consortium, ("bank-a",)):
             ctx = client(consortium, "police-1")

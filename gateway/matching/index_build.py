@@ -1,0 +1,241 @@
+"""Building and updating the responder's match index from its records, over all cores.
+
+Each record costs one OPRF evaluation (a hash to the group and a scalar multiplication,
+~100 us on one core here), so a million records are spread over worker processes. The
+parent only cuts the changed records into ranges of ids; each worker reads its range,
+computes the rows and writes them itself, so no record or row crosses a pipe. A full
+build happens the first time and whenever the key, bucket size or label fields change;
+otherwise only records changed since the last update are redone (`changed_since`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from multiprocessing.pool import AsyncResult, Pool
+
+from sqlalchemy import Engine
+
+from gateway.crypto.blinded import OprfServer
+from gateway.db import make_engine
+from gateway.identifiers import Identifier, IdentifierKind
+from gateway.matching.derive import bucket_of, check_bucket_bits, seal_label, tag_and_key
+from gateway.matching.index_store import (
+    IndexEntry,
+    IndexParams,
+    read_state,
+    reset_index,
+    set_version,
+    write_entries,
+)
+from nodes.records import (
+    StoredRecord,
+    changed_id_ranges,
+    changed_since,
+    count_changed,
+    current_version,
+)
+
+__all__ = [
+    "HANDLE_FIELD",
+    "IndexBacklog",
+    "IndexUpdate",
+    "Progress",
+    "index_params",
+    "key_id",
+    "label_fields_of",
+    "update_index",
+]
+
+HANDLE_FIELD = "handle"
+"""Always in a label: the responder's id for the record, to name it in a follow-up request."""
+INLINE_BELOW = 4_096
+"""Fewer changed records than this are done in this process: starting workers costs more."""
+CHUNK = 2_000
+"""Records per task: one read, one evaluation batch and one write transaction."""
+
+Progress = Callable[[int, int], None]
+"""Called with (records done, records to do) as the update advances."""
+_Range = tuple[int, int, int]
+"""(first record id, last record id, rows in between to do)."""
+
+
+class IndexBacklog(Exception):
+    """More records changed than the caller was willing to index now."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} record changes are waiting to be indexed")
+        self.count = count
+
+
+@dataclass(frozen=True)
+class IndexUpdate:
+    """What one update did."""
+
+    rebuilt: bool
+    indexed: int
+    removed: int
+    version: int
+
+
+def key_id(public_key: bytes) -> str:
+    return hashlib.sha256(public_key).hexdigest()
+
+
+def index_params(public_key: bytes, bucket_bits: int, label_fields: Sequence[str]) -> IndexParams:
+    """The parameters an index built with this key and configuration has."""
+    check_bucket_bits(bucket_bits)
+    fields = tuple(sorted(set(label_fields) - {HANDLE_FIELD}))
+    return IndexParams(bucket_bits, key_id(public_key), fields)
+
+
+def label_fields_of(
+    record_id: int, attributes: dict[str, str], fields: Sequence[str]
+) -> dict[str, str]:
+    """Only the allowed attributes, plus the record handle (which no attribute overrides)."""
+    label = {name: attributes[name] for name in fields if name in attributes}
+    label[HANDLE_FIELD] = str(record_id)
+    return label
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything a worker needs besides its range; sent once per worker."""
+
+    private_key: bytes
+    params: IndexParams
+    since: int
+    until: int
+    replace: bool
+    """Delete rows of the same records first (an update); not needed in a fresh table."""
+
+    def __repr__(self) -> str:
+        return f"_Job(since={self.since}, until={self.until})"
+
+
+class _Worker:
+    """Reads a range of changed records, computes their rows, writes them."""
+
+    def __init__(
+        self, job: _Job, engine: Engine, write_lock: AbstractContextManager[object]
+    ) -> None:
+        self.job = job
+        self.engine = engine
+        self.write_lock = write_lock
+        self.server = OprfServer(job.private_key)
+
+    def entries(self, records: Sequence[StoredRecord]) -> list[IndexEntry]:
+        bits, fields = self.job.params.bucket_bits, self.job.params.label_fields
+        inputs = [Identifier(IdentifierKind(r.kind), r.value).canonical_input() for r in records]
+        outputs = self.server.evaluate(inputs)
+        entries: list[IndexEntry] = []
+        for record, x, y in zip(records, inputs, outputs, strict=True):
+            tag, key = tag_and_key(y)
+            label = label_fields_of(record.id, json.loads(record.attributes), fields)
+            entries.append((bucket_of(x, bits), record.id, tag, seal_label(key, label)))
+        return entries
+
+    def run(self, span: _Range) -> int:
+        """Index one range; returns how many rows it covered (live and removed)."""
+        first, last, _ = span
+        job = self.job
+        records = list(changed_since(self.engine, job.since, until=job.until, ids=(first, last)))
+        live = [r for r in records if not r.deleted]
+        removed = [r.id for r in records if r.deleted]
+        entries = self.entries(live)
+        with self.write_lock:
+            write_entries(self.engine, entries, removed, replace=job.replace)
+        return len(records)
+
+
+_worker: _Worker | None = None
+
+
+def _init_worker(job: _Job, database_url: str, write_lock: AbstractContextManager[object]) -> None:
+    global _worker
+    _worker = _Worker(job, make_engine(database_url), write_lock)
+
+
+def _run(span: _Range) -> int:
+    assert _worker is not None, "worker not initialised"
+    return _worker.run(span)
+
+
+def update_index(
+    engine: Engine,
+    private_key: bytes,
+    *,
+    bucket_bits: int,
+    label_fields: Sequence[str],
+    workers: int = 0,
+    progress: Progress | None = None,
+    max_changes: int | None = None,
+) -> IndexUpdate:
+    """Bring the index up to date with the records; rebuild it if its parameters changed.
+
+    `workers` = 0 uses every core. Safe to run again after an interruption: rows are
+    replaced by record id, and the state's version moves only once all rows are written.
+    With `max_changes`, raises `IndexBacklog` instead of starting a larger update.
+    """
+    params = index_params(OprfServer(private_key).public_key, bucket_bits, label_fields)
+    state = read_state(engine)
+    rebuilt = state is None or state.params != params
+    since = 0 if rebuilt or state is None else state.version
+    until = current_version(engine)
+    total = count_changed(engine, since, until)
+    if max_changes is not None and total > max_changes:
+        raise IndexBacklog(total)
+    if rebuilt:
+        reset_index(engine, params)
+    job = _Job(private_key, params, since, until, replace=not rebuilt)
+    spans = changed_id_ranges(engine, since, until, CHUNK)
+    workers = workers or os.cpu_count() or 1
+    if progress is not None:
+        progress(0, total)
+    if (
+        workers == 1
+        or total < INLINE_BELOW
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
+        worker = _Worker(job, engine, nullcontext())
+        done = _follow((worker.run(span) for span in spans), total, progress)
+    else:
+        # fork, not spawn: `python -m gateway` has no __main__ guard for spawn to re-import.
+        # Workers open their own database connections, and the parent's pooled ones are
+        # closed first: SQLite must not carry an open connection across fork(). One writer
+        # at a time, queued on a lock: SQLite's own busy wait sleeps up to 100 ms.
+        engine.dispose()
+        url = engine.url.render_as_string(hide_password=False)
+        context = multiprocessing.get_context("fork")
+        setup = (job, url, context.Lock())
+        with context.Pool(workers, _init_worker, setup) as pool:
+            done = _follow(_windowed(pool, spans, 2 * workers), total, progress)
+    set_version(engine, until)
+    live = count_changed(engine, since, until, live_only=True)
+    return IndexUpdate(rebuilt, live, done - live, until)
+
+
+def _windowed(pool: Pool, spans: Iterator[_Range], window: int) -> Iterator[int]:
+    """Results as ranges finish in order, at most `window` in flight: memory stays bounded."""
+    pending: deque[AsyncResult[int]] = deque()
+    for span in spans:
+        pending.append(pool.apply_async(_run, (span,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
+def _follow(counts: Iterator[int], total: int, progress: Progress | None) -> int:
+    done = 0
+    for count in counts:
+        done += count
+        if progress is not None:
+            progress(done, total)
+    return done

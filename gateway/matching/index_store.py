@@ -1,0 +1,167 @@
+"""The responder's match index in its own database: one row per live record.
+
+A row is (bucket, record id, tag, sealed label); the table is clustered by bucket
+(SQLite WITHOUT ROWID) so that answering a query reads each asked bucket in one range
+scan. A single state row remembers the parameters the rows were built with and the last
+record version they include, which is what makes updates incremental.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.db import NodeBase
+from gateway.envelope.build import now_ms
+
+__all__ = [
+    "IndexEntry",
+    "IndexParams",
+    "IndexState",
+    "create_tables",
+    "fetch_buckets",
+    "read_state",
+    "reset_index",
+    "set_version",
+    "write_entries",
+]
+
+_CHUNK = 2_000
+IndexEntry = tuple[int, int, bytes, bytes]
+"""(bucket, record id, tag, sealed label)."""
+
+
+class MatchIndexRow(NodeBase):
+    __tablename__ = "match_index"
+    __table_args__ = (
+        Index("ix_match_index_record", "record_id", unique=True),
+        {"sqlite_with_rowid": False},
+    )
+
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tag: Mapped[bytes] = mapped_column(LargeBinary)
+    label: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MatchIndexStateRow(NodeBase):
+    __tablename__ = "match_index_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket_bits: Mapped[int] = mapped_column(Integer)
+    key_id: Mapped[str] = mapped_column(String(64))
+    label_fields: Mapped[str] = mapped_column(String(1000))
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+_ROWS = cast(Table, MatchIndexRow.__table__)
+_STATE = cast(Table, MatchIndexStateRow.__table__)
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """What the rows depend on besides the records: a change means a full rebuild."""
+
+    bucket_bits: int
+    key_id: str
+    """SHA-256 of the OPRF public key, hex: rows built under another key are useless."""
+    label_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IndexState:
+    params: IndexParams
+    version: int
+    """The highest record version the rows include."""
+    updated_at_ms: int
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the index tables if missing (a node may have started before this was imported)."""
+    NodeBase.metadata.create_all(engine, tables=[_ROWS, _STATE])
+
+
+def read_state(engine: Engine) -> IndexState | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(_STATE).where(_STATE.c.id == 1)).first()
+    if row is None:
+        return None
+    params = IndexParams(row.bucket_bits, row.key_id, tuple(json.loads(row.label_fields)))
+    return IndexState(params, int(row.version), int(row.updated_at_ms))
+
+
+def reset_index(engine: Engine, params: IndexParams) -> None:
+    """Drop every row and record new parameters at version 0, in one transaction."""
+    with engine.begin() as conn:
+        conn.execute(delete(_ROWS))
+        conn.execute(delete(_STATE))
+        conn.execute(
+            insert(_STATE).values(
+                id=1,
+                bucket_bits=params.bucket_bits,
+                key_id=params.key_id,
+                label_fields=json.dumps(list(params.label_fields)),
+                version=0,
+                updated_at_ms=now_ms(),
+            )
+        )
+
+
+def write_entries(
+    engine: Engine, entries: Sequence[IndexEntry], removed: Sequence[int], *, replace: bool = True
+) -> None:
+    """Write rows and drop the `removed` records' rows, in one transaction.
+
+    With `replace` (an update), rows of the same records are deleted first, so writing
+    the same records again is harmless; a freshly reset table can skip that.
+    """
+    gone = [*(entry[1] for entry in entries), *removed] if replace else list(removed)
+    with engine.begin() as conn:
+        for start in range(0, len(gone), _CHUNK):
+            conn.execute(delete(_ROWS).where(_ROWS.c.record_id.in_(gone[start : start + _CHUNK])))
+        if entries:
+            conn.execute(
+                insert(_ROWS),
+                [{"bucket": b, "record_id": r, "tag": t, "label": lb} for b, r, t, lb in entries],
+            )
+
+
+def set_version(engine: Engine, version: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(_STATE).where(_STATE.c.id == 1).values(version=version, updated_at_ms=now_ms())
+        )
+
+
+def fetch_buckets(engine: Engine, buckets: Collection[int]) -> dict[int, list[tuple[bytes, bytes]]]:
+    """bucket -> [(tag, sealed label)] for each asked bucket (empty list if it holds none)."""
+    found: dict[int, list[tuple[bytes, bytes]]] = {b: [] for b in buckets}
+    ordered = sorted(found)
+    with engine.connect() as conn:
+        for start in range(0, len(ordered), _CHUNK):
+            rows = conn.execute(
+                select(_ROWS.c.bucket, _ROWS.c.tag, _ROWS.c.label).where(
+                    _ROWS.c.bucket.in_(ordered[start : start + _CHUNK])
+                )
+            )
+            for bucket, tag, label in rows:
+                found[bucket].append((bytes(tag), bytes(label)))
+    return found

@@ -1,0 +1,122 @@
+"""`gateway node ingest` and `gateway query` as an operator and an officer use them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gateway.cli import app
+from gateway.localnet import Consortium
+from tests.consortium import running
+
+runner = CliRunner()
+
+HELD = "+8613912345678"
+HELD_TYPED = "139 1234 5678"
+CSV = f"""kind,value,record_id,status,holder_name
+phone,{HELD},C1,ACTIVE,王伟
+phone,12345,C2,ACTIVE,李娜
+phone,+8613987654321,C3,SUSPENDED,张敏
+fax,+8613911112222,C4,ACTIVE,刘洋
+phone,+8613955556666,C5,ACTIVE
+"""
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
+    consortium = Consortium.create(tmp_path_factory.mktemp("match-cli"))
+    with running(consortium, ("carrier-1", "bank-a")):
+        yield consortium
+
+
+def config(net: Consortium, node_id: str) -> str:
+    return str(net.config_path(node_id))
+
+
+@pytest.fixture(scope="module")
+def ingested(net: Consortium, tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("csv") / "subscribers.csv"
+    path.write_text(CSV, encoding="utf-8")
+    result = runner.invoke(app, ["node", "ingest", str(path), "--config", config(net, "carrier-1")])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def flat(output: str) -> str:
+    """Output with rich's line wrapping undone."""
+    return " ".join(output.split())
+
+
+def test_ingest_reports_every_rejected_row_without_its_value(ingested: str) -> None:
+    assert "3 rows rejected" in ingested
+    assert "│    3 │ invalid phone: not a valid number for its country" in ingested
+    assert "│    5 │ unknown identifier kind 'fax'" in ingested
+    assert "│    6 │ row has 4 fields, header has 5" in ingested
+    for value in ("12345", "+8613911112222", "+8613955556666"):
+        assert value not in ingested
+    assert "records: 2 added, 0 changed, 0 unchanged, 3 rejected" in ingested
+    assert "match index rebuilt: 2 records (re)indexed" in ingested
+
+
+def test_ingest_again_updates_the_index_incrementally(net: Consortium, tmp_path: Path) -> None:
+    path = tmp_path / "more.csv"
+    path.write_text(f"kind,value,record_id,status\nphone,{HELD},C1,SUSPENDED\n", encoding="utf-8")
+    result = runner.invoke(app, ["node", "ingest", str(path), "--config", config(net, "carrier-1")])
+    assert result.exit_code == 0, result.output
+    assert "records: 0 added, 1 changed" in result.output
+    assert "match index updated: 1 records (re)indexed, 0 removed" in result.output
+    path.write_text(f"kind,value,record_id,status\nphone,{HELD},C1,ACTIVE\n", encoding="utf-8")
+    result = runner.invoke(app, ["node", "ingest", str(path), "--config", config(net, "carrier-1")])
+    assert result.exit_code == 0, result.output
+
+
+def test_ingest_is_for_responders_only(net: Consortium, tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("kind,value\n", encoding="utf-8")
+    result = runner.invoke(app, ["node", "ingest", str(path), "--config", config(net, "police-1")])
+    assert result.exit_code == 1
+    assert "only banks and carriers hold records" in result.output
+
+
+@pytest.mark.usefixtures("ingested")
+def test_query_prints_matches_as_a_table(net: Consortium, tmp_path: Path) -> None:
+    listing = tmp_path / "numbers.txt"
+    listing.write_text("# suspects\n+8613987654321\n", encoding="utf-8")
+    args = ["query", "--config", config(net, "police-1"), "--kind", "phone", HELD_TYPED]
+    args += ["+8613000000000", "--file", str(listing), "--role", "carrier"]
+    result = runner.invoke(app, [*args, "--case", "CASE-1", "--basis", "CPL art. 143"])
+    assert result.exit_code == 0, result.output
+    assert HELD_TYPED in result.output, "the officer sees what they typed"
+    assert "record_id=C1" in result.output and "status=ACTIVE" in result.output
+    assert "record_id=C3" in result.output and "status=SUSPENDED" in result.output
+    assert "王伟" not in result.output, "holder_name is not a label attribute"
+    assert "carrier-1: 2 matches" in result.output
+
+
+def test_query_refuses_malformed_identifiers_and_sends_nothing(net: Consortium) -> None:
+    args = ["query", "--config", config(net, "police-1"), "--kind", "phone", HELD, "12345"]
+    result = runner.invoke(app, [*args, "--to", "carrier-1", "--case", "C", "--basis", "B"])
+    assert result.exit_code == 1
+    assert "value #2: invalid phone: not a valid number for its country" in flat(result.output)
+    assert "nothing was sent" in flat(result.output)
+    assert "12345" not in result.output
+
+
+def test_query_needs_exactly_one_way_to_name_responders(net: Consortium) -> None:
+    args = ["query", "--config", config(net, "police-1"), "--kind", "phone", HELD]
+    result = runner.invoke(app, [*args, "--case", "C", "--basis", "B"])
+    assert result.exit_code == 1
+    assert "--to NODE (repeatable) or --role bank|carrier" in flat(result.output)
+
+
+def test_a_responder_without_an_index_is_reported(net: Consortium) -> None:
+    args = ["query", "--config", config(net, "police-1"), "--kind", "phone", HELD]
+    result = runner.invoke(app, [*args, "--to", "bank-a", "--case", "C", "--basis", "B"])
+    assert result.exit_code == 1
+    assert (
+        "bank-a: no answer: bank-a: FAILED_PRECONDITION match: this node has no match index yet"
+        in flat(result.output)
+    )
