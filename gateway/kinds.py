@@ -52,7 +52,7 @@ DURABLE = ACTIONS | {Kind.ACTION_RECEIPT, Kind.FLAGGED_NUMBERS}
 SEALED = frozenset(
     {Kind.MATCH_QUERY, Kind.MATCH_RESPONSE, Kind.PSI_REQUEST, Kind.PSI_RESPONSE}
     | ACTIONS
-    | {Kind.FLAGGED_NUMBERS}
+    | {Kind.ACTION_RECEIPT, Kind.FLAGGED_NUMBERS}
 )
 """Kinds whose payload may carry an identifier in a recoverable form: sealed to the recipient."""
 

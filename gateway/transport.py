@@ -109,7 +109,9 @@ def peer_identity(context: grpc.ServicerContext, directory: Directory) -> tuple[
         return None, f"certificate names {node_id!r}, which is not a member"
     if not member.active:
         return None, f"member {node_id!r} is revoked"
-    if member.cert_sha256 and member.cert_sha256 != fingerprint:
+    if not member.cert_sha256:  # fail closed: a CA signature alone never suffices
+        return None, f"the directory pins no certificate for {node_id!r}"
+    if member.cert_sha256 != fingerprint:
         return None, f"certificate is not the one the directory lists for {node_id!r}"
     return node_id, ""
 

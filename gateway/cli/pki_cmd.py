@@ -63,6 +63,37 @@ def revoke(node: str = typer.Option(...), pki_dir: Path = PKI_DIR) -> None:
     console.print(f"revoked [bold]{node}[/]")
 
 
+@app.command("rotate")
+def rotate(
+    node: str = typer.Option(..., help="Node id whose keys to replace."),
+    signing: bool = typer.Option(False, "--signing", help="New Ed25519 signing key."),
+    sealing: bool = typer.Option(False, "--sealing", help="New X25519 sealing key."),
+    oprf: bool = typer.Option(False, "--oprf", help="New OPRF key (banks and carriers)."),
+    tls: bool = typer.Option(False, "--tls", help="New mTLS key and certificate."),
+    pki_dir: Path = PKI_DIR,
+) -> None:
+    """Replace a member's keys (all it holds if none is named) and re-sign the directory.
+
+    Then copy the bundle to the node and restart it (SECURITY.md: what old keys still do).
+    """
+    try:
+        done = PkiFolder(pki_dir).rotate(
+            node,
+            signing=signing,
+            sealing=sealing,
+            oprf=oprf,
+            tls=tls,
+            oprf_key_factory=oprf_key_pair,
+        )
+    except (PkiError, DirectoryError, OSError, ValueError) as exc:
+        fail(str(exc))
+    console.print(f"rotated {', '.join(done.rotated)} of [bold]{node}[/] (v{done.key_version})")
+    console.print(f"directory serial {done.serial}")
+    console.print(f"copy {done.bundle.folder} to the node and restart it")
+    if "oprf" in done.rotated:
+        console.print("then rebuild its match index: `gateway node reindex`")
+
+
 @app.command("show")
 def show(pki_dir: Path = PKI_DIR) -> None:
     """Print the signed directory after checking its signature."""

@@ -74,6 +74,8 @@ class Member:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Member:
+        if not isinstance(data, dict):
+            raise DirectoryError("directory member is not a JSON object")
         try:
             member = cls(
                 node_id=str(data["node_id"]),
@@ -89,12 +91,16 @@ class Member:
             )
         except KeyError as exc:
             raise DirectoryError(f"directory member lacks field {exc.args[0]}") from exc
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise DirectoryError(f"directory member has a bad field: {type(exc).__name__}") from exc
         if member.role not in ROLES:
             raise DirectoryError(f"member {member.node_id} has unknown role {member.role!r}")
         if len(member.sign_key) != 32 or len(member.seal_key) != 32:
             raise DirectoryError(f"member {member.node_id} has a key of the wrong length")
         if member.status not in (ACTIVE, REVOKED):
             raise DirectoryError(f"member {member.node_id} has unknown status {member.status!r}")
+        if member.key_version < 1:
+            raise DirectoryError(f"member {member.node_id} has key version {member.key_version}")
         return member
 
 
@@ -134,10 +140,17 @@ class Directory:
     def from_bytes(cls, data: bytes) -> Directory:
         try:
             doc = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise DirectoryError("directory is not JSON") from exc
+        if not isinstance(doc, dict) or not isinstance(doc.get("members"), list):
+            raise DirectoryError("directory is not an object with a list of members")
+        try:
             members = tuple(Member.from_dict(m) for m in doc["members"])
             directory = cls(str(doc["consortium"]), int(doc["serial"]), members)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             raise DirectoryError(f"directory is not well-formed: {type(exc).__name__}") from exc
+        if directory.serial < 0:
+            raise DirectoryError("directory serial is negative")
         ids = [m.node_id for m in members]
         if len(set(ids)) != len(ids):
             raise DirectoryError("directory lists a node id twice")

@@ -8,6 +8,7 @@ whose signature verifies. A bad update is refused and the last good directory st
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -24,6 +25,14 @@ from gateway.pki.directory import (
 log = logging.getLogger(__name__)
 
 
+Stamp = tuple[int, int, int]
+"""(inode, size, mtime in ns) of a file: a rename-over changes it even within one tick."""
+
+
+def _stamp(stat: os.stat_result) -> Stamp:
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
 class FileDirectory:
     """The signed directory at `folder`/directory.json + directory.sig."""
 
@@ -33,7 +42,7 @@ class FileDirectory:
         self._verify_key = verify_key
         self._lock = threading.Lock()
         self._checked_at = 0.0
-        self._stamp: tuple[float, float] = (0.0, 0.0)
+        self._stamp: tuple[Stamp, Stamp] = ((0, 0, 0), (0, 0, 0))
         self._blob = self._read()
         self._directory = verify_directory(self._blob, verify_key)
 
@@ -51,13 +60,20 @@ class FileDirectory:
                 self._refresh()
         return self._directory
 
+    def refresh(self) -> Directory:
+        """Check the files now rather than at the next second (after a rotation, on SIGHUP)."""
+        with self._lock:
+            self._checked_at = time.monotonic()
+            self._refresh()
+        return self._directory
+
     def signed(self) -> SignedDirectoryBlob:
         self.current()
         return self._blob
 
     def _refresh(self) -> None:
         try:
-            stamp = (self._json.stat().st_mtime, self._sig.stat().st_mtime)
+            stamp = (_stamp(self._json.stat()), _stamp(self._sig.stat()))
         except OSError:
             return
         if stamp == self._stamp:

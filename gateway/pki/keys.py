@@ -7,7 +7,8 @@ without format conversion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -28,6 +29,15 @@ class NodeKeys:
     @classmethod
     def generate(cls) -> NodeKeys:
         return cls(Ed25519PrivateKey.generate(), SealingPrivateKey.generate())
+
+    def rotated(self, *, signing: bool, sealing: bool) -> NodeKeys:
+        """These keys with fresh ones in place of those asked for (a key rotation)."""
+        keys = self
+        if signing:
+            keys = replace(keys, signing=Ed25519PrivateKey.generate())
+        if sealing:
+            keys = replace(keys, sealing=SealingPrivateKey.generate())
+        return keys
 
     @property
     def sign_public(self) -> bytes:
@@ -54,9 +64,19 @@ def raw_public(key: Ed25519PublicKey) -> bytes:
 
 
 def write_secret(path: Path, text: str) -> None:
-    """Write a private key readable by the owner only."""
-    path.write_text(text + "\n")
-    path.chmod(0o600)
+    """Write a private key readable by the owner only, replacing any old one atomically.
+
+    The file is created with mode 0600 (never readable by others, even for a moment) and
+    renamed over the old one, so a reader sees the old key or the new one, never half.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
 
 
 def read_hex(path: Path, length: int) -> bytes:

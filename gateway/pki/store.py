@@ -8,15 +8,26 @@ Layout::
     <pki>/directory.json, .sig      the current signed directory
     <pki>/nodes/<id>/               one bundle per node: tls.crt, tls.key, sign.key,
                                     seal.key, oprf.key (responders), ca.crt, directory.pub
+    <pki>/.lock                     held while a command changes the directory
 
 A node's bundle is all that has to be copied to the machine that runs it.
+
+Key lifecycle: `issue` lists a node at key version 1; `rotate` replaces some or all of
+its keys in the bundle (the old private keys are overwritten, not kept), bumps the
+member's key version and the directory serial, and re-signs the directory; `revoke`
+marks the member revoked. Every change is a new signed directory with a higher serial,
+which the broker picks up from the files and nodes refetch; nodes refuse a lower serial.
+Administrative changes hold an exclusive lock on the folder, so two concurrent commands
+cannot both write "serial + 1".
 """
 
 from __future__ import annotations
 
+import fcntl
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -31,6 +42,7 @@ from gateway.pki.ca import (
     issue_node_certificate,
 )
 from gateway.pki.directory import (
+    REVOKED,
     ROLES,
     Directory,
     Member,
@@ -41,6 +53,8 @@ from gateway.pki.directory import (
 from gateway.pki.keys import NodeKeys, raw_public, read_hex, write_secret
 
 RESPONDER_ROLES = ("bank", "carrier")
+KEY_KINDS = ("signing", "sealing", "oprf", "tls")
+"""What `rotate` can replace: Ed25519 signing, X25519 sealing, OPRF key, mTLS certificate."""
 
 OprfKeyFactory = Callable[[], tuple[bytes, bytes]]
 """Makes a responder's OPRF key pair: (secret key bytes, public key bytes)."""
@@ -84,6 +98,17 @@ class NodeBundle:
 
     def consortium(self) -> str:
         return (self.folder / "consortium.txt").read_text().strip()
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What one rotation did: which keys are new, and the directory that lists them."""
+
+    node_id: str
+    rotated: tuple[str, ...]
+    key_version: int
+    serial: int
+    bundle: NodeBundle
 
 
 class PkiFolder:
@@ -152,6 +177,18 @@ class PkiFolder:
         if not node_id or not all(c.isalnum() or c in "-_." for c in node_id):
             raise PkiError("node id must be letters, digits, '-', '_' or '.'")
         consortium = self.consortium
+        with self._locked():
+            return self._issue(node_id, role, consortium, agency, endpoint, oprf_key_factory)
+
+    def _issue(
+        self,
+        node_id: str,
+        role: str,
+        consortium: str,
+        agency: str,
+        endpoint: str,
+        oprf_key_factory: OprfKeyFactory | None,
+    ) -> NodeBundle:
         directory = self.directory()
         bundle = self.bundle(node_id)
         if bundle.folder.exists():
@@ -186,15 +223,95 @@ class PkiFolder:
         self._write_directory(directory.with_member(member))
         return bundle
 
+    def rotate(
+        self,
+        node_id: str,
+        *,
+        signing: bool = False,
+        sealing: bool = False,
+        oprf: bool = False,
+        tls: bool = False,
+        oprf_key_factory: OprfKeyFactory | None = None,
+    ) -> Rotation:
+        """Replace some of a member's keys (all it has if none is named) and re-sign.
+
+        The new private keys overwrite the old ones in the node's bundle, which must then
+        be copied to the node and the node restarted. The member keeps its id, role,
+        agency and endpoint; its key version goes up by one and so does the serial.
+
+        Once the directory changes, the broker and every node that has refetched it
+        refuse envelopes signed with the old signing key and the old certificate (by
+        fingerprint), and senders seal to the new sealing key. A payload sealed to the
+        old sealing key that is still in the broker's outbox can no longer be opened: the
+        recipient refuses it (`seal:`), the broker marks the delivery failed, and the
+        sender must issue the request again. A responder's match index is built under its
+        OPRF key, so after an OPRF rotation it must be rebuilt (`gateway node reindex`).
+        """
+        with self._locked():
+            directory = self.directory()
+            member = directory.get(node_id)
+            if member is None:
+                raise PkiError(f"no member {node_id} in the directory")
+            if not member.active:
+                raise PkiError(f"{node_id} is revoked; issue it again to readmit it")
+            has_oprf = member.role in RESPONDER_ROLES
+            is_broker = member.role == "broker"
+            wanted = {"signing": signing, "sealing": sealing, "oprf": oprf, "tls": tls}
+            if not any(wanted.values()):  # everything this member has and may rotate
+                wanted = {"signing": not is_broker, "sealing": True, "oprf": has_oprf, "tls": True}
+            if wanted["oprf"] and not has_oprf:
+                raise PkiError(f"{node_id} is a {member.role} node, which holds no OPRF key")
+            if wanted["signing"] and is_broker:
+                raise PkiError(
+                    "the broker's signing key signs the audit log's checkpoints, which nodes "
+                    "keep and check against it; rotating it needs a log key transition, "
+                    "which is not supported"
+                )
+            bundle = self.bundle(node_id)
+            keys = bundle.keys().rotated(signing=wanted["signing"], sealing=wanted["sealing"])
+            updated = replace(
+                member,
+                sign_key=keys.sign_public,
+                seal_key=keys.seal_public,
+                key_version=member.key_version + 1,
+            )
+            if wanted["oprf"]:
+                if oprf_key_factory is None:
+                    raise PkiError("rotating an OPRF key needs an OPRF key factory")
+                secret, oprf_public = oprf_key_factory()
+                write_secret(bundle.oprf_key, secret.hex())
+                updated = replace(updated, oprf_key=oprf_public)
+            if wanted["tls"]:
+                cert = issue_node_certificate(self.ca(), self.consortium, node_id)
+                write_secret(bundle.tls_key, cert.key_pem.decode().strip())
+                _write_atomically(bundle.tls_cert, cert.cert_pem)
+                updated = replace(updated, cert_sha256=certificate_fingerprint(cert.cert_pem))
+            keys.save(bundle.folder)
+            new_directory = directory.with_member(updated)
+            self._write_directory(new_directory)
+        rotated = tuple(kind for kind in KEY_KINDS if wanted[kind])
+        return Rotation(node_id, rotated, updated.key_version, new_directory.serial, bundle)
+
     def revoke(self, node_id: str) -> None:
         """Mark a member revoked in a newly signed directory; its messages are refused."""
-        from dataclasses import replace
+        with self._locked():
+            directory = self.directory()
+            member = directory.get(node_id)
+            if member is None:
+                raise PkiError(f"no member {node_id} in the directory")
+            self._write_directory(directory.with_member(replace(member, status=REVOKED)))
 
-        directory = self.directory()
-        member = directory.get(node_id)
-        if member is None:
-            raise PkiError(f"no member {node_id} in the directory")
-        self._write_directory(directory.with_member(replace(member, status="revoked")))
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive lock on the folder for one read-modify-write of the directory."""
+        if not (self.root / "consortium.txt").exists():
+            raise PkiError(f"{self.root} is not a PKI folder; run `gateway pki init` first")
+        with (self.root / ".lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _write_directory(self, directory: Directory) -> None:
         blob = sign_directory(directory, self.directory_key())
@@ -204,3 +321,9 @@ class PkiFolder:
         tmp_sig.write_bytes(blob.signature)
         tmp_json.replace(self.root / "directory.json")
         tmp_sig.replace(self.root / "directory.sig")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

@@ -77,9 +77,11 @@ def read_order(header: pb.Header, payload: bytes, role: str, default_region: str
     if payload:
         try:
             body = json.loads(payload)
+            if not isinstance(body, dict):
+                raise TypeError("not an object")
             kind = IdentifierKind(body["identifier_kind"])
             raw = str(body["value"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise OrderError("payload: expected {identifier_kind, value}") from None
         if kind not in IDENTIFIER_KINDS.get(role, ()):
             raise OrderError(f"payload: a {role} does not hold {kind.value} identifiers")

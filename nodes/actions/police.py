@@ -134,10 +134,10 @@ def keep_receipt(inbound: Inbound, ctx: NodeContext) -> None:
         )
     try:
         body = json.loads(inbound.payload)
-    except ValueError:
-        raise RoleRefusal(
-            grpc.StatusCode.INVALID_ARGUMENT, "receipt: payload is not JSON"
-        ) from None
+    except (ValueError, RecursionError):
+        body = None
+    if not isinstance(body, dict):
+        raise RoleRefusal(grpc.StatusCode.INVALID_ARGUMENT, "receipt: payload is not a JSON object")
     request.state = header.outcome.lower()
     request.reason = str(body.get("reason", ""))[:500]
     request.executed_amount_minor = header.terms.executed_amount_minor

@@ -1,4 +1,4 @@
-"""A bank or carrier executing action requests and answering with signed receipts.
+"""A bank or carrier executing action requests and answering with signed, sealed receipts.
 
 Runs inside the delivery's transaction (see `Inbound.session`): the adapter's changes,
 the hold record and the journal row commit together, so a redelivered request returns

@@ -1,0 +1,322 @@
+"""Fuzzing what arrives from the network before anything trusts it.
+
+Decoders (Envelope, Header, the signed directory, sealed payloads) raise only their
+documented error; the verifier never raises and refuses with one of its named checks
+and that check's status; a signed envelope changed in any byte never verifies; and the
+policy engine decides headers with extreme values without failing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from google.protobuf.message import DecodeError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nacl.public import PrivateKey
+
+from gateway.broker.core import party, policy_context
+from gateway.config import REPO_POLICIES
+from gateway.envelope.build import Draft
+from gateway.envelope.pae import pae
+from gateway.envelope.sealing import SealError, seal, unseal
+from gateway.envelope.verify import EnvelopeVerifier, Rejected, Verified, VerifierLimits
+from gateway.kinds import SEALED, Kind
+from gateway.pki.directory import REVOKED, Directory, DirectoryError, Member
+from gateway.policy import PolicyEngine, PolicyRequest
+from gateway.v1 import gateway_pb2 as pb
+
+NOW = 1_760_000_000_000
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+REFUSALS: dict[str, set[grpc.StatusCode]] = {
+    "size": {grpc.StatusCode.RESOURCE_EXHAUSTED},
+    "header": {grpc.StatusCode.INVALID_ARGUMENT},
+    "sender": {grpc.StatusCode.PERMISSION_DENIED},
+    "identity": {grpc.StatusCode.PERMISSION_DENIED},
+    "signature": {grpc.StatusCode.UNAUTHENTICATED},
+    "digest": {grpc.StatusCode.INVALID_ARGUMENT},
+    "timestamp": {grpc.StatusCode.FAILED_PRECONDITION},
+    "expiry": {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT},
+    "recipient": {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT},
+}
+"""Every refusal the verifier documents: check name -> the statuses it answers with."""
+
+ROLES = {"police-1": "police", "bank-a": "bank", "bank-b": "bank", "gone-1": "carrier"}
+SIGNING = {node: Ed25519PrivateKey.generate() for node in ROLES}
+SEALING = {node: PrivateKey.generate() for node in ROLES}
+DIRECTORY = Directory(
+    "fuzz.example",
+    7,
+    tuple(
+        Member(
+            node_id=node,
+            role=role,
+            agency=node,
+            endpoint="",
+            sign_key=SIGNING[node].public_key().public_bytes_raw(),
+            seal_key=bytes(SEALING[node].public_key),
+            status=REVOKED if node == "gone-1" else "active",
+        )
+        for node, role in ROLES.items()
+    ),
+)
+VERIFIER = EnvelopeVerifier(
+    lambda: DIRECTORY, limits=VerifierLimits(max_envelope_bytes=4096), clock_ms=lambda: NOW
+)
+
+
+def check_refusal(result: Verified | Rejected) -> None:
+    assert isinstance(result, Rejected), "verified an envelope it had to refuse"
+    assert result.status in REFUSALS.get(result.check, set()), str(result)
+    assert result.reason
+
+
+def valid_envelope() -> pb.Envelope:
+    return Draft(
+        sender="police-1",
+        recipients=["bank-a"],
+        kind="FREEZE",
+        payload=b'{"identifier_kind": "bank_account", "value": "6222020200112233445"}',
+        case_ref="C-1",
+        legal_basis="art. 11",
+        seal_to=bytes(SEALING["bank-a"].public_key),
+        terms=pb.ActionTerms(action="FREEZE", amount_minor=100, duration_hours=24),
+        created_at_ms=NOW - 1_000,
+    ).sign(SIGNING["police-1"])
+
+
+# -- decoders ----------------------------------------------------------------------------
+
+
+@FUZZ
+@given(st.binary(max_size=600))
+def test_envelope_and_header_decoders_raise_only_decode_error(data: bytes) -> None:
+    for message in (pb.Envelope, pb.Header, pb.ActionTerms):
+        try:
+            parsed = message.FromString(data)
+        except DecodeError:
+            continue
+        assert message.FromString(parsed.SerializeToString()) == parsed
+
+
+@FUZZ
+@given(
+    st.one_of(
+        st.binary(max_size=400),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(
+                    st.sampled_from(["consortium", "serial", "members", "node_id", "key_version"])
+                    | st.text(max_size=8),
+                    inner,
+                    max_size=5,
+                )
+            ),
+            max_leaves=20,
+        ).map(lambda doc: json.dumps(doc).encode()),
+    )
+)
+def test_directory_decoder_raises_only_directory_error(data: bytes) -> None:
+    try:
+        directory = Directory.from_bytes(data)
+    except DirectoryError:
+        return
+    assert Directory.from_bytes(directory.to_bytes()) == directory
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[" * 100_000,
+        b'{"consortium": "x", "serial": 1, "members": [{"node_id": "a", "key_version": 1e999}]}',
+        b'{"consortium": "x", "serial": 1, "members": ["a"]}',
+        b'{"consortium": "x", "serial": -1, "members": []}',
+    ],
+    ids=["deep", "infinite-version", "member-not-object", "negative-serial"],
+)
+def test_directory_decoder_edge_cases(data: bytes) -> None:
+    with pytest.raises(DirectoryError):
+        Directory.from_bytes(data)
+
+
+@FUZZ
+@given(st.binary(max_size=300), st.text(string.hexdigits, min_size=0, max_size=40))
+def test_unseal_raises_only_seal_error(sealed: bytes, message_id: str) -> None:
+    with pytest.raises(SealError):
+        unseal(sealed, message_id, SEALING["bank-a"])
+
+
+@FUZZ
+@given(st.binary(max_size=200), st.text(string.hexdigits, min_size=1, max_size=40))
+def test_sealed_payload_opens_only_for_its_recipient_and_message(
+    payload: bytes, other_id: str
+) -> None:
+    sealed = seal(payload, "a" * 32, bytes(SEALING["bank-a"].public_key))
+    assert unseal(sealed, "a" * 32, SEALING["bank-a"]) == payload
+    with pytest.raises(SealError, match="does not open"):
+        unseal(sealed, "a" * 32, SEALING["bank-b"])
+    if other_id != "a" * 32:
+        with pytest.raises(SealError, match="another message id"):
+            unseal(sealed, other_id, SEALING["bank-a"])
+
+
+# -- the verifier --------------------------------------------------------------------------
+
+
+PEERS = st.sampled_from([None, "police-1", "bank-a", "ghost"])
+
+
+@FUZZ
+@given(st.binary(max_size=300), st.binary(max_size=300), st.binary(max_size=80), PEERS)
+def test_verifier_refuses_arbitrary_bytes_with_a_named_check(
+    header: bytes, payload: bytes, signature: bytes, peer: str | None
+) -> None:
+    envelope = pb.Envelope(header=header, payload=payload, signature=signature)
+    check_refusal(VERIFIER.verify(envelope, peer_node_id=peer))
+
+
+NAMES = st.sampled_from([*ROLES, "ghost", ""]) | st.text(max_size=12)
+FIELDS: dict[str, st.SearchStrategy[object]] = {
+    "message_id": st.text("0123456789abcdefABCDEF", max_size=34),
+    "sender": NAMES,
+    "recipients": st.lists(NAMES, max_size=3),
+    "kind": st.sampled_from(list(Kind)) | st.text(max_size=12),
+    "created_at_ms": st.sampled_from([NOW - 10**7, NOW + 10**9]) | INT64,
+    "lifetime": st.sampled_from([1, 0, -5, 8 * 24 * 3600 * 1000]) | INT64,
+    "payload_type": st.sampled_from(["", "text/plain"]) | st.text(max_size=10),
+    "payload_sha256": st.binary(max_size=40),
+    "sealed": st.booleans(),
+    "batch_size": INT64,
+    "amount_minor": INT64,
+    "duration_hours": INT64,
+    "outcome": st.text(max_size=10),
+}
+"""Header fields and what a fuzzed value of each may be; the others stay valid."""
+
+
+@st.composite
+def headers(draw: st.DrawFn) -> tuple[pb.Header, bytes]:
+    """A valid header with up to three fields replaced by arbitrary values."""
+    payload = draw(st.binary(max_size=64))
+    kind, sealed = draw(st.sampled_from([("PING", False), ("FREEZE", True)]))
+    values: dict[str, object] = {
+        "message_id": "0123456789abcdef" * 2,
+        "sender": "police-1",
+        "recipients": ["bank-a"],
+        "kind": kind,
+        "created_at_ms": NOW - 1_000,
+        "lifetime": 600_000,
+        "payload_type": "application/json",
+        "payload_sha256": hashlib.sha256(payload).digest(),
+        "sealed": sealed,
+        "batch_size": 1,
+        "amount_minor": 100,
+        "duration_hours": 24,
+        "outcome": "",
+    }
+    for name in draw(st.sets(st.sampled_from(sorted(FIELDS)), max_size=3)):
+        values[name] = draw(FIELDS[name])
+    created = int(values.pop("created_at_ms"))  # type: ignore[call-overload]
+    lifetime = int(values.pop("lifetime"))  # type: ignore[call-overload]
+    amount, hours = values.pop("amount_minor"), values.pop("duration_hours")
+    header = pb.Header(
+        created_at_ms=created,
+        expires_at_ms=max(-(2**63), min(2**63 - 1, created + lifetime)),
+        **values,  # type: ignore[arg-type]
+    )
+    header.terms.action = header.kind
+    header.terms.amount_minor = amount  # type: ignore[assignment]
+    header.terms.duration_hours = hours  # type: ignore[assignment]
+    return header, payload
+
+
+@FUZZ
+@given(headers(), PEERS, st.booleans(), st.booleans())
+def test_verifier_never_raises_and_verifies_only_what_holds(
+    made: tuple[pb.Header, bytes], peer: str | None, own_key: bool, relayed: bool
+) -> None:
+    header, payload = made
+    header_bytes = header.SerializeToString()
+    key = SIGNING.get(header.sender) if own_key else None
+    signature = (key or Ed25519PrivateKey.generate()).sign(pae(header.payload_type, header_bytes))
+    envelope = pb.Envelope(header=header_bytes, payload=payload, signature=signature)
+    result = VERIFIER.verify(envelope, peer_node_id=peer, relayed=relayed)
+    if isinstance(result, Rejected):
+        check_refusal(result)
+        return
+    # Verified: every property the verifier promises holds, checked independently.
+    sender = DIRECTORY.get(header.sender)
+    assert sender is not None and sender.active and key is not None
+    assert relayed or peer == header.sender
+    assert hashlib.sha256(payload).digest() == header.payload_sha256
+    assert header.created_at_ms <= header.expires_at_ms and header.expires_at_ms > NOW
+    assert all((m := DIRECTORY.get(r)) is not None and m.active for r in header.recipients)
+    assert Kind(header.kind) not in SEALED or header.sealed
+
+
+@FUZZ
+@given(
+    st.sampled_from(["header", "payload", "signature"]),
+    st.integers(min_value=0),
+    st.integers(min_value=1, max_value=255),
+)
+def test_any_changed_byte_of_a_signed_envelope_is_refused(
+    part: str, position: int, mask: int
+) -> None:
+    envelope = valid_envelope()
+    assert VERIFIER.verify(envelope, peer_node_id="police-1")
+    data = bytearray(getattr(envelope, part))
+    data[position % len(data)] ^= mask
+    setattr(envelope, part, bytes(data))
+    check_refusal(VERIFIER.verify(envelope, peer_node_id="police-1"))
+    check_refusal(VERIFIER.verify(envelope, peer_node_id=None, relayed=True, recipient="bank-a"))
+
+
+@FUZZ
+@given(st.sampled_from(["header", "payload", "signature"]), st.binary(min_size=1, max_size=8))
+def test_truncated_or_extended_envelope_is_refused(part: str, extra: bytes) -> None:
+    for change in (lambda b: b[: -len(extra)], lambda b: b + extra, lambda b: extra + b):
+        envelope = valid_envelope()
+        setattr(envelope, part, change(getattr(envelope, part)))
+        check_refusal(VERIFIER.verify(envelope, peer_node_id="police-1"))
+
+
+# -- the policy engine on extreme header values ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def broker_policy() -> PolicyEngine:
+    return PolicyEngine.load(REPO_POLICIES / "broker.cedar", REPO_POLICIES / "schema.cedarschema")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(headers(), st.sampled_from(list(ROLES)), st.sampled_from(list(ROLES)), INT64)
+def test_policy_decides_extreme_headers_without_failing(
+    broker_policy: PolicyEngine, made: tuple[pb.Header, bytes], sender: str, to: str, rate: int
+) -> None:
+    header, _ = made
+    if Kind.__members__.get(header.kind) is None:
+        return  # the verifier refuses unknown kinds before the policy sees them
+    sender_member, recipient = DIRECTORY.get(sender), DIRECTORY.get(to)
+    assert sender_member is not None and recipient is not None
+    decision = broker_policy.decide(
+        PolicyRequest(
+            sender=party(sender_member),
+            recipient=party(recipient),
+            kind=header.kind,
+            context=policy_context(header, rate),
+        )
+    )
+    assert decision.allowed in (True, False)
+    assert decision.allowed or decision.reason
