@@ -1,29 +1,77 @@
-"""`gateway demo`: a whole consortium on loopback, run as separate processes, then stopped.
+"""`gateway demo`: the seeds' scenario on a whole consortium running as separate processes.
 
-Each step prints what it shows. The walking skeleton shows identity and routing: a
-signed PING from the police node reaches every bank and carrier through the broker,
-each answers with its own signed PONG, and every step lands in the audit log.
+1. A consortium CA, keys and signed directory for a broker, a police node, two banks, a
+   carrier and a regulator; synthetic but valid data loaded into each responder's own
+   database (tens of thousands of records) and its match index built.
+2. Broker and nodes start as separate processes on loopback, over mTLS.
+3. The police query a suspect list against every bank and carrier, blinded (RFC 9497):
+   which bank holds each account, which carrier each number.
+4. The police issue a stop-payment on a matched account and a suspension of a matched
+   number; the bank and carrier execute them and their signed receipts come back.
+5. The regulator verifies the whole audit log through the broker.
+
+Every process started is stopped at the end, whatever happens.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.orm import Session
 
-from gateway.envelope.build import Draft
+from gateway.audit.verify import verify_log
+from gateway.db import make_engine
+from gateway.demo_data import Suspect, generate, load_responder, suspects
+from gateway.identifiers import IdentifierKind, normalise
 from gateway.localnet import Consortium, Processes, processes
-from nodes.runtime import open_node
+from gateway.pki.keys import read_hex
+from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
+from nodes.matching import query_responders, refresh_index
+from nodes.runtime import NodeContext, open_node
 
-console = Console()
+console = Console(width=120) if not Console().is_terminal else Console()
+CASE = "C-2026-0815"
+BASIS = "Anti-Telecom and Online Fraud Law, art. 31"
 
 
-def start_all(consortium: Consortium, procs: Processes) -> None:
-    with console.status("starting broker and nodes") as status:
+def progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def prepare(consortium: Consortium, records: int) -> list[Suspect]:
+    """Generate and load each responder's data, and build its match index."""
+    data = generate(records)
+    with progress() as bar:
+        for seed, (node_id, rows) in enumerate(data.items(), 1):
+            task = bar.add_task(f"loading {node_id}", total=len(rows))
+            load_responder(consortium, node_id, rows, seed)
+            bar.update(task, completed=len(rows))
+            config = consortium.node_config(node_id)
+            key = read_hex(consortium.pki.bundle(node_id).oprf_key, 32)
+            index = bar.add_task(f"indexing {node_id}", total=None)
+
+            def advance(done: int, total: int, task: object = index) -> None:
+                bar.update(task, completed=done, total=total)  # type: ignore[arg-type]
+
+            refresh_index(make_engine(config.database), config, key, progress=advance)
+    return suspects(data)
+
+
+def start(consortium: Consortium, procs: Processes) -> None:
+    with console.status("starting broker and nodes as separate processes") as status:
         procs.start_broker()
         for node_id in consortium.node_ports:
             status.update(f"starting {node_id}")
@@ -39,48 +87,161 @@ def start_all(consortium: Consortium, procs: Processes) -> None:
     console.print(table)
 
 
-def ping_everyone(consortium: Consortium) -> int:
-    """Police pings every responder; returns how many answered with a verified PONG."""
-    ctx = open_node(consortium.node_config("police-1"))
+def query(police: NodeContext, consortium: Consortium, wanted: list[Suspect]) -> dict[int, str]:
+    """Blinded query of every suspect at every responder; returns position -> holder."""
     responders = [n for n, r in consortium.roles.items() if r in ("bank", "carrier")]
-    try:
-        result = ctx.client.submit(
-            Draft(
-                sender="police-1",
-                recipients=responders,
-                kind="PING",
-                payload=b"{}",
-                purpose="connectivity check",
+    identifiers = [normalise(s.kind, s.value) for s in wanted]
+    started = time.perf_counter()
+    outcomes = query_responders(police, identifiers, responders, case_ref=CASE, legal_basis=BASIS)
+    seconds = time.perf_counter() - started
+    found: dict[int, str] = {}
+    labels: dict[int, dict[str, str]] = {}
+    for outcome in outcomes:
+        if not outcome.ok:
+            console.print(f"[red]{outcome.node_id}: {outcome.error}[/]")
+        for match in outcome.matches:
+            found[match.position] = outcome.node_id
+            labels[match.position] = match.fields
+    table = Table(
+        title=f"Blinded query of {len(wanted)} suspects at {len(responders)} responders "
+        f"({seconds * 1000:.0f} ms)"
+    )
+    for column in ("suspect", "kind", "held by", "label (decrypted by police only)"):
+        table.add_column(column)
+    for position, suspect in enumerate(wanted):
+        holder = found.get(position, "")
+        label = labels.get(position, {})
+        table.add_row(
+            suspect.value,
+            suspect.kind.value,
+            holder or "[dim]nobody[/]",
+            " ".join(f"{k}={label[k]}" for k in ("record_id", "status") if k in label),
+        )
+    console.print(table)
+    return found
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def act(police: NodeContext, wanted: list[Suspect], found: dict[int, str]) -> int:
+    """A stop-payment on a matched account and a suspension of a matched number."""
+    account = next(
+        (i for i, s in enumerate(wanted) if s.kind == IdentifierKind.BANK_ACCOUNT and i in found),
+        None,
+    )
+    phone = next(
+        (i for i, s in enumerate(wanted) if s.kind == IdentifierKind.PHONE and i in found), None
+    )
+    specs = []
+    if account is not None:
+        specs.append(
+            ActionSpec(
+                recipient=found[account],
+                action="STOP_PAYMENT",
+                case_ref=CASE,
+                legal_basis=BASIS,
+                issuing_officer="officer-0412",
+                approving_officer="chief-0007",
+                identifier_kind="bank_account",
+                identifier=wanted[account].value,
+                whole_balance=True,
+                duration_hours=48,
             )
         )
-    finally:
-        ctx.client.close()
-    table = Table(title=f"PING from police-1: audit entry {result.leaf_index}, {result.decision}")
-    table.add_column("responder")
-    table.add_column("signed answer (verified)")
-    for header, payload in result.answers:
-        table.add_row(header.sender, json.dumps(json.loads(payload)))
-    for name in result.undelivered:
-        table.add_row(name, "[red]no answer[/]")
+    if phone is not None:
+        specs.append(
+            ActionSpec(
+                recipient=found[phone],
+                action="SUSPEND_NUMBER",
+                case_ref=CASE,
+                legal_basis=BASIS,
+                issuing_officer="officer-0412",
+                approving_officer="chief-0007",
+                identifier_kind="phone",
+                identifier=wanted[phone].value,
+                duration_hours=72,
+            )
+        )
+    ids = [issue_action(police, spec).message_id for spec in specs]
+
+    def receipts() -> list[ActionRequestRow]:
+        with Session(police.engine) as session:
+            return [r for i in ids if (r := session.get(ActionRequestRow, i)) is not None]
+
+    with console.status("waiting for the signed receipts"):
+        wait_for(lambda: all(r.state != "requested" for r in receipts()))
+    table = Table(title="Actions and their signed receipts")
+    for column in ("request", "to", "action", "outcome", "amount held", "until (UTC)"):
+        table.add_column(column)
+    executed = 0
+    for r in receipts():
+        executed += r.state == "executed"
+        until = (
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime(r.hold_expires_at_ms / 1000))
+            if r.hold_expires_at_ms
+            else ""
+        )
+        amount = f"{r.executed_amount_minor / 100:,.2f} CNY" if r.executed_amount_minor else ""
+        table.add_row(r.request_id[:12], r.recipient, r.action, r.state, amount, until)
     console.print(table)
-    return len(result.answers)
+    return executed
 
 
-def run_demo(folder: Path | None = None, keep: bool = False) -> int:
+def verify_as_regulator(consortium: Consortium) -> bool:
+    regulator = open_node(consortium.node_config("regulator-1"))
+    client = regulator.client
+    try:
+        client.latest_checkpoint()
+        report = verify_log(
+            client.read_audit(),
+            client.seen_checkpoints(),
+            [client.broker_note_verifier()],
+            client.log_origin,
+        )
+    finally:
+        client.close()
+    status = "[bold green]verified[/]" if report.ok else "[bold red]DOES NOT VERIFY[/]"
+    console.print(
+        f"Regulator: audit log of {report.entries} entries {status} "
+        f"against {report.checkpoints} signed checkpoint(s) in {report.seconds:.2f} s"
+    )
+    return report.ok
+
+
+def run_demo(folder: Path | None = None, keep: bool = False, records: int = 20_000) -> int:
     """Run the scenario; returns a process exit code (0 when every step worked)."""
     root = folder or Path(tempfile.mkdtemp(prefix="gateway-demo-"))
     try:
         with console.status("creating the consortium: CA, node keys, signed directory"):
             consortium = Consortium.create(root)
         console.print(f"consortium [bold]{consortium.name}[/] in {root}")
+        wanted = prepare(consortium, records)
         with processes(consortium) as procs:
-            start_all(consortium, procs)
-            answered = ping_everyone(consortium)
-        expected = sum(1 for r in consortium.roles.values() if r in ("bank", "carrier"))
-        ok = answered == expected
-        console.print(
-            "[bold green]demo complete[/]" if ok else f"[bold red]{answered}/{expected} answered[/]"
+            start(consortium, procs)
+            police = open_node(consortium.node_config("police-1"))
+            try:
+                found = query(police, consortium, wanted)
+                executed = act(police, wanted, found)
+            finally:
+                police.client.close()
+            verified = verify_as_regulator(consortium)
+        expected = {i: s.held_by for i, s in enumerate(wanted) if s.held_by}
+        ok = found == expected and executed == 2 and verified
+        summary = Table(title="Summary", show_header=False)
+        summary.add_row(
+            "suspects matched", f"{len(found)} of {len(wanted)} (expected {len(expected)})"
         )
+        summary.add_row("actions executed", f"{executed} of 2, receipts received")
+        summary.add_row("audit log", "verified" if verified else "NOT verified")
+        console.print(summary)
+        console.print("[bold green]demo complete[/]" if ok else "[bold red]demo failed[/]")
         return 0 if ok else 1
     finally:
         if not keep and folder is None:

@@ -12,8 +12,9 @@ def demo(
         None, help="Keep the consortium in this folder instead of a temporary one."
     ),
     keep: bool = typer.Option(False, help="Do not delete the temporary folder afterwards."),
+    records: int = typer.Option(20_000, help="Records per responder."),
 ) -> None:
     """Start broker and nodes as processes on loopback, run the scenario, stop them all."""
     from gateway.demo import run_demo
 
-    raise typer.Exit(run_demo(folder, keep))
+    raise typer.Exit(run_demo(folder, keep, records))
