@@ -85,7 +85,7 @@ def responder_for(ctx: NodeContext) -> Responder:
         if responder is None:
             engine = ctx.engine  # the closures must not hold ctx, or it would never be freed
             responder = Responder(
-                offers=lambda name: find_offer(engine, name), load_set=_set_loader(engine), workers=int(__import__("os").environ.get("PSI_W","0")) or None  # TEMP
+                offers=lambda name: find_offer(engine, name), load_set=_set_loader(engine)
             )
             _responders[ctx] = responder
         return responder
@@ -265,7 +265,7 @@ def run_psi(
         selection=where,
         chunk_size=chunk_size,
         max_set_size=max_set_size,
-        workers=workers or int(__import__("os").environ.get("PSI_W","0")) or None,  # TEMP
+        workers=workers,
     )
     result = run_querier(transport, session, progress)
     matches = None
