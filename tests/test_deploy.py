@@ -62,3 +62,12 @@ def test_docker_compose_config_accepts_the_file() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_every_gateway_service_exports_telemetry_to_the_collector() -> None:
+    services = compose()["services"]
+    assert isinstance(services, dict)
+    for name, service in services.items():
+        if "command" in service and name not in ("postgres", "otel-collector"):
+            env = service.get("environment", {})
+            assert env.get("OTEL_EXPORTER_OTLP_ENDPOINT") == "http://otel-collector:4317", name
