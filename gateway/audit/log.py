@@ -70,6 +70,8 @@ class AuditLog:
         self._clock_ms = clock_ms
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._lock = threading.RLock()
+        self._state = threading.Lock()
+        """Guards the tree and the latest note for readers; held only for moments."""
         self._tree = MerkleTree()
         self._latest_note = ""
         self._latest_size = -1
@@ -111,8 +113,9 @@ class AuditLog:
 
             yield session, append
             session.commit()
-            for digest in pending:
-                self._tree.append(digest)
+            with self._state:
+                for digest in pending:
+                    self._tree.append(digest)
 
     # -- group commit --------------------------------------------------------------------
 
@@ -193,14 +196,16 @@ class AuditLog:
             if not pending:
                 session.commit()
                 return values
-            self._tree.extend(pending)
+            with self._state:
+                self._tree.extend(pending)
             try:
                 note = self._stage_checkpoint(session)
                 session.commit()
             except Exception:
                 self._reload()
                 raise
-            self._latest_note, self._latest_size = note, self._tree.size
+            with self._state:
+                self._latest_note, self._latest_size = note, self._tree.size
             return values
 
     def _stage(
@@ -225,7 +230,8 @@ class AuditLog:
 
     def _reload(self) -> None:
         """Rebuild the tree from committed rows (after a commit that failed)."""
-        self._tree = MerkleTree()
+        with self._state:
+            self._tree = MerkleTree()
         with self._sessions() as session:
             self._catch_up(session)
 
@@ -239,7 +245,8 @@ class AuditLog:
         for idx, digest in rows:
             if idx != self._tree.size:
                 raise RuntimeError(f"audit log has a gap before entry {idx}")
-            self._tree.append(bytes(digest))
+            with self._state:
+                self._tree.append(bytes(digest))
 
     # -- checkpoints and proofs --------------------------------------------------------
 
@@ -259,15 +266,24 @@ class AuditLog:
                     session.commit()
                 else:
                     note = session.get(CheckpointRow, size).note  # type: ignore[union-attr]
-            self._latest_note, self._latest_size = note, size
+            with self._state:
+                self._latest_note, self._latest_size = note, size
             return note
 
     def receipt(self, index: int) -> str:
-        """A C2SP tlog-proof of entry `index` under the latest checkpoint."""
-        note = self.checkpoint()
-        with self._lock:
-            size = self._latest_size
-            proof = self._tree.inclusion_proof(index, size)
+        """A C2SP tlog-proof of entry `index` under the latest checkpoint.
+
+        The group commit that stored the entry also signed a checkpoint covering it, so
+        this normally reads that one without waiting for the next commit.
+        """
+        with self._state:
+            note, size = self._latest_note, self._latest_size
+            proof = self._tree.inclusion_proof(index, size) if size > index else None
+        if proof is None:
+            note = self.checkpoint()
+            with self._state:
+                size = self._latest_size
+                proof = self._tree.inclusion_proof(index, size)
         return format_tlog_proof(
             TlogProof(index=index, hashes=tuple(proof), checkpoint=note.encode())
         )

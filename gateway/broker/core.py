@@ -259,8 +259,7 @@ class Broker:
                 state="requested" if decision.allowed else "denied",
                 answer_due_at_ms=due,
             )
-            session.add(row)
-            session.flush()  # a replayed message id fails here, before any entry
+            session.add(row)  # a replayed id fails at the group's flush, then alone
             index = append(entry)
             row.audit_index = index
             session.add(EventRow(message_id=header.message_id, state=row.state, at_ms=now))
