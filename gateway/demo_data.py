@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from gateway import migrate
 from gateway.db import make_engine
 from gateway.identifiers import IdentifierKind, normalise
 from gateway.localnet import Consortium
@@ -24,7 +25,6 @@ from gateway.synthetic import (
     generate_carrier_records,
     mobile_number,
 )
-from nodes import schema
 from nodes.actions.accounts import BUILTIN_ACCOUNTS
 from nodes.actions.numbers import BUILTIN_NUMBERS
 from nodes.records import upsert_records
@@ -41,7 +41,7 @@ class Suspect:
 def load_responder(c: Consortium, node_id: str, rows: list[SyntheticRow], seed: int) -> None:
     """Records for matching, and the adapter's table, in the node's own database."""
     engine = make_engine(c.node_config(node_id).database)
-    schema.metadata.create_all(engine)
+    migrate.upgrade(engine, "node")
     region = c.node_config(node_id).default_region
     upsert_records(
         engine, [(normalise(r.kind, r.value, default_region=region), r.attributes) for r in rows]
