@@ -122,7 +122,7 @@ class QuerierSession:
         self._pending: list[Future[None]] = []
         self._unmask = ThreadPoolExecutor(max_workers=1, thread_name_prefix="psi-unmask")
         uploads = self._plan.chunks(len(self._inputs))
-        self._own = ChunkPipeline(lambda: uploads, self._mask_chunk, name="psi-mask")
+        self._own = ChunkPipeline(self._mask_chunk, uploads, name="psi-mask")
 
     # -- the exchange loop ---------------------------------------------------------------
 
@@ -265,7 +265,9 @@ class QuerierSession:
         # identity encoding cannot equal a valid H(y)^ba and simply matches nothing. H(y)^b
         # is raised to our key, so it is decoded and refused if invalid.
         self._double.append(split_elements(double_masked, "doubly-masked elements"))
-        peer = decode_elements(responder, f"exchange {exchange}'s responder elements")
+        peer = decode_elements(
+            responder, f"exchange {exchange}'s responder elements", workers=self._workers
+        )
         masked = psi.exponentiate_parallel(self._key, peer, self._workers)
         self._peer.append(psi.encode_elements(masked))
 

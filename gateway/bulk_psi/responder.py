@@ -110,8 +110,7 @@ class ResponderSession:
         self.sent = 0
         """Chunks of this node's own set sent so far."""
         self.announced: int | None = None
-        """This node's set size, once read and told to the querier."""
-        self._own_size = 0
+        """This node's set size, read in the first exchange and told in every answer."""
         self.last: tuple[bytes, bytes, int] | None = None
         """Digest of the last request, the answer given and its element count."""
         self.opened_by = b""
@@ -122,9 +121,16 @@ class ResponderSession:
         self._inputs: list[bytes] = []
         self._gathered: list[psi.Element] = []
         self._shuffled: list[bytes] = []
-        self._own = ChunkPipeline(self._read_own_set, self._mask_chunk, name="psi-mask-own")
+        self._own: ChunkPipeline | None = None
 
-    def _read_own_set(self) -> int:
+    def _read_own_set(self) -> ChunkPipeline:
+        """Read our set, then mask it in the background.
+
+        Reading is pure Python and holds the GIL for long stretches, which would starve the
+        threads exponentiating (each needs the GIL back between two libsodium calls, and waits
+        out the interpreter's switch interval): so it runs alone, in the first exchange.
+        """
+        started = time.monotonic()
         inputs = list(dict.fromkeys(self._load()))
         if len(inputs) > self._max_own_size:
             raise BulkPsiError(
@@ -133,13 +139,21 @@ class ResponderSession:
             )
         secrets.SystemRandom().shuffle(inputs)  # record order must not show through
         self._inputs = inputs
-        self._own_size = len(inputs)
-        return self.plan.chunks(len(inputs))
+        self.announced = len(inputs)
+        log.info(
+            "bulk PSI session %s: own set of %d read in %.1f s",
+            self.session_id.hex()[:8],
+            len(inputs),
+            time.monotonic() - started,
+        )
+        chunks = self.plan.chunks(len(inputs))
+        return ChunkPipeline(self._mask_chunk, chunks, name="psi-mask-own")
 
     def _mask_chunk(self, index: int) -> bytes:
         span = self.plan.chunk(index, len(self._inputs))
         hashed = psi.hash_inputs_to_group(self._inputs[span.start : span.stop])
-        return pack(psi.encode_elements(psi.exponentiate_parallel(self._key, hashed, self.workers)))
+        masked = psi.exponentiate_parallel(self._key, hashed, self.workers)
+        return pack(psi.encode_elements(masked))
 
     def answer(self, request: ChunkRequest) -> ChunkResponse:
         """Raise the querier's chunk to our key; attach our next chunk if it is ready."""
@@ -150,7 +164,11 @@ class ResponderSession:
                 f"exchange {exchange} carries {count(request.elements)} elements, "
                 f"expected {expected}"
             )
-        received = decode_elements(request.elements, f"exchange {exchange}'s elements")
+        if self._own is None:
+            self._own = self._read_own_set()
+        received = decode_elements(
+            request.elements, f"exchange {exchange}'s elements", workers=self.workers
+        )
         masked = psi.exponentiate_parallel(self._key, received, self.workers)
         if plan.mode is Mode.INTERSECTION:
             double_masked = pack(psi.encode_elements(masked))
@@ -168,8 +186,6 @@ class ResponderSession:
         busy = exchange + 1 < plan.querier_exchanges
         wait_s = self.own_chunk_wait_s / 4 if busy else self.own_chunk_wait_s
         own = self._own.take(self.sent, timeout_s=wait_s) or b""
-        if self.announced is None and self._own.count(timeout_s=0) is not None:
-            self.announced = self._own_size
         chunk = self.sent
         if own:
             self.sent += 1
@@ -187,7 +203,8 @@ class ResponderSession:
         return self.plan.complete(self.next_exchange, self.announced, self.sent)
 
     def close(self) -> None:
-        self._own.cancel()
+        if self._own is not None:
+            self._own.cancel()
         self._inputs = []
         self._gathered = []
         self._shuffled = []

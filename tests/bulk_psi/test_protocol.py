@@ -29,6 +29,7 @@ from gateway.bulk_psi.wire import (
     ChunkRequest,
     ChunkResponse,
     Opening,
+    decode_elements,
     decode_request,
     decode_response,
     encode_request,
@@ -379,3 +380,14 @@ def test_a_repeated_opening_finds_its_session() -> None:
     again, _ = responder.handle(BANK, request, 10)
     assert again == first and responder.open_sessions == 1
     responder.close()
+
+
+def test_parallel_decoding_names_the_bad_element() -> None:
+    key = psi.generate_key()
+    encodings = psi.encode_elements(
+        psi.exponentiate(key, psi.hash_inputs_to_group(inputs(range(600))))
+    )
+    assert len(decode_elements(pack(encodings), "x", workers=2)) == 600
+    encodings[555] = bytes(32)
+    with pytest.raises(BulkPsiError, match="x: element 555 is refused"):
+        decode_elements(pack(encodings), "x", workers=2)
