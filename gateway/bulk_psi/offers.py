@@ -4,13 +4,12 @@ Deny by default: a node with no offer takes part in no bulk PSI, whatever its Ce
 allows. An offer names an attribute filter over the node's records (for example a
 carrier's subscribers with flag=flagged), so the querier asks for a set by name and
 never chooses which of the responder's records are compared. Managed with
-`gateway psi-offer`.
+`gateway psi-offers add|list|remove`.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterable, Mapping
 
 from sqlalchemy import BigInteger, Engine, Integer, String, Text, select
@@ -48,18 +47,6 @@ class PsiOfferRow(NodeBase):
         )
 
 
-_created: set[int] = set()
-_created_lock = threading.Lock()
-
-
-def _ensure_table(engine: Engine) -> None:
-    """The table may postdate a node database created before this feature: add it once."""
-    with _created_lock:
-        if id(engine) not in _created:
-            NodeBase.metadata.create_all(engine, tables=[PsiOfferRow.__table__])  # type: ignore[list-item]
-            _created.add(id(engine))
-
-
 def save_offer(
     engine: Engine,
     name: str,
@@ -73,7 +60,6 @@ def save_offer(
     """Add or replace an offer."""
     if max_set_size < 1:
         raise ValueError("max_set_size must be at least 1")
-    _ensure_table(engine)
     row = PsiOfferRow(
         name=check_set_name(name),
         kind=kind.value,
@@ -89,14 +75,12 @@ def save_offer(
 
 
 def find_offer(engine: Engine, name: str) -> Offer | None:
-    _ensure_table(engine)
     with Session(engine) as session:
         row = session.get(PsiOfferRow, name)
         return row.offer() if row is not None else None
 
 
 def list_offers(engine: Engine) -> list[Offer]:
-    _ensure_table(engine)
     with Session(engine) as session:
         return [
             row.offer() for row in session.scalars(select(PsiOfferRow).order_by(PsiOfferRow.name))
@@ -104,7 +88,6 @@ def list_offers(engine: Engine) -> list[Offer]:
 
 
 def remove_offer(engine: Engine, name: str) -> bool:
-    _ensure_table(engine)
     with Session(engine) as session, session.begin():
         row = session.get(PsiOfferRow, name)
         if row is None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import Engine
 
 from gateway.bulk_psi.plan import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_SET_SIZE, MAX_CHUNK_SIZE
 from gateway.cli.common import console, fail, node_config
@@ -20,6 +21,17 @@ __all__ = ["offers_app", "psi"]
 offers_app = typer.Typer(
     no_args_is_help=True, help="The sets this node offers for bulk PSI (none by default)."
 )
+
+
+def _engine(config: Path) -> tuple[str, Engine]:
+    """The node's id and its database, migrated to the current schema."""
+    from gateway import migrate
+    from gateway.db import make_engine
+
+    cfg = node_config(config)
+    engine = make_engine(cfg.database)
+    migrate.upgrade(engine, "node")
+    return cfg.node_id, engine
 
 
 def _selection(pairs: list[str]) -> dict[str, str]:
@@ -131,14 +143,13 @@ def add_offer(
 ) -> None:
     """Offer a set for bulk PSI (replacing an offer of the same name)."""
     from gateway.bulk_psi import BulkPsiError, save_offer
-    from gateway.db import make_engine
     from gateway.identifiers import IdentifierKind, UnknownIdentifierKind
 
-    cfg = node_config(config)
+    node_id, engine = _engine(config)
     try:
         parsed_kind = IdentifierKind.parse(kind)
         offer = save_offer(
-            make_engine(cfg.database),
+            engine,
             name or parsed_kind.value,
             parsed_kind,
             _selection(where),
@@ -148,20 +159,19 @@ def add_offer(
         )
     except (UnknownIdentifierKind, BulkPsiError) as exc:
         fail(str(exc))
-    console.print(f"{cfg.node_id} offers {offer.name!r} for bulk PSI")
+    console.print(f"{node_id} offers {offer.name!r} for bulk PSI")
 
 
 @offers_app.command("list")
 def list_offers(config: Path = typer.Option(..., help="This node's TOML file.")) -> None:
     """Show the sets this node offers."""
     from gateway.bulk_psi import list_offers as offers
-    from gateway.db import make_engine
 
-    cfg = node_config(config)
-    table = Table(title=f"bulk PSI offers of {cfg.node_id}")
+    node_id, engine = _engine(config)
+    table = Table(title=f"bulk PSI offers of {node_id}")
     for column in ("name", "kind", "where", "max size", "roles", "cardinality only"):
         table.add_column(column)
-    for offer in offers(make_engine(cfg.database)):
+    for offer in offers(engine):
         table.add_row(
             offer.name,
             offer.kind.value,
@@ -180,9 +190,8 @@ def remove(
 ) -> None:
     """Stop offering a set (sessions already open run to their end)."""
     from gateway.bulk_psi import remove_offer
-    from gateway.db import make_engine
 
-    cfg = node_config(config)
-    if not remove_offer(make_engine(cfg.database), name):
-        fail(f"{cfg.node_id} has no offer named {name!r}")
-    console.print(f"{cfg.node_id} no longer offers {name!r}")
+    node_id, engine = _engine(config)
+    if not remove_offer(engine, name):
+        fail(f"{node_id} has no offer named {name!r}")
+    console.print(f"{node_id} no longer offers {name!r}")
