@@ -93,6 +93,31 @@ def header_entry(header: pb.Header, header_bytes: bytes, payload: bytes) -> dict
     return entry
 
 
+def record_delivery(
+    session: Session,
+    append: Append,
+    message_id: str,
+    recipient: str,
+    state: str,
+    detail: str,
+    at_ms: int,
+) -> int:
+    """A delivery event: the lifecycle row and its audit entry, in the caller's commit."""
+    session.add(
+        EventRow(message_id=message_id, state=f"{state}:{recipient}", at_ms=at_ms, detail=detail)
+    )
+    return append(
+        {
+            "type": "delivery",
+            "at_ms": at_ms,
+            "message_id": message_id,
+            "recipient": recipient,
+            "state": state,
+            "detail": detail[:500],
+        }
+    )
+
+
 def policy_context(header: pb.Header, rate: int) -> dict[str, str | int | bool]:
     terms = header.terms
     return {
@@ -370,25 +395,11 @@ class Broker:
     def _delivery_event(self, message_id: str, recipient: str, state: str, detail: str) -> int:
         """One audit entry per delivery event, written with the lifecycle event."""
         now = self.clock_ms()
-
-        def record(session: Session, append: Append) -> int:
-            session.add(
-                EventRow(
-                    message_id=message_id, state=f"{state}:{recipient}", at_ms=now, detail=detail
-                )
+        return self.audit.run(
+            lambda session, append: record_delivery(
+                session, append, message_id, recipient, state, detail, now
             )
-            return append(
-                {
-                    "type": "delivery",
-                    "at_ms": now,
-                    "message_id": message_id,
-                    "recipient": recipient,
-                    "state": state,
-                    "detail": detail[:500],
-                }
-            )
-
-        return self.audit.run(record)
+        )
 
     # -- status ------------------------------------------------------------------------
 

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.audit.log import Append
-from gateway.broker.core import Broker, BrokerRefusal
+from gateway.broker.core import Broker, BrokerRefusal, record_delivery
 from gateway.broker.delivery import DeliveryError
 from gateway.broker.lifecycle import apply_receipt
-from gateway.broker.models import DeliveryRow, EventRow, MessageRow
+from gateway.broker.models import DeliveryRow, MessageRow
 from gateway.envelope.verify import Rejected
 from gateway.kinds import ACTIONS, Kind
 from gateway.telemetry import context_from, span
@@ -177,23 +177,9 @@ class OutboxWorker:
             row.attempts += 1
             row.delivered_at_ms = now if state == "delivered" else 0
             row.last_error = "" if state == "delivered" else detail[:500]
-            append(
-                {
-                    "type": "delivery",
-                    "at_ms": now,
-                    "message_id": message_id,
-                    "recipient": recipient,
-                    "state": state,
-                    "detail": detail[:500],
-                }
-            )
+            record_delivery(session, append, message_id, recipient, state, detail, now)
             message = session.get(MessageRow, message_id)
             if message is not None and message.state == "requested":
                 message.state = state
-            session.add(
-                EventRow(
-                    message_id=message_id, state=f"{state}:{recipient}", at_ms=now, detail=detail
-                )
-            )
 
         broker.audit.run(close_row)

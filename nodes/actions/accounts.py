@@ -8,13 +8,14 @@ bank integration team points the gateway at its schema instead of copying data.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, select, update
 from sqlalchemy.orm import Session
 
 from gateway.db import NodeBase
+from nodes.actions import columns
 from nodes.actions.holds import (
     ACTIVE,
     EXPIRED,
@@ -42,11 +43,7 @@ class AccountColumns:
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, str]) -> AccountColumns:
-        known = {f.name for f in fields(cls)}
-        unknown = set(mapping) - known
-        if unknown:
-            raise ValueError(f"adapter_columns: unknown keys {', '.join(sorted(unknown))}")
-        return cls(**dict(mapping))
+        return columns.from_config(cls, mapping)
 
 
 BUILTIN_ACCOUNTS = Table(

@@ -7,12 +7,13 @@ table (`adapter_table`) with its columns mapped (`adapter_columns`: identifier, 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from sqlalchemy import Column, MetaData, String, Table, select, update
 from sqlalchemy.orm import Session
 
 from gateway.db import NodeBase
+from nodes.actions import columns
 from nodes.actions.holds import ACTIVE, EXPIRED, RELEASED, HoldRow, active_hold, due_holds
 from nodes.actions.orders import EXECUTED, Order, Outcome
 
@@ -27,11 +28,7 @@ class NumberColumns:
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, str]) -> NumberColumns:
-        known = {f.name for f in fields(cls)}
-        unknown = set(mapping) - known
-        if unknown:
-            raise ValueError(f"adapter_columns: unknown keys {', '.join(sorted(unknown))}")
-        return cls(**dict(mapping))
+        return columns.from_config(cls, mapping)
 
 
 BUILTIN_NUMBERS = Table(
