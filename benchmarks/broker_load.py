@@ -17,6 +17,7 @@ Two measurements per storage backend:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import threading
@@ -30,13 +31,11 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from gateway.broker.server import serve_broker
 from gateway.envelope.build import Draft
-from gateway.localnet import Consortium
+from gateway.localnet import Consortium, Processes, processes
 from gateway.transport import TlsFiles, secure_channel
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as rpc
-from nodes.runtime import serve_node
 
 
 def envelopes(c: Consortium, n: int) -> list[pb.Envelope]:
@@ -55,17 +54,21 @@ def envelopes(c: Consortium, n: int) -> list[pb.Envelope]:
 
 
 @contextmanager
-def consortium(database: str | None) -> Iterator[Consortium]:
+def consortium(database: str | None) -> Iterator[tuple[Consortium, Processes]]:
+    """Broker and bank as their own `gateway` processes, as deployed; police is this one."""
     with tempfile.TemporaryDirectory() as folder:
         urls = {"broker": database} if database else None
         c = Consortium.create(Path(folder), database_urls=urls)
-        broker = serve_broker(c.broker_config())
-        bank = serve_node(c.node_config("bank-a"))
-        try:
-            yield c
-        finally:
-            bank.stop(0)
-            broker.stop(0)
+        with processes(c) as running:
+            running.start_broker()
+            running.start_node("bank-a")
+            yield c, running
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stub(c: Consortium) -> rpc.BrokerStub:
@@ -121,18 +124,26 @@ def latency_at_rate(c: Consortium, batch: list[pb.Envelope], rate: float) -> lis
 
 
 def run(label: str, database: str | None, messages: int) -> None:
-    with consortium(database) as c:
+    with consortium(database) as (c, running):
         warm = envelopes(c, 50)
         throughput(c, warm, 4)
         batch = envelopes(c, messages)
+        pids = {name: proc.pid for name, proc in running.procs.items()}
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        mine = time.process_time()
         rate = throughput(c, batch, 8)
+        cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+        cpu["police"] = time.process_time() - mine
         paced = envelopes(c, 500)
         lat = sorted(latency_at_rate(c, paced, 100.0))
     p50 = statistics.median(lat)
     p99 = lat[int(len(lat) * 0.99) - 1]
+    per_message = ", ".join(f"{name} {1000 * s / messages:.2f}" for name, s in cpu.items())
     print(
-        f"{label:10s} throughput {rate:7.0f} msg/s ({messages} messages, 8 client threads); "
-        f"at 100 msg/s: p50 {p50:5.1f} ms, p99 {p99:5.1f} ms"
+        f"{label:10s} throughput {rate:5.0f} round trips/s = {2 * rate:5.0f} msg/s "
+        f"({messages} PING+PONG, 8 client threads); at 100 msg/s: "
+        f"p50 {p50:5.1f} ms, p99 {p99:5.1f} ms\n"
+        f"{'':10s} CPU ms per round trip: {per_message}"
     )
 
 

@@ -42,7 +42,7 @@ from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as rpc
 from nodes.actions.responder import HoldSweeper
 from nodes.broker_client import BrokerClient
-from nodes.journal import InboundRow
+from nodes.journal import InboundJournal, InboundRow
 from nodes.roles.base import Inbound, RoleHandler, RoleRefusal
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class NodeServicer(rpc.NodeServicer):
         self.policy = policy
         self.verifier = verifier
         self._sessions = sessionmaker(ctx.engine, expire_on_commit=False)
+        self._journal = InboundJournal(ctx.engine)
 
     def Deliver(self, request: pb.Envelope, context: grpc.ServicerContext) -> pb.DeliverReply:
         ctx = self.ctx
@@ -106,17 +107,14 @@ class NodeServicer(rpc.NodeServicer):
         if isinstance(verdict, Rejected):
             context.abort(verdict.status, str(verdict))
         header = verdict.header
-        with self._sessions() as session:
-            seen = session.get(InboundRow, header.message_id)
-            if seen is not None:
-                if seen.header != request.header:
-                    context.abort(
-                        grpc.StatusCode.ALREADY_EXISTS, "replay: message id was seen before"
-                    )
-                reply = pb.DeliverReply(message_id=header.message_id, accepted=True)
-                if seen.answer:
-                    reply.response.ParseFromString(seen.answer)
-                return reply
+        seen = self._journal.seen(header.message_id)
+        if seen is not None:
+            if seen.header != request.header:
+                context.abort(grpc.StatusCode.ALREADY_EXISTS, "replay: message id was seen before")
+            reply = pb.DeliverReply(message_id=header.message_id, accepted=True)
+            if seen.answer:
+                reply.response.ParseFromString(seen.answer)
+            return reply
 
         directory = ctx.client.directory()
         me = directory.get(ctx.node_id)
@@ -142,9 +140,7 @@ class NodeServicer(rpc.NodeServicer):
             answer = self._handle_once(request, header, payload, context)
         else:
             answer = self._handle(Inbound(header, payload, request), context)
-            with self._sessions() as session:
-                session.add(journal_row(request, header, answer))
-                session.commit()
+            self._journal.record(journal_values(request, header, answer))
         reply = pb.DeliverReply(message_id=header.message_id, accepted=True)
         if answer is not None:
             reply.response.CopyFrom(answer)
@@ -182,19 +178,25 @@ class NodeServicer(rpc.NodeServicer):
         return answer
 
 
+def journal_values(
+    request: pb.Envelope, header: pb.Header, answer: pb.Envelope | None
+) -> dict[str, object]:
+    return {
+        "message_id": header.message_id,
+        "sender": header.sender,
+        "kind": header.kind,
+        "case_ref": header.case_ref,
+        "reply_to": header.reply_to,
+        "received_at_ms": now_ms(),
+        "header": request.header,
+        "payload": request.payload,
+        "signature": request.signature,
+        "answer": answer.SerializeToString() if answer is not None else b"",
+    }
+
+
 def journal_row(request: pb.Envelope, header: pb.Header, answer: pb.Envelope | None) -> InboundRow:
-    return InboundRow(
-        message_id=header.message_id,
-        sender=header.sender,
-        kind=header.kind,
-        case_ref=header.case_ref,
-        reply_to=header.reply_to,
-        received_at_ms=now_ms(),
-        header=request.header,
-        payload=request.payload,
-        signature=request.signature,
-        answer=answer.SerializeToString() if answer is not None else b"",
-    )
+    return InboundRow(**journal_values(request, header, answer))
 
 
 @dataclass

@@ -16,15 +16,12 @@ durability: nobody is answered before their entry and checkpoint are on disk.
 from __future__ import annotations
 
 import json
-import queue
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Connection, Engine, Table, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.checkpoint import Checkpoint, format_checkpoint
@@ -32,25 +29,81 @@ from gateway.audit.merkle import MerkleTree, leaf_hash
 from gateway.audit.note import NoteSigner, sign_note
 from gateway.audit.store import AuditEntryRow, CheckpointRow
 from gateway.audit.tlog_proof import TlogProof, format_tlog_proof
+from gateway.db import BrokerBase
 from gateway.envelope.build import now_ms
+from gateway.group_commit import GroupCommitter
 
 ADVISORY_LOCK_KEY = 0x6761746577617921  # "gateway!": serialises appends across replicas
+_ADVISORY_LOCK = f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})"
+_LAST_INDEX = "SELECT max(idx) FROM audit_entries"  # plain SQL: this runs on every commit
+_ENTRIES = cast(Table, AuditEntryRow.__table__)
+_CHECKPOINTS = cast(Table, CheckpointRow.__table__)
 
-Append = Callable[[dict[str, Any]], int]
 T = TypeVar("T")
-MAX_GROUP = 256
-"""At most this many pieces of work share one commit."""
-
-
-@dataclass
-class _Work(Generic[T]):
-    work: Callable[[Session, Append], T]
-    done: Future[T] = field(default_factory=Future)
 
 
 def canonical_json(entry: dict[str, Any]) -> bytes:
     """Sorted keys, no spaces, UTF-8: the exact bytes that are hashed into the tree."""
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Append:
+    """Stages one transaction's audit entries (`append(entry)`) and plain rows (`row`).
+
+    Both are written at the end of the transaction with one multi-row INSERT per table,
+    not one ORM object each: on the broker's hot path the ORM's per-object bookkeeping
+    cost more CPU than everything else a message needs.
+    """
+
+    def __init__(self, base: int) -> None:
+        self.base = base
+        self.digests: list[bytes] = []
+        self._entries: list[dict[str, Any]] = []
+        self._rows: dict[type[BrokerBase], list[dict[str, Any]]] = {}
+
+    def __call__(self, entry: dict[str, Any]) -> int:
+        """Stage an audit entry; returns the index it will have in the log."""
+        index = self.base + len(self.digests)
+        data = canonical_json(entry)
+        digest = leaf_hash(data)
+        self._entries.append(
+            {"idx": index, "leaf": data, "leaf_hash": digest, "at_ms": int(entry.get("at_ms", 0))}
+        )
+        self.digests.append(digest)
+        return index
+
+    def row(self, model: type[BrokerBase], **values: Any) -> dict[str, Any]:
+        """Stage a row of `model` (unset columns take their defaults); returns its values.
+
+        The returned dict may still be changed until the transaction ends. Tables are
+        written in the order they were first staged in.
+        """
+        self._rows.setdefault(model, []).append(values)
+        return values
+
+    def write(self, connection: Connection) -> None:
+        for model, rows in self._rows.items():
+            table = cast(Table, model.__table__)
+            connection.execute(insert(table), _same_columns(table, rows))
+        if self._entries:
+            connection.execute(insert(_ENTRIES), self._entries)
+
+
+def _same_columns(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A multi-row INSERT needs every row to name the same columns; defaults fill gaps."""
+    keys: set[str] = set().union(*rows)
+    if all(len(row) == len(keys) for row in rows):
+        return rows
+    filled = []
+    for row in rows:
+        missing = {k: _default(table, k) for k in keys if k not in row}
+        filled.append({**row, **missing})
+    return filled
+
+
+def _default(table: Table, column: str) -> Any:
+    default = table.c[column].default
+    return default.arg if default is not None and default.is_scalar else None  # type: ignore[attr-defined]
 
 
 class AuditLog:
@@ -75,8 +128,9 @@ class AuditLog:
         self._tree = MerkleTree()
         self._latest_note = ""
         self._latest_size = -1
-        self._queue: queue.SimpleQueue[_Work[Any] | None] = queue.SimpleQueue()
-        self._committer: threading.Thread | None = None
+        self._committer: GroupCommitter[Callable[[Session, Append], Any]] = GroupCommitter(
+            self._commit, name="audit-commit"
+        )
         with self._sessions() as session:
             self._catch_up(session)
 
@@ -93,111 +147,44 @@ class AuditLog:
     def transaction(self) -> Iterator[tuple[Session, Append]]:
         """A transaction in which `append(entry)` adds audit entries; all or nothing."""
         with self._lock, self._sessions() as session:
-            if self.engine.dialect.name == "postgresql":
-                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
-            self._catch_up(session)
-            pending: list[bytes] = []
-            base = self._tree.size
-
-            def append(entry: dict[str, Any]) -> int:
-                index = base + len(pending)
-                data = canonical_json(entry)
-                digest = leaf_hash(data)
-                session.add(
-                    AuditEntryRow(
-                        idx=index, leaf=data, leaf_hash=digest, at_ms=int(entry.get("at_ms", 0))
-                    )
-                )
-                pending.append(digest)
-                return index
-
+            self._lock_and_catch_up(session)
+            append = Append(self._tree.size)
             yield session, append
+            session.flush()
+            append.write(session.connection())
             session.commit()
             with self._state:
-                for digest in pending:
-                    self._tree.append(digest)
+                self._tree.extend(append.digests)
 
     # -- group commit --------------------------------------------------------------------
 
     def run(self, work: Callable[[Session, Append], T]) -> T:
         """Run `work(session, append)` in a shared transaction; return once committed.
 
-        Exceptions raised by `work` (including a database error on its own writes)
-        are raised here; other work sharing the commit is unaffected.
+        Every request waiting at that moment shares the transaction, one signed
+        checkpoint and one disk flush (`gateway.group_commit`). Exceptions raised by
+        `work` (including a database error on its own writes) are raised here; other
+        work sharing the commit is unaffected.
         """
-        item: _Work[T] = _Work(work)
-        with self._lock:
-            if self._committer is None:
-                self._committer = threading.Thread(
-                    target=self._commit_loop, name="audit-commit", daemon=True
-                )
-                self._committer.start()
-        self._queue.put(item)
-        return item.done.result()
+        result: T = self._committer.submit(work)
+        return result
 
     def close(self) -> None:
         """Stop the committer after the work already queued."""
-        if self._committer is not None:
-            self._queue.put(None)
-            self._committer.join(timeout=10)
-            self._committer = None
+        self._committer.close()
 
-    def _commit_loop(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            group: list[_Work[Any]] = [first]
-            stop = False
-            while len(group) < MAX_GROUP:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                group.append(item)
-            self._commit_group(group)
-            if stop:
-                return
-
-    def _commit_group(self, group: list[_Work[Any]]) -> None:
-        """All the group's work in one transaction; if any piece fails, each alone.
-
-        A failure (a replayed message id, say) rolls the shared transaction back; the
-        pieces are then run one transaction each, so only the failing one fails.
-        """
-        try:
-            values = self._commit(group)
-        except Exception as exc:
-            if len(group) == 1:
-                group[0].done.set_exception(exc)
-                return
-            for item in group:
-                self._commit_group([item])
-            return
-        for item, value in zip(group, values, strict=True):
-            item.done.set_result(value)
-
-    def _commit(self, group: list[_Work[Any]]) -> list[Any]:
+    def _commit(self, group: Sequence[Callable[[Session, Append], Any]]) -> list[Any]:
         with self._lock, self._sessions() as session:
-            if self.engine.dialect.name == "postgresql":
-                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
-            self._catch_up(session)
-            base = self._tree.size
-            pending: list[bytes] = []
-
-            def append(entry: dict[str, Any]) -> int:
-                return self._stage(session, base, pending, entry)
-
-            values = [item.work(session, append) for item in group]
+            self._lock_and_catch_up(session)
+            append = Append(self._tree.size)
+            values = [work(session, append) for work in group]
             session.flush()
-            if not pending:
+            append.write(session.connection())
+            if not append.digests:
                 session.commit()
                 return values
             with self._state:
-                self._tree.extend(pending)
+                self._tree.extend(append.digests)
             try:
                 note = self._stage_checkpoint(session)
                 session.commit()
@@ -208,24 +195,23 @@ class AuditLog:
                 self._latest_note, self._latest_size = note, self._tree.size
             return values
 
-    def _stage(
-        self, session: Session, base: int, pending: list[bytes], entry: dict[str, Any]
-    ) -> int:
-        index = base + len(pending)
-        data = canonical_json(entry)
-        digest = leaf_hash(data)
-        session.add(
-            AuditEntryRow(idx=index, leaf=data, leaf_hash=digest, at_ms=int(entry.get("at_ms", 0)))
-        )
-        pending.append(digest)
-        return index
+    def _lock_and_catch_up(self, session: Session) -> None:
+        """Take the replicas' append lock (PostgreSQL), then read what others appended."""
+        connection = session.connection()
+        if self.engine.dialect.name == "postgresql":
+            connection.exec_driver_sql(_ADVISORY_LOCK)
+        last = connection.exec_driver_sql(_LAST_INDEX).scalar()
+        if last is not None and last >= self._tree.size:
+            self._catch_up(session)
 
     def _stage_checkpoint(self, session: Session) -> str:
         """Sign the tree as it is after this group, stored in the group's commit."""
         size = self._tree.size
         body = Checkpoint(origin=self.origin, size=size, root_hash=self._tree.root(size))
         note = sign_note(format_checkpoint(body), [self._signer]).decode()
-        session.add(CheckpointRow(size=size, note=note, at_ms=self._clock_ms()))
+        session.connection().execute(
+            insert(_CHECKPOINTS), {"size": size, "note": note, "at_ms": self._clock_ms()}
+        )
         return note
 
     def _reload(self) -> None:

@@ -103,8 +103,8 @@ def record_delivery(
     at_ms: int,
 ) -> int:
     """A delivery event: the lifecycle row and its audit entry, in the caller's commit."""
-    session.add(
-        EventRow(message_id=message_id, state=f"{state}:{recipient}", at_ms=at_ms, detail=detail)
+    append.row(
+        EventRow, message_id=message_id, state=f"{state}:{recipient}", at_ms=at_ms, detail=detail
     )
     return append(
         {
@@ -244,9 +244,19 @@ class Broker:
         return denied[0] if denied else decisions[0]
 
     def _record(
-        self, envelope: pb.Envelope, verdict: Verified, decision: PolicyDecision, *, durable: bool
+        self,
+        envelope: pb.Envelope,
+        verdict: Verified,
+        decision: PolicyDecision,
+        *,
+        durable: bool,
+        then: Callable[[Session, Append], object] | None = None,
     ) -> Routed:
-        """Store the message and its audit entry in one transaction; a replay fails here."""
+        """Store the message and its audit entry in one transaction; a replay fails here.
+
+        `then` adds more writes to the same transaction (the delivery event an answer
+        closes), so one commit covers both.
+        """
         header = verdict.header
         now = self.clock_ms()
         entry = header_entry(header, envelope.header, envelope.payload)
@@ -268,7 +278,9 @@ class Broker:
         )
 
         def store(session: Session, append: Append) -> int:
-            row = MessageRow(
+            state = "requested" if decision.allowed else "denied"
+            message = append.row(
+                MessageRow,
                 message_id=header.message_id,
                 sender=header.sender,
                 kind=header.kind,
@@ -281,23 +293,23 @@ class Broker:
                 header=envelope.header,
                 payload=envelope.payload if decision.allowed else b"",
                 signature=envelope.signature,
-                state="requested" if decision.allowed else "denied",
+                state=state,
                 answer_due_at_ms=due,
-            )
-            session.add(row)  # a replayed id fails at the group's flush, then alone
+            )  # a replayed id fails at the group's commit, then alone
             index = append(entry)
-            row.audit_index = index
-            session.add(EventRow(message_id=header.message_id, state=row.state, at_ms=now))
+            message["audit_index"] = index
+            append.row(EventRow, message_id=header.message_id, state=state, at_ms=now, detail="")
             if decision.allowed and durable:
                 for name in header.recipients:
-                    session.add(
-                        DeliveryRow(
-                            message_id=header.message_id,
-                            recipient=name,
-                            next_attempt_at_ms=now,
-                            traceparent=traceparent,
-                        )
+                    append.row(
+                        DeliveryRow,
+                        message_id=header.message_id,
+                        recipient=name,
+                        next_attempt_at_ms=now,
+                        traceparent=traceparent,
                     )
+            if then is not None:
+                then(session, append)
             return index
 
         try:
@@ -384,12 +396,19 @@ class Broker:
             self._delivery_event(request.message_id, node_id, "bad-answer", problem)
             return None
         decision = self._decide(verdict)
+        now = self.clock_ms()
+
+        def answered(session: Session, append: Append) -> int:
+            answer_id = verdict.header.message_id
+            return record_delivery(
+                session, append, request.message_id, node_id, "answered", answer_id, now
+            )
+
         try:
-            self._record(answer, verdict, decision, durable=False)
+            self._record(answer, verdict, decision, durable=False, then=answered)
         except BrokerRefusal as exc:
             self._delivery_event(request.message_id, node_id, "bad-answer", exc.reason)
             return None
-        self._delivery_event(request.message_id, node_id, "answered", verdict.header.message_id)
         return answer if decision.allowed else None
 
     def _delivery_event(self, message_id: str, recipient: str, state: str, detail: str) -> int:

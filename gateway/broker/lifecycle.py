@@ -14,9 +14,8 @@ import threading
 from collections.abc import Callable
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from gateway.audit.log import AuditLog
+from gateway.audit.log import Append, AuditLog
 from gateway.broker.models import EventRow, MessageRow
 from gateway.kinds import ACTIONS, Kind
 from gateway.v1 import gateway_pb2 as pb
@@ -37,8 +36,7 @@ def answer_deadline_ms(kind: str, created_at_ms: int, stop_payment_s: int, other
 
 
 def _transition(
-    session: Session,
-    append: Callable[[dict[str, object]], int],
+    append: Append,
     row: MessageRow,
     state: str,
     at_ms: int,
@@ -46,7 +44,7 @@ def _transition(
 ) -> None:
     previous = row.state
     row.state = state
-    session.add(EventRow(message_id=row.message_id, state=state, at_ms=at_ms, detail=detail))
+    append.row(EventRow, message_id=row.message_id, state=state, at_ms=at_ms, detail=detail)
     append(
         {
             "type": "lifecycle",
@@ -69,7 +67,7 @@ def apply_receipt(audit: AuditLog, request_id: str, receipt: pb.Header, at_ms: i
         request = session.get(MessageRow, request_id)
         if request is None:
             return
-        _transition(session, append, request, outcome, at_ms, receipt.message_id)
+        _transition(append, request, outcome, at_ms, receipt.message_id)
         if outcome in ("executed", "partial"):
             request.hold_expires_at_ms = terms.hold_expires_at_ms
         kind = Kind(request.kind)
@@ -77,7 +75,7 @@ def apply_receipt(audit: AuditLog, request_id: str, receipt: pb.Header, at_ms: i
             header = pb.Header.FromString(request.header)
             target = session.get(MessageRow, header.terms.target_request_id)
             if target is not None and target.state in HOLDING:
-                _transition(session, append, target, FOLLOW_UPS[kind], at_ms, request_id)
+                _transition(append, target, FOLLOW_UPS[kind], at_ms, request_id)
                 target.hold_expires_at_ms = terms.hold_expires_at_ms if kind == Kind.EXTEND else 0
 
 
@@ -97,7 +95,9 @@ def check_deadlines(audit: AuditLog, now_ms: int) -> tuple[int, int]:
         ).all()
         for row in late:
             row.overdue = 1
-            session.add(EventRow(message_id=row.message_id, state="overdue", at_ms=now_ms))
+            append.row(
+                EventRow, message_id=row.message_id, state="overdue", at_ms=now_ms, detail=""
+            )
             append(
                 {
                     "type": "deadline",
@@ -117,7 +117,7 @@ def check_deadlines(audit: AuditLog, now_ms: int) -> tuple[int, int]:
             .where(MessageRow.state.in_(HOLDING))
         ).all()
         for row in ended:
-            _transition(session, append, row, "expired", now_ms, "hold reached its expiry")
+            _transition(append, row, "expired", now_ms, "hold reached its expiry")
             expired += 1
     return overdue, expired
 
