@@ -61,7 +61,7 @@ def _not_health(details: Any) -> bool:
     method = getattr(details, "full_method", None) or getattr(details, "method", "")
     if isinstance(method, bytes):  # grpc gives bytes in some versions
         method = method.decode()
-    return not method.startswith("/grpc.health.")
+    return not str(method).startswith("/grpc.health.")
 
 
 def tracing_enabled() -> bool:
@@ -81,7 +81,14 @@ def safe_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
 def span(
     name: str, attributes: Mapping[str, Any], *, context: Context | None = None
 ) -> Iterator[trace.Span]:
-    """A span named `name` with metadata attributes (see ALLOWED_ATTRIBUTES)."""
+    """A span named `name` with metadata attributes (see ALLOWED_ATTRIBUTES).
+
+    With no tracer provider installed it is the no-op span, at no cost.
+    """
+    if not tracing_enabled():
+        safe_attributes(attributes)
+        yield trace.INVALID_SPAN
+        return
     with TRACER.start_as_current_span(
         name, context=context, attributes=safe_attributes(attributes)
     ) as current:

@@ -355,23 +355,34 @@ class Broker:
     def _deliver_now(self, envelope: pb.Envelope, verdict: Verified, routed: Routed) -> None:
         directory = self.directory()
         members = [directory.get(name) for name in verdict.header.recipients]
-        futures = {
-            m.node_id: self._fanout.submit(self.dialer.deliver, m, envelope)
-            for m in members
-            if m is not None
-        }
-        for node_id, future in futures.items():
-            try:
-                reply = future.result()
-            except DeliveryError as exc:
-                self._delivery_event(verdict.header.message_id, node_id, "failed", str(exc))
+        for node_id, outcome in self._deliver_to(
+            [m for m in members if m is not None], envelope
+        ).items():
+            if isinstance(outcome, DeliveryError):
+                self._delivery_event(verdict.header.message_id, node_id, "failed", str(outcome))
                 routed.undelivered.append(node_id)
                 continue
-            answer = self._accept_answer(verdict.header, node_id, reply)
+            answer = self._accept_answer(verdict.header, node_id, outcome)
             if answer is None:
                 routed.undelivered.append(node_id)
             else:
                 routed.responses.append(answer)
+
+    def _deliver_to(
+        self, members: list[Member], envelope: pb.Envelope
+    ) -> dict[str, pb.DeliverReply | DeliveryError]:
+        """Deliver to every member at once; one recipient is served in this thread."""
+
+        def attempt(member: Member) -> pb.DeliverReply | DeliveryError:
+            try:
+                return self.dialer.deliver(member, envelope)
+            except DeliveryError as exc:
+                return exc
+
+        if len(members) == 1:
+            return {members[0].node_id: attempt(members[0])}
+        futures = {m.node_id: self._fanout.submit(attempt, m) for m in members}
+        return {node_id: future.result() for node_id, future in futures.items()}
 
     def _accept_answer(
         self, request: pb.Header, node_id: str, reply: pb.DeliverReply

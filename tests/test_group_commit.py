@@ -1,0 +1,77 @@
+"""Group commit: concurrent callers share commits, each gets its own result, and one
+caller's failure stays its own."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from gateway.group_commit import GroupCommitter
+
+CALLERS = 8
+
+
+class Recorder:
+    """A commit function that takes a while (like a disk flush) and remembers each group."""
+
+    def __init__(self, fail_on: frozenset[int] = frozenset()) -> None:
+        self.groups: list[list[int]] = []
+        self.committed: list[int] = []
+        self.fail_on = fail_on
+        self.lock = threading.Lock()
+
+    def __call__(self, items: Sequence[int]) -> list[int]:
+        time.sleep(0.02)
+        with self.lock:
+            self.groups.append(list(items))
+        if self.fail_on.intersection(items):
+            raise ValueError("duplicate key")  # the whole transaction rolls back
+        with self.lock:
+            self.committed.extend(items)
+        return [item * 10 for item in items]
+
+
+def submit_all(committer: GroupCommitter[int], items: list[int]) -> list[int | Exception]:
+    start = threading.Barrier(len(items))
+
+    def one(item: int) -> int | Exception:
+        start.wait()
+        try:
+            result: int = committer.submit(item)
+            return result
+        except Exception as exc:
+            return exc
+
+    with ThreadPoolExecutor(len(items)) as pool:
+        return list(pool.map(one, items))
+
+
+def test_every_caller_gets_its_own_result_and_commits_are_shared() -> None:
+    recorder = Recorder()
+    results = submit_all(GroupCommitter(recorder, "test"), list(range(CALLERS)))
+    assert results == [i * 10 for i in range(CALLERS)]
+    assert sorted(recorder.committed) == list(range(CALLERS))
+    assert len(recorder.groups) < CALLERS  # callers that waited shared a commit
+    assert max(len(group) for group in recorder.groups) > 1
+
+
+def test_a_failing_piece_fails_alone() -> None:
+    recorder = Recorder(fail_on=frozenset({3}))
+    results = submit_all(GroupCommitter(recorder, "test"), list(range(CALLERS)))
+    assert isinstance(results[3], ValueError)
+    assert [r for i, r in enumerate(results) if i != 3] == [i * 10 for i in range(CALLERS) if i != 3]
+    assert sorted(recorder.committed) == [i for i in range(CALLERS) if i != 3]
+    assert [3] in recorder.groups  # retried alone after its group failed
+
+
+def test_a_lone_caller_commits_at_once() -> None:
+    recorder = Recorder()
+    committer = GroupCommitter(recorder, "test")
+    assert committer.submit(7) == 70
+    assert recorder.groups == [[7]]
+    with pytest.raises(ValueError):
+        GroupCommitter(Recorder(fail_on=frozenset({1})), "test").submit(1)
