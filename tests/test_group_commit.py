@@ -63,7 +63,9 @@ def test_a_failing_piece_fails_alone() -> None:
     recorder = Recorder(fail_on=frozenset({3}))
     results = submit_all(GroupCommitter(recorder, "test"), list(range(CALLERS)))
     assert isinstance(results[3], ValueError)
-    assert [r for i, r in enumerate(results) if i != 3] == [i * 10 for i in range(CALLERS) if i != 3]
+    assert [r for i, r in enumerate(results) if i != 3] == [
+        i * 10 for i in range(CALLERS) if i != 3
+    ]
     assert sorted(recorder.committed) == [i for i in range(CALLERS) if i != 3]
     assert [3] in recorder.groups  # retried alone after its group failed
 
