@@ -36,9 +36,9 @@ from gateway.bulk_psi.wire import (
     check_selection,
     check_set_name,
     count,
-    decode_elements,
     decode_response,
     encode_request,
+    mask_received,
     pack,
     split_elements,
 )
@@ -263,12 +263,14 @@ class QuerierSession:
     def _unmask_answer(self, exchange: int, double_masked: bytes, responder: bytes) -> None:
         # H(x)^ab is only compared, never computed on, so it is not decoded: a malformed or
         # identity encoding cannot equal a valid H(y)^ba and simply matches nothing. H(y)^b
-        # is raised to our key, so it is decoded and refused if invalid.
+        # is raised to our key, so it is validated as it is raised and refused if invalid.
         self._double.append(split_elements(double_masked, "doubly-masked elements"))
-        peer = decode_elements(
-            responder, f"exchange {exchange}'s responder elements", workers=self._workers
+        masked = mask_received(
+            responder,
+            f"exchange {exchange}'s responder elements",
+            self._key,
+            workers=self._workers,
         )
-        masked = psi.exponentiate_parallel(self._key, peer, self._workers)
         self._peer.append(psi.encode_elements(masked))
 
     def _raise_failures(self) -> None:

@@ -35,9 +35,9 @@ from gateway.bulk_psi.wire import (
     ChunkResponse,
     Opening,
     count,
-    decode_elements,
     decode_request,
     encode_response,
+    mask_received,
     pack,
 )
 from gateway.crypto import psi
@@ -166,10 +166,9 @@ class ResponderSession:
             )
         if self._own is None:
             self._own = self._read_own_set()
-        received = decode_elements(
-            request.elements, f"exchange {exchange}'s elements", workers=self.workers
+        masked = mask_received(
+            request.elements, f"exchange {exchange}'s elements", self._key, workers=self.workers
         )
-        masked = psi.exponentiate_parallel(self._key, received, self.workers)
         if plan.mode is Mode.INTERSECTION:
             double_masked = pack(psi.encode_elements(masked))
         else:

@@ -2,7 +2,7 @@
 
 Everything a peer sends is checked here before a session looks at it: the version, the
 shape of the opening, and that element fields are whole 32-byte encodings. Whether each
-encoding is a valid group element is checked where it is decoded (`decode_elements`),
+encoding is a valid group element is checked where it is raised to a key (`mask_received`),
 with the element's position in the error and never its bytes.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -29,8 +28,6 @@ REQUEST_PAYLOAD_TYPE: Final = "application/vnd.gateway.v1.psi-chunk-request+prot
 RESPONSE_PAYLOAD_TYPE: Final = "application/vnd.gateway.v1.psi-chunk-response+protobuf"
 
 MAX_SELECTION_ENTRIES: Final = 8
-_MIN_PART: Final = 256
-"""Fewest elements worth decoding in a thread of their own."""
 _NAME: Final = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 """Set names and selection keys: short words, so that no identifier fits in one by accident."""
 _VALUE: Final = re.compile(r"[^\x00-\x1f]{0,64}")
@@ -217,18 +214,14 @@ def split_elements(blob: bytes, what: str) -> list[bytes]:
     return [blob[i : i + ELEMENT_BYTES] for i in range(0, len(blob), ELEMENT_BYTES)]
 
 
-def decode_elements(blob: bytes, what: str, *, workers: int = 1) -> list[psi.Element]:
-    """Group elements of a packed field, decoded over up to `workers` threads (libsodium
+def mask_received(
+    blob: bytes, what: str, key: psi.Scalar, *, workers: int = 1
+) -> list[psi.Element]:
+    """The peer's packed elements, each validated and raised to `key` (in parallel: libsodium
     releases the GIL); the error names the first bad element by position, never its bytes."""
     encodings = split_elements(blob, what)
-    parts = max(1, min(workers, len(encodings) // _MIN_PART))
     try:
-        if parts == 1:
-            return psi.decode_elements(encodings)
-        size = -(-len(encodings) // parts)
-        slices = [encodings[i : i + size] for i in range(0, len(encodings), size)]
-        with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="psi-decode") as pool:
-            return [element for part in pool.map(psi.decode_elements, slices) for element in part]
+        return psi.exponentiate_received(key, encodings, workers)
     except psi.InvalidElement:
         pass
     for position, encoding in enumerate(encodings):

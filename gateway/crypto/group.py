@@ -315,6 +315,39 @@ def scalar_mult_many(
     return [result for part in _run_chunks(work, elements, workers) for result in part]
 
 
+def _mult_received(scalar: bytes, data: bytes) -> Element:
+    _check_encoding_shape(data)
+    try:
+        return _element(bytes(rbcl.crypto_scalarmult_ristretto255(scalar, data)))
+    except RuntimeError:
+        # libsodium decodes the point first and refuses a non-canonical encoding or one
+        # that is not a point; with a non-zero scalar and a valid non-identity point the
+        # product is never the identity, so a refusal here always means a bad encoding.
+        raise InvalidElement("not a canonical ristretto255 element encoding") from None
+
+
+def scalar_mult_received(
+    scalar: Scalar, encodings: Sequence[bytes], *, workers: int = 1
+) -> list[Element]:
+    """[scalar]E for each received encoding of E, validating E in the same step.
+
+    For encodings that are only ever raised to a key (a peer's masked PSI elements):
+    `deserialize_element` then `scalar_mult` would decode each point three times (the
+    validity check, the re-encoding check, the multiplication); here libsodium's own
+    decoding inside the multiplication does the canonical check, after the length,
+    identity and top-bit checks that `deserialize_element` also makes. Raises
+    `InvalidElement` (never echoing the input) on the first bad encoding.
+    """
+    if scalar_is_zero(scalar):
+        raise ValueError("the scalar must not be zero")
+    key = scalar._encoding
+
+    def work(chunk: Sequence[bytes]) -> list[Element]:
+        return [_mult_received(key, data) for data in chunk]
+
+    return [result for part in _run_chunks(work, encodings, workers) for result in part]
+
+
 def multi_scalar_mult(
     scalars: Sequence[Scalar], elements: Sequence[Element], *, workers: int = 1
 ) -> Element:
@@ -337,11 +370,8 @@ def serialize_element(a: Element) -> bytes:
     return a._encoding
 
 
-def deserialize_element(data: bytes) -> Element:
-    """A validated element: canonical ristretto255 encoding, not the identity.
-
-    Raises `InvalidElement` with a fixed message (the input is never echoed).
-    """
+def _check_encoding_shape(data: bytes) -> None:
+    """The checks that need no decoding: type, length, identity, top bit."""
     if not isinstance(data, bytes):
         raise TypeError("an element encoding must be bytes")
     if len(data) != ELEMENT_LENGTH:
@@ -353,6 +383,14 @@ def deserialize_element(data: bytes) -> Element:
         # rbcl bundles (1.0.18) ignores the top bit: it would decode such bytes to the same
         # element as its canonical encoding, giving every element a second encoding.
         raise InvalidElement("not a canonical ristretto255 element encoding")
+
+
+def deserialize_element(data: bytes) -> Element:
+    """A validated element: canonical ristretto255 encoding, not the identity.
+
+    Raises `InvalidElement` with a fixed message (the input is never echoed).
+    """
+    _check_encoding_shape(data)
     if not rbcl.crypto_core_ristretto255_is_valid_point(data):
         raise InvalidElement("not a canonical ristretto255 element encoding")
     # Defence in depth against any other lenient decoding: a canonical encoding is exactly

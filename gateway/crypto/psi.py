@@ -26,6 +26,7 @@ __all__ = [
     "exponentiate",
     "exponentiate_and_shuffle",
     "exponentiate_parallel",
+    "exponentiate_received",
     "generate_key",
     "hash_inputs_to_group",
     "intersection_cardinality",
@@ -61,6 +62,14 @@ def exponentiate_parallel(key: Scalar, elements: Sequence[Element], workers: int
     cores while the key stays in this process and nothing is pickled.
     """
     return group.scalar_mult_many(key, elements, workers=workers)
+
+
+def exponentiate_received(key: Scalar, encodings: Sequence[bytes], workers: int) -> list[Element]:
+    """The peer's encodings, validated and raised to `key` in one step (one decode each).
+
+    `InvalidElement` on the first malformed, non-canonical or identity encoding.
+    """
+    return group.scalar_mult_received(key, encodings, workers=workers)
 
 
 def exponentiate_and_shuffle(

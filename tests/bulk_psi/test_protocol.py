@@ -29,11 +29,11 @@ from gateway.bulk_psi.wire import (
     ChunkRequest,
     ChunkResponse,
     Opening,
-    decode_elements,
     decode_request,
     decode_response,
     encode_request,
     encode_response,
+    mask_received,
     pack,
     split_elements,
 )
@@ -382,12 +382,17 @@ def test_a_repeated_opening_finds_its_session() -> None:
     responder.close()
 
 
-def test_parallel_decoding_names_the_bad_element() -> None:
-    key = psi.generate_key()
-    encodings = psi.encode_elements(
-        psi.exponentiate(key, psi.hash_inputs_to_group(inputs(range(600))))
-    )
-    assert len(decode_elements(pack(encodings), "x", workers=2)) == 600
-    encodings[555] = bytes(32)
-    with pytest.raises(BulkPsiError, match="x: element 555 is refused"):
-        decode_elements(pack(encodings), "x", workers=2)
+def test_parallel_masking_names_the_bad_element() -> None:
+    key, other = psi.generate_key(), psi.generate_key()
+    hashed = psi.hash_inputs_to_group(inputs(range(600)))
+    encodings = psi.encode_elements(psi.exponentiate(key, hashed))
+    masked = mask_received(pack(encodings), "x", other, workers=2)
+    # Independent computation of the same H(x)^(key*other), through the decoding path.
+    expected = psi.exponentiate(other, psi.decode_elements(encodings))
+    assert masked == expected
+    for position, bad in ((555, bytes(32)), (17, b"\xff" * 32), (599, b"\x01" + bytes(31))):
+        tampered = list(encodings)
+        tampered[position] = bad
+        with pytest.raises(BulkPsiError, match=f"x: element {position} is refused") as info:
+            mask_received(pack(tampered), "x", other, workers=2)
+        assert bad.hex() not in str(info.value)

@@ -184,3 +184,25 @@ def test_every_element_has_exactly_one_accepted_encoding(a: group.Scalar) -> Non
             continue
         with pytest.raises(group.InvalidElement):
             group.deserialize_element(variant)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [*NON_CANONICAL.values(), *NEGATIVE.values(), bytes(32), b"\x01" * 31],
+    ids=[*NON_CANONICAL, *NEGATIVE, "identity", "31 bytes"],
+)
+def test_raising_a_received_encoding_refuses_what_decoding_refuses(data: bytes) -> None:
+    key = group.random_scalar()
+    with pytest.raises(group.InvalidElement) as info:
+        group.scalar_mult_received(key, [GENERATOR, data], workers=1)
+    _assert_not_echoed(info.value, data)
+
+
+def test_raising_received_encodings_matches_decode_then_multiply() -> None:
+    key = group.random_scalar()
+    points = [group.scalar_mult_base(group.random_scalar()) for _ in range(40)]
+    encodings = group.serialize_elements(points)
+    expected = [group.scalar_mult(key, group.deserialize_element(e)) for e in encodings]
+    assert group.scalar_mult_received(key, encodings, workers=2) == expected
+    with pytest.raises(ValueError, match="zero"):
+        group.scalar_mult_received(group.deserialize_scalar(bytes(32)), encodings)
