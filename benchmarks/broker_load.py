@@ -4,7 +4,7 @@ Broker and bank run as their own `gateway` processes over mTLS on loopback, as d
 the police node is this process. Envelopes are signed before timing (signing is the
 sender's cost, on another machine in production). All three share the machine's 2 cores.
 
-- throughput: police submit PINGs from 8 threads as fast as the broker answers. Each
+- throughput: police submit PINGs from `--clients` threads (8) as fast as the broker answers. Each
   round trip is two messages through the broker: the PING is verified, decided, stored
   with its audit entry and delivered to the bank over mTLS; the bank's signed PONG is
   verified, decided and audited with the delivery event (three durable audit entries,
@@ -34,6 +34,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from benchmarks import machine
 from gateway.envelope.build import Draft
 from gateway.localnet import Consortium, Processes, processes
 from gateway.transport import TlsFiles, secure_channel
@@ -126,7 +127,7 @@ def latency_at_rate(c: Consortium, batch: list[pb.Envelope], rate: float) -> lis
     return latencies
 
 
-def run(label: str, database: str | None, messages: int, repeat: int) -> None:
+def run(label: str, database: str | None, messages: int, repeat: int, clients: int) -> None:
     """`repeat` throughput runs (median and best) and `repeat` x 500 paced round trips."""
     with consortium(database) as (c, running):
         throughput(c, envelopes(c, 50), 4)
@@ -137,7 +138,7 @@ def run(label: str, database: str | None, messages: int, repeat: int) -> None:
             batch = envelopes(c, messages)
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             mine = time.process_time()
-            rates.append(throughput(c, batch, 8))
+            rates.append(throughput(c, batch, clients))
             for name, pid in pids.items():
                 cpu[name] += cpu_seconds(pid) - before[name]
             cpu["police"] += time.process_time() - mine
@@ -152,7 +153,7 @@ def run(label: str, database: str | None, messages: int, repeat: int) -> None:
     print(
         f"{label:10s} throughput, round trips/s: median {median:4.0f}, best {best:4.0f} "
         f"(= {2 * median:4.0f} / {2 * best:4.0f} msg/s; {repeat} runs of {messages} PING+PONG, "
-        f"8 client threads)\n"
+        f"{clients} client threads)\n"
         f"{'':10s} CPU ms per round trip: {per_trip}\n"
         f"{'':10s} round-trip latency at 100 PINGs/s (200 msg/s), {len(lat)} round trips: "
         f"p50 {p50:5.1f} ms, p99 {p99:5.1f} ms"
@@ -180,12 +181,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent Submit calls")
     args = parser.parse_args(argv if argv is not None else None)
-    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores)")
-    run("sqlite", None, args.messages, args.repeat)
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores); {machine.describe()}")
+    run("sqlite", None, args.messages, args.repeat, args.clients)
     if args.postgres:
         with pg_schema(args.postgres) as url:
-            run("postgresql", url, args.messages, args.repeat)
+            run("postgresql", url, args.messages, args.repeat, args.clients)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from benchmarks import machine
 from gateway.crypto.blinded import OprfServer
 from gateway.db import NodeBase, make_engine
 from gateway.identifiers import Identifier, normalise
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     cores = os.cpu_count() or 1
     workers = args.workers or cores
     print(f"index build: {args.records} bank records, {workers} workers on {cores} cores")
+    print(machine.describe())
     loaded = records(args.records)
     load = os.getloadavg()[0]
     seconds, cpu = ours(loaded, workers)

@@ -63,5 +63,10 @@ class GroupCommitter(Generic[W]):
             for item in group:
                 self._run([item])
             return
+        except BaseException as exc:  # an interrupt: nobody may wait for a commit forever
+            for _, done in group:
+                if not done.done():
+                    done.set_exception(exc)
+            raise
         for (_, done), result in zip(group, results, strict=True):
             done.set_result(result)

@@ -77,3 +77,30 @@ def test_a_lone_caller_commits_at_once() -> None:
     assert recorder.groups == [[7]]
     with pytest.raises(ValueError):
         GroupCommitter(Recorder(fail_on=frozenset({1})), "test").submit(1)
+
+
+def test_an_interrupted_commit_releases_every_waiter() -> None:
+    """A BaseException in the committing thread fails the whole group instead of leaving
+    the other callers waiting for a commit that will never come."""
+
+    entered = threading.Event()
+    release = threading.Event()
+
+    def commit(items: Sequence[int]) -> list[int]:
+        if 0 in items:
+            entered.set()
+            release.wait(5)
+            return [0]
+        raise KeyboardInterrupt
+
+    committer = GroupCommitter(commit, "test")
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(committer.submit, 0)
+        entered.wait(5)
+        waiting = [pool.submit(committer.submit, n) for n in (1, 2, 3)]
+        time.sleep(0.1)  # the three queue up behind the first commit
+        release.set()
+        assert first.result(5) == 0
+        for future in waiting:
+            with pytest.raises(KeyboardInterrupt):
+                future.result(5)
