@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from gateway.matching.index_build import (
     key_id,
     update_index,
 )
-from gateway.matching.index_store import create_tables, fetch_buckets, read_state
+from gateway.matching.index_store import fetch_buckets, read_state
 from gateway.matching.querier import KeyMismatch, Match, PendingQuery, check_batch
 from gateway.matching.responder import ResponderLimits, answer_query
 from gateway.matching.wire import QUERY_TYPE, RESPONSE_TYPE
@@ -77,8 +76,6 @@ _STATUS: Final = {
     Problem.FORBIDDEN: grpc.StatusCode.PERMISSION_DENIED,
 }
 _refresh_lock = threading.Lock()
-_schema_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
-"""Engines whose index tables are known to exist."""
 
 
 # -- responder ---------------------------------------------------------------------------
@@ -112,9 +109,6 @@ def _ready_server(ctx: NodeContext) -> OprfServer:
     """
     cfg = ctx.config
     server = oprf_server(ctx)
-    if ctx.engine not in _schema_ready:
-        create_tables(ctx.engine)
-        _schema_ready.add(ctx.engine)
     state = read_state(ctx.engine)
     if state is None:
         raise MatchError(

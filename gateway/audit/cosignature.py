@@ -25,7 +25,7 @@ from gateway.audit.note import (
     compute_key_id,
     format_vkey,
     open_note,
-    parse_vkey,
+    verifier_from_vkey,
 )
 from gateway.audit.proof import verify_consistency
 
@@ -160,19 +160,7 @@ class CosignatureV1Verifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> CosignatureV1Verifier:
         """Parse ``name+keyid+base64(0x04 || key)``, insisting on the spec's key ID."""
-        key = parse_vkey(vkey)
-        if key.sig_type != SIG_TYPE_COSIGNATURE_V1:
-            raise MalformedKeyError(
-                f"verifier key has signature type 0x{key.sig_type:02x}, "
-                "want 0x04 (Ed25519 cosignature/v1)"
-            )
-        verifier = cls(key.name, key.public_key)
-        if verifier.key_id != key.key_id:
-            raise MalformedKeyError(
-                f"verifier key ID {key.key_id:08x} does not match the key "
-                f"(computed {verifier.key_id:08x})"
-            )
-        return verifier
+        return verifier_from_vkey(vkey, SIG_TYPE_COSIGNATURE_V1, "Ed25519 cosignature/v1", cls)
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         try:

@@ -13,9 +13,9 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -272,18 +272,7 @@ class Ed25519Verifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> Ed25519Verifier:
         """Parse ``name+keyid+base64(0x01 || key)``, insisting on the spec's key ID."""
-        key = parse_vkey(vkey)
-        if key.sig_type != SIG_TYPE_ED25519:
-            raise MalformedKeyError(
-                f"verifier key has signature type 0x{key.sig_type:02x}, want 0x01 (Ed25519)"
-            )
-        verifier = cls(key.name, key.public_key)
-        if verifier.key_id != key.key_id:
-            raise MalformedKeyError(
-                f"verifier key ID {key.key_id:08x} does not match the key "
-                f"(computed {verifier.key_id:08x})"
-            )
-        return verifier
+        return verifier_from_vkey(vkey, SIG_TYPE_ED25519, "Ed25519", cls)
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         if len(signature) != 64:
@@ -293,6 +282,29 @@ class Ed25519Verifier:
         except (InvalidSignature, ValueError):
             return False
         return True
+
+
+V = TypeVar("V", bound=NoteVerifier)
+
+
+def verifier_from_vkey(
+    vkey: str, sig_type: int, type_name: str, make: Callable[[str, bytes], V]
+) -> V:
+    """A verifier of one signature type from its vkey; the vkey's key ID must be the one
+    the spec computes from the name and key (a mismatch is a malformed key, not a guess)."""
+    key = parse_vkey(vkey)
+    if key.sig_type != sig_type:
+        raise MalformedKeyError(
+            f"verifier key has signature type 0x{key.sig_type:02x}, "
+            f"want 0x{sig_type:02x} ({type_name})"
+        )
+    verifier = make(key.name, key.public_key)
+    if verifier.key_id != key.key_id:
+        raise MalformedKeyError(
+            f"verifier key ID {key.key_id:08x} does not match the key "
+            f"(computed {verifier.key_id:08x})"
+        )
+    return verifier
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ __all__ = [
     "IndexEntry",
     "IndexParams",
     "IndexState",
-    "create_tables",
     "fetch_buckets",
     "read_state",
     "reset_index",
@@ -92,11 +91,6 @@ class IndexState:
     version: int
     """The highest record version the rows include."""
     updated_at_ms: int
-
-
-def create_tables(engine: Engine) -> None:
-    """Create the index tables if missing (a node may have started before this was imported)."""
-    NodeBase.metadata.create_all(engine, tables=[_ROWS, _STATE])
 
 
 def read_state(engine: Engine) -> IndexState | None:
