@@ -1,9 +1,11 @@
-"""How fast this machine's CPU is right now, so figures from different runs can be compared.
+"""How fast this machine's interpreter is right now, printed beside benchmark figures.
 
-The 2-core VM these benchmarks run on changes speed by tens of percent within an hour
-(the same pure-Python loop took 1.3 s, then 1.9 s, with the load average near zero), and
-the load average does not show it. Each benchmark prints this reference beside its
-figures: a run with a slower reference is a slower machine, not slower code.
+The 2-core VM these benchmarks run on changes speed within an hour: 10 million Python
+additions took 1.3 s, then 1.9 s, minutes apart, with the load average near zero, and
+the load average does not show it. A run with a slower reference is a slower machine, not
+slower code. It does not see every slowdown: on 2026-11-23 the broker's CPU time per
+message rose by half while this reference stayed put (the kernel's share had grown), so
+compare like with like (the same commit run again) before reading a change into figures.
 """
 
 from __future__ import annotations
