@@ -180,7 +180,13 @@ def test_a_bank_killed_mid_query_gives_a_clean_error_not_a_hang(tmp_path: Path) 
         procs.start_node("bank-a")
         police = client(c, "police-1")
         try:
-            killer = threading.Timer(0.3, procs.kill, args=("bank-a", signal.SIGKILL))
+            # A PING first, so the broker holds an open channel to the bank; then the bank
+            # is frozen, so it cannot answer before it dies however fast the machine is:
+            # the query reaches a bank that is then killed, mid-query.
+            ping = Draft(sender="police-1", recipients=["bank-a"], kind="PING", payload=b"{}")
+            assert police.client.submit(ping).answers
+            procs.procs["bank-a"].send_signal(signal.SIGSTOP)
+            killer = threading.Timer(1.0, procs.kill, args=("bank-a", signal.SIGKILL))
             killer.start()
             started = time.monotonic()
             [outcome] = query_responders(
