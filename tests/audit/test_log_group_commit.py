@@ -4,11 +4,11 @@ one verifiable tree, and a replayed key fails only its own caller (SQLite and Po
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,25 +17,14 @@ from gateway.audit.note import Ed25519Signer
 from gateway.audit.source import stored_checkpoints, stored_entries
 from gateway.audit.verify import verify_log
 from gateway.broker.models import EventRow, MessageRow
-from gateway.db import make_engine
-from gateway.migrate import upgrade
-from tests.postgres import Databases
+from tests.audit.conftest import ORIGIN
 
-ORIGIN = "test.gateway/gateway-audit"
 CALLERS = 12
 
 
 @pytest.fixture
-def signer() -> Ed25519Signer:
-    return Ed25519Signer.generate(ORIGIN)
-
-
-@pytest.fixture
-def log(databases: Databases, signer: Ed25519Signer) -> Iterator[AuditLog]:
-    engine = make_engine(databases.url("broker"))
-    upgrade(engine, "broker")
-    yield AuditLog(engine, signer, ORIGIN)
-    engine.dispose()
+def log(broker_engine: Engine, signer: Ed25519Signer) -> AuditLog:
+    return AuditLog(broker_engine, signer, ORIGIN)
 
 
 def message(message_id: str) -> dict[str, object]:

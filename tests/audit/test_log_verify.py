@@ -8,8 +8,6 @@ verification points.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import Engine, delete, update
 from sqlalchemy.orm import Session
@@ -20,30 +18,20 @@ from gateway.audit.note import Ed25519Signer
 from gateway.audit.source import stored_checkpoints, stored_entries
 from gateway.audit.store import AuditEntryRow
 from gateway.audit.verify import VerifyReport, verify_log
-from gateway.db import make_engine
-from gateway.migrate import upgrade
-from tests.postgres import Databases
+from tests.audit.conftest import ORIGIN
 
-ORIGIN = "test.gateway/gateway-audit"
 ENTRIES = 12
 
 
 @pytest.fixture
-def signer() -> Ed25519Signer:
-    return Ed25519Signer.generate(ORIGIN)
-
-
-@pytest.fixture
-def engine(databases: Databases, signer: Ed25519Signer) -> Iterator[Engine]:
-    engine = make_engine(databases.url("broker"))
-    upgrade(engine, "broker")
-    log = AuditLog(engine, signer, ORIGIN)
+def engine(broker_engine: Engine, signer: Ed25519Signer) -> Engine:
+    """A log of ENTRIES entries with a signed checkpoint after each."""
+    log = AuditLog(broker_engine, signer, ORIGIN)
     for i in range(ENTRIES):
         with log.transaction() as (_session, append):
             append({"type": "decision", "at_ms": 1000 + i, "kind": "PING", "n": i})
         log.checkpoint()
-    yield engine
-    engine.dispose()
+    return broker_engine
 
 
 def verify(engine: Engine, signer: Ed25519Signer) -> VerifyReport:
