@@ -30,9 +30,8 @@ MAX_GROUP = 256
 class GroupCommitter(Generic[W]):
     """Queues work items of type W; `commit_group(items)` returns one result per item."""
 
-    def __init__(self, commit_group: Callable[[Sequence[W]], Sequence[Any]], name: str) -> None:
+    def __init__(self, commit_group: Callable[[Sequence[W]], Sequence[Any]]) -> None:
         self._commit_group = commit_group
-        self.name = name
         self._pending: deque[tuple[W, Future[Any]]] = deque()
         self._commit_lock = threading.Lock()
 
@@ -49,9 +48,6 @@ class GroupCommitter(Generic[W]):
                 if group:
                     self._run(group)
         return done.result()
-
-    def close(self) -> None:
-        """Nothing to stop: commits run on the callers' threads."""
 
     def _run(self, group: list[tuple[W, Future[Any]]]) -> None:
         try:

@@ -91,9 +91,7 @@ class InboundJournal:
         self._lookup = select(InboundRow.header, InboundRow.answer).where(
             InboundRow.message_id == bindparam("message_id")
         )
-        self._committer: GroupCommitter[dict[str, Any]] = GroupCommitter(
-            self._write, name="journal-commit"
-        )
+        self._committer: GroupCommitter[dict[str, Any]] = GroupCommitter(self._write)
 
     def seen(self, message_id: str) -> Seen | None:
         with self._engine.connect() as connection:

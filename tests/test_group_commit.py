@@ -52,7 +52,7 @@ def submit_all(committer: GroupCommitter[int], items: list[int]) -> list[int | E
 
 def test_every_caller_gets_its_own_result_and_commits_are_shared() -> None:
     recorder = Recorder()
-    results = submit_all(GroupCommitter(recorder, "test"), list(range(CALLERS)))
+    results = submit_all(GroupCommitter(recorder), list(range(CALLERS)))
     assert results == [i * 10 for i in range(CALLERS)]
     assert sorted(recorder.committed) == list(range(CALLERS))
     assert len(recorder.groups) < CALLERS  # callers that waited shared a commit
@@ -61,7 +61,7 @@ def test_every_caller_gets_its_own_result_and_commits_are_shared() -> None:
 
 def test_a_failing_piece_fails_alone() -> None:
     recorder = Recorder(fail_on=frozenset({3}))
-    results = submit_all(GroupCommitter(recorder, "test"), list(range(CALLERS)))
+    results = submit_all(GroupCommitter(recorder), list(range(CALLERS)))
     assert isinstance(results[3], ValueError)
     assert [r for i, r in enumerate(results) if i != 3] == [
         i * 10 for i in range(CALLERS) if i != 3
@@ -72,11 +72,11 @@ def test_a_failing_piece_fails_alone() -> None:
 
 def test_a_lone_caller_commits_at_once() -> None:
     recorder = Recorder()
-    committer = GroupCommitter(recorder, "test")
+    committer = GroupCommitter(recorder)
     assert committer.submit(7) == 70
     assert recorder.groups == [[7]]
     with pytest.raises(ValueError):
-        GroupCommitter(Recorder(fail_on=frozenset({1})), "test").submit(1)
+        GroupCommitter(Recorder(fail_on=frozenset({1}))).submit(1)
 
 
 def test_an_interrupted_commit_releases_every_waiter() -> None:
@@ -93,7 +93,7 @@ def test_an_interrupted_commit_releases_every_waiter() -> None:
             return [0]
         raise KeyboardInterrupt
 
-    committer = GroupCommitter(commit, "test")
+    committer = GroupCommitter(commit)
     with ThreadPoolExecutor(4) as pool:
         first = pool.submit(committer.submit, 0)
         entered.wait(5)

@@ -5,12 +5,12 @@ and only if what it records was stored. The in-memory tree follows the committed
 before each append the log reads any rows another broker replica committed (under a
 PostgreSQL advisory lock, so replicas append one at a time).
 
-`run(work)` is the fast path: a committer thread gathers the work of every request
-waiting at that moment into one database transaction, signs one checkpoint for the
-result, and commits once (if one piece of work fails, the group is retried one piece
-per transaction, so only that piece fails). A durable commit costs a disk flush (about 4 ms here); sharing it is
-what lets the broker acknowledge hundreds of messages a second without weakening
-durability: nobody is answered before their entry and checkpoint are on disk.
+`run(work)` is the fast path: the work of every request waiting at that moment shares
+one database transaction, one signed checkpoint and one commit (`gateway.group_commit`;
+if one piece of work fails, the group is retried one piece per transaction, so only that
+piece fails). Sharing the disk flush is what lets the broker acknowledge hundreds of
+messages a second without weakening durability: nobody is answered before their entry
+and checkpoint are on disk.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class AuditLog:
         self._latest_note = ""
         self._latest_size = -1
         self._committer: GroupCommitter[Callable[[Session, Append], Any]] = GroupCommitter(
-            self._commit, name="audit-commit"
+            self._commit
         )
         with self._sessions() as session:
             self._catch_up(session)
@@ -168,10 +168,6 @@ class AuditLog:
         """
         result: T = self._committer.submit(work)
         return result
-
-    def close(self) -> None:
-        """Stop the committer after the work already queued."""
-        self._committer.close()
 
     def _commit(self, group: Sequence[Callable[[Session, Append], Any]]) -> list[Any]:
         """One transaction on a plain connection; the ORM session the work may use joins it.

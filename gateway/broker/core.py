@@ -94,7 +94,6 @@ def header_entry(header: pb.Header, header_bytes: bytes, payload: bytes) -> dict
 
 
 def record_delivery(
-    session: Session,
     append: Append,
     message_id: str,
     recipient: str,
@@ -250,7 +249,7 @@ class Broker:
         decision: PolicyDecision,
         *,
         durable: bool,
-        then: Callable[[Session, Append], object] | None = None,
+        then: Callable[[Append], object] | None = None,
     ) -> Routed:
         """Store the message and its audit entry in one transaction; a replay fails here.
 
@@ -309,7 +308,7 @@ class Broker:
                         traceparent=traceparent,
                     )
             if then is not None:
-                then(session, append)
+                then(append)
             return index
 
         try:
@@ -409,11 +408,9 @@ class Broker:
         decision = self._decide(verdict)
         now = self.clock_ms()
 
-        def answered(session: Session, append: Append) -> int:
+        def answered(append: Append) -> int:
             answer_id = verdict.header.message_id
-            return record_delivery(
-                session, append, request.message_id, node_id, "answered", answer_id, now
-            )
+            return record_delivery(append, request.message_id, node_id, "answered", answer_id, now)
 
         try:
             self._record(answer, verdict, decision, durable=False, then=answered)
@@ -426,8 +423,8 @@ class Broker:
         """One audit entry per delivery event, written with the lifecycle event."""
         now = self.clock_ms()
         return self.audit.run(
-            lambda session, append: record_delivery(
-                session, append, message_id, recipient, state, detail, now
+            lambda _session, append: record_delivery(
+                append, message_id, recipient, state, detail, now
             )
         )
 
@@ -469,7 +466,6 @@ class Broker:
     def close(self) -> None:
         self._fanout.shutdown(wait=False, cancel_futures=True)
         self.dialer.close()
-        self.audit.close()
 
 
 def recipients_of(row: MessageRow) -> Sequence[str]:

@@ -177,7 +177,7 @@ class OutboxWorker:
             row.attempts += 1
             row.delivered_at_ms = now if state == "delivered" else 0
             row.last_error = "" if state == "delivered" else detail[:500]
-            record_delivery(session, append, message_id, recipient, state, detail, now)
+            record_delivery(append, message_id, recipient, state, detail, now)
             message = session.get(MessageRow, message_id)
             if message is not None and message.state == "requested":
                 message.state = state
