@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from gateway.broker.delivery import NodeDialer
 from gateway.broker.lifecycle import check_deadlines
@@ -17,11 +16,11 @@ from gateway.localnet import Consortium
 from gateway.pki.store import NodeBundle
 from gateway.transport import TlsFiles
 from gateway.v1 import gateway_pb2 as pb
-from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
+from nodes.actions.police import ActionSpec, issue_action
 from nodes.actions.responder import HoldSweeper
 from nodes.runtime import RunningNode
 from tests.actions.seed import account, seed_accounts
-from tests.consortium import client, running
+from tests.consortium import client, request_state, running
 
 ACCOUNT = "6222020200112233445"
 HOUR_MS = 3_600_000
@@ -63,10 +62,8 @@ def wait_state(c: Consortium, request_id: str, state: str) -> None:
     police = client(c, "police-1")
     try:
         for _ in range(150):
-            with Session(police.engine) as s:
-                row = s.get(ActionRequestRow, request_id)
-                if row is not None and row.state == state:
-                    return
+            if request_state(police, request_id) == state:
+                return
             time.sleep(0.1)
     finally:
         police.client.close()

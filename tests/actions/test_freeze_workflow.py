@@ -19,7 +19,7 @@ from gateway.localnet import Consortium
 from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
 from nodes.runtime import NodeContext
 from tests.actions.seed import account, number_status, seed_accounts, seed_numbers
-from tests.consortium import client, running
+from tests.consortium import client, request_state, running
 from tests.postgres import Databases, opened
 
 ACCOUNT = "6222020200112233445"
@@ -74,14 +74,8 @@ def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-def receipt_state(ctx: NodeContext, request_id: str) -> str:
-    with Session(ctx.engine) as s:
-        row = s.get(ActionRequestRow, request_id)
-        return row.state if row is not None else ""
-
-
 def settled(ctx: NodeContext, request_id: str) -> ActionRequestRow:
-    wait_for(lambda: receipt_state(ctx, request_id) not in ("", "requested"))
+    wait_for(lambda: request_state(ctx, request_id) not in ("", "requested"))
     with Session(ctx.engine) as s:
         row = s.get(ActionRequestRow, request_id)
         assert row is not None

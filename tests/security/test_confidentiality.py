@@ -20,10 +20,10 @@ from gateway.broker.models import MessageRow
 from gateway.envelope.sealing import SealError, unseal
 from gateway.identifiers import Identifier, IdentifierKind, normalise
 from gateway.v1 import gateway_pb2 as pb
-from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
+from nodes.actions.police import ActionSpec, issue_action
 from nodes.matching import query_responders
 from tests.actions.seed import seed_accounts
-from tests.consortium import Consortium
+from tests.consortium import Consortium, request_state
 from tests.security.net import RECORDS, Net, build_index, serving, wait_for
 
 ACCOUNT = "6222020200112233445"
@@ -57,13 +57,7 @@ def traffic(net: Net) -> dict[str, str]:
             **CASE,
         ),
     )
-
-    def executed() -> bool:
-        with Session(police.engine) as s:
-            row = s.get(ActionRequestRow, freeze.message_id)
-            return row is not None and row.state == "executed"
-
-    wait_for(executed)
+    wait_for(lambda: request_state(police, freeze.message_id) == "executed")
     card = normalise(RECORDS[5].kind, RECORDS[5].value)
     (outcome,) = query_responders(police, [card], ["bank-b"], **CASE)
     assert len(outcome.matches) == 1, outcome.error

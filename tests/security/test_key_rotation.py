@@ -12,7 +12,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from sqlalchemy.orm import Session
 
 from gateway.broker.delivery import DeliveryError
 from gateway.crypto.oprf import generate_key_pair
@@ -21,10 +20,10 @@ from gateway.identifiers import IdentifierKind, normalise
 from gateway.pki.keys import write_secret
 from gateway.v1 import gateway_pb2 as pb
 from nodes.actions.orders import request_payload
-from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
+from nodes.actions.police import ActionSpec, issue_action
 from nodes.matching import query_responders
 from tests.actions.seed import seed_accounts
-from tests.consortium import Consortium
+from tests.consortium import Consortium, request_state
 from tests.security.net import (
     RECORDS,
     Net,
@@ -128,13 +127,7 @@ def test_payload_sealed_to_old_sealing_key_is_refused_and_must_be_resent(net: Ne
             **CASE,
         ),
     )
-
-    def executed() -> bool:
-        with Session(police.engine) as s:
-            row = s.get(ActionRequestRow, request.message_id)
-            return row is not None and row.state == "executed"
-
-    wait_for(executed)
+    wait_for(lambda: request_state(police, request.message_id) == "executed")
 
 
 def test_old_tls_certificate_is_refused_by_fingerprint(net: Net, tmp_path: Path) -> None:
