@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, Table, insert, select
+from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.checkpoint import Checkpoint, format_checkpoint
@@ -29,6 +29,7 @@ from gateway.audit.merkle import MerkleTree, leaf_hash
 from gateway.audit.note import NoteSigner, sign_note
 from gateway.audit.store import AuditEntryRow, CheckpointRow
 from gateway.audit.tlog_proof import TlogProof, format_tlog_proof
+from gateway.batched_sql import insert_rows, pipelined, scalar_after
 from gateway.db import BrokerBase
 from gateway.envelope.build import now_ms
 from gateway.group_commit import GroupCommitter
@@ -83,27 +84,8 @@ class Append:
 
     def write(self, connection: Connection) -> None:
         for model, rows in self._rows.items():
-            table = cast(Table, model.__table__)
-            connection.execute(insert(table), _same_columns(table, rows))
-        if self._entries:
-            connection.execute(insert(_ENTRIES), self._entries)
-
-
-def _same_columns(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A multi-row INSERT needs every row to name the same columns; defaults fill gaps."""
-    keys: set[str] = set().union(*rows)
-    if all(len(row) == len(keys) for row in rows):
-        return rows
-    filled = []
-    for row in rows:
-        missing = {k: _default(table, k) for k in keys if k not in row}
-        filled.append({**row, **missing})
-    return filled
-
-
-def _default(table: Table, column: str) -> Any:
-    default = table.c[column].default
-    return default.arg if default is not None and default.is_scalar else None  # type: ignore[attr-defined]
+            insert_rows(connection, cast(Table, model.__table__), rows)
+        insert_rows(connection, _ENTRIES, self._entries)
 
 
 class AuditLog:
@@ -170,29 +152,14 @@ class AuditLog:
         return result
 
     def _commit(self, group: Sequence[Callable[[Session, Append], Any]]) -> list[Any]:
-        """One transaction on a plain connection; the ORM session the work may use joins it.
-
-        The session only flushes: committing through the connection skips the ORM's
-        commit bookkeeping, which cost as much CPU as the rest of the commit.
-        """
+        """One transaction for the whole group; the tree is rebuilt if it fails."""
         with self._lock:
-            extended = False
+            size_before = self._tree.size
             try:
-                with self.engine.begin() as connection:
-                    with Session(bind=connection, expire_on_commit=False) as session:
-                        self._lock_and_catch_up(connection)
-                        append = Append(self._tree.size)
-                        values = [work(session, append) for work in group]
-                        session.flush()
-                    append.write(connection)
-                    note = ""
-                    if append.digests:
-                        with self._state:
-                            self._tree.extend(append.digests)
-                        extended = True
-                        note = self._stage_checkpoint(connection)
+                with self.engine.connect() as connection:
+                    values, note = self._commit_on(connection, group)
             except Exception:
-                if extended:
+                if self._tree.size != size_before:
                     self._reload()
                 raise
             if note:
@@ -200,11 +167,34 @@ class AuditLog:
                     self._latest_note, self._latest_size = note, self._tree.size
             return values
 
+    def _commit_on(
+        self, connection: Connection, group: Sequence[Callable[[Session, Append], Any]]
+    ) -> tuple[list[Any], str]:
+        """Run the group's work, then send its rows, checkpoint and commit as one batch.
+
+        The ORM session the work may use joins the connection's transaction and only
+        flushes: committing through the connection skips the ORM's commit bookkeeping.
+        """
+        with connection.begin() as transaction:
+            with Session(bind=connection, expire_on_commit=False) as session:
+                self._lock_and_catch_up(connection)
+                append = Append(self._tree.size)
+                values = [work(session, append) for work in group]
+                session.flush()
+            with pipelined(connection):
+                append.write(connection)
+                note = ""
+                if append.digests:
+                    with self._state:
+                        self._tree.extend(append.digests)
+                    note = self._stage_checkpoint(connection)
+                transaction.commit()
+        return values, note
+
     def _lock_and_catch_up(self, connection: Connection) -> None:
         """Take the replicas' append lock (PostgreSQL), then read what others appended."""
-        if self.engine.dialect.name == "postgresql":
-            connection.exec_driver_sql(_ADVISORY_LOCK)
-        last = connection.exec_driver_sql(_LAST_INDEX).scalar()
+        lock = [_ADVISORY_LOCK] if self.engine.dialect.name == "postgresql" else []
+        last = scalar_after(connection, lock, _LAST_INDEX)
         if last is not None and last >= self._tree.size:
             self._catch_up(connection)
 
@@ -213,8 +203,8 @@ class AuditLog:
         size = self._tree.size
         body = Checkpoint(origin=self.origin, size=size, root_hash=self._tree.root(size))
         note = sign_note(format_checkpoint(body), [self._signer]).decode()
-        connection.execute(
-            insert(_CHECKPOINTS), {"size": size, "note": note, "at_ms": self._clock_ms()}
+        insert_rows(
+            connection, _CHECKPOINTS, [{"size": size, "note": note, "at_ms": self._clock_ms()}]
         )
         return note
 

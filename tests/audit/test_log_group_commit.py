@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from gateway.audit.log import Append, AuditLog
 from gateway.audit.note import Ed25519Signer
 from gateway.audit.source import stored_checkpoints, stored_entries
+from gateway.audit.store import CheckpointRow
 from gateway.audit.verify import verify_log
 from gateway.broker.models import EventRow, MessageRow
 from tests.audit.conftest import ORIGIN
@@ -109,3 +110,28 @@ def test_a_replayed_message_fails_alone(log: AuditLog, signer: Ed25519Signer) ->
     )
     assert report.ok, report.problems
     assert report.entries == CALLERS
+
+
+def test_a_commit_that_fails_last_leaves_the_log_and_pool_usable(
+    log: AuditLog, signer: Ed25519Signer
+) -> None:
+    """The checkpoint is the last row before the commit, so on PostgreSQL its failure
+    surfaces only at the batched commit; the connection must not return to the pool
+    half-way through that failed transaction, and the tree must not keep the entry."""
+    log.run(store("first", with_detail=False))
+    with Session(log.engine) as session:  # as if a replica had signed size 2 already
+        session.add(CheckpointRow(size=2, note="stray", at_ms=1))
+        session.commit()
+    with pytest.raises(IntegrityError):
+        log.run(store("second", with_detail=False))
+    assert log.size == 1
+    with Session(log.engine) as session:
+        session.delete(session.get(CheckpointRow, 2))
+        session.commit()
+    assert log.run(store("second", with_detail=True)) == 1
+    with Session(log.engine) as session:
+        assert sorted(session.scalars(select(MessageRow.message_id))) == ["first", "second"]
+    report = verify_log(
+        stored_entries(log.engine), stored_checkpoints(log.engine), [signer.verifier()], ORIGIN
+    )
+    assert report.ok and report.entries == 2, report.problems
