@@ -17,12 +17,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from gateway.crypto.ed25519 import ed25519_verifies
 
 __all__ = [
     "MAX_SIGNATURES",
@@ -275,13 +276,7 @@ class Ed25519Verifier:
         return verifier_from_vkey(vkey, SIG_TYPE_ED25519, "Ed25519", cls)
 
     def verify(self, message: bytes, signature: bytes) -> bool:
-        if len(signature) != 64:
-            return False
-        try:
-            Ed25519PublicKey.from_public_bytes(self.public_key).verify(signature, message)
-        except (InvalidSignature, ValueError):
-            return False
-        return True
+        return ed25519_verifies(self.public_key, signature, message)
 
 
 V = TypeVar("V", bound=NoteVerifier)

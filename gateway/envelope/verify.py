@@ -14,10 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf.message import DecodeError
 
+from gateway.crypto.ed25519 import ed25519_verifies
 from gateway.envelope.build import now_ms
 from gateway.envelope.pae import pae
 from gateway.kinds import SEALED, parse_kind
@@ -142,11 +141,9 @@ class EnvelopeVerifier:
                 grpc.StatusCode.PERMISSION_DENIED,
             )
 
-        try:
-            Ed25519PublicKey.from_public_bytes(sender.sign_key).verify(
-                envelope.signature, pae(header.payload_type, envelope.header)
-            )
-        except InvalidSignature:
+        if not ed25519_verifies(
+            sender.sign_key, envelope.signature, pae(header.payload_type, envelope.header)
+        ):
             return Rejected(
                 "signature",
                 f"signature does not verify under {header.sender}'s key",
