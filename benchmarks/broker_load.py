@@ -13,7 +13,8 @@ sender's cost, on another machine in production). All three share the machine's 
 - latency at fixed rates of 50 and 100 PINGs/s (100 and 200 messages/s through the
   broker): p50 and p99 of the police's whole round trips.
 
-CPU time per round trip is read from /proc for each process.
+CPU time per round trip is read from /proc for each process, and for the PostgreSQL server
+(all its processes) when it runs on this machine.
 
     python -m benchmarks.broker_load [--postgres URL] [--messages N] [--repeat R]
 """
@@ -79,6 +80,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL server process on this machine (0 if none is local)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended while we looked
+            continue
+        if text.partition("(")[2].startswith("postgres)"):
+            fields = text.rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def stub(c: Consortium) -> rpc.BrokerStub:
     bundle = c.pki.bundle("police-1")
     tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
@@ -137,15 +152,18 @@ def run(label: str, database: str | None, messages: int, repeat: int, clients: i
         throughput(c, envelopes(c, 50), 4)
         pids = {name: proc.pid for name, proc in running.procs.items()}
         rates: list[float] = []
-        cpu = dict.fromkeys([*pids, "police"], 0.0)
+        server = ["postgres"] if database else []
+        cpu = dict.fromkeys([*pids, "police", *server], 0.0)
         for _ in range(repeat):
             batch = envelopes(c, messages)
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            mine = time.process_time()
+            mine, postgres = time.process_time(), postgres_cpu_seconds()
             rates.append(throughput(c, batch, clients))
             for name, pid in pids.items():
                 cpu[name] += cpu_seconds(pid) - before[name]
             cpu["police"] += time.process_time() - mine
+            if server:
+                cpu["postgres"] += postgres_cpu_seconds() - postgres
         latencies: dict[float, list[float]] = {}
         for pings_per_s in PACED_PINGS_PER_S:
             lat: list[float] = []
