@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Column, Engine, Integer, LargeBinary, MetaData, String, Table, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from gateway.batched_sql import insert_rows, pipelined, scalar_after
 from gateway.db import make_engine
@@ -94,3 +94,12 @@ def test_scalar_after_runs_the_statements_first(engine: Engine) -> None:
             "SELECT count(*) FROM items",
         )
     assert count == 1
+
+
+def test_scalar_after_raises_sqlalchemy_errors_and_the_engine_stays_usable(
+    engine: Engine,
+) -> None:
+    with pytest.raises(DBAPIError, match="no_such_table"), engine.begin() as connection:
+        scalar_after(connection, ["SELECT * FROM no_such_table"], "SELECT 1")
+    with engine.connect() as connection:
+        assert connection.execute(select(ITEMS.c.id)).all() == []

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
@@ -37,6 +38,9 @@ from gateway.group_commit import GroupCommitter
 ADVISORY_LOCK_KEY = 0x6761746577617921  # "gateway!": serialises appends across replicas
 _ADVISORY_LOCK = f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})"
 _LAST_INDEX = "SELECT max(idx) FROM audit_entries"  # plain SQL: this runs on every commit
+WRITER_IDLE_S = 1.0
+"""A commit connection idle longer than this goes back to the pool, whose pre-ping then
+proves the next one alive (after a database restart, say); under load none is needed."""
 _ENTRIES = cast(Table, AuditEntryRow.__table__)
 _CHECKPOINTS = cast(Table, CheckpointRow.__table__)
 
@@ -113,6 +117,8 @@ class AuditLog:
         self._committer: GroupCommitter[Callable[[Session, Append], Any]] = GroupCommitter(
             self._commit
         )
+        self._writer: Connection | None = None
+        self._writer_used = 0.0
         with self._sessions() as session:
             self._catch_up(session)
 
@@ -156,9 +162,9 @@ class AuditLog:
         with self._lock:
             size_before = self._tree.size
             try:
-                with self.engine.connect() as connection:
-                    values, note = self._commit_on(connection, group)
+                values, note = self._commit_on(self._writer_connection(), group)
             except Exception:
+                self._release_writer()
                 if self._tree.size != size_before:
                     self._reload()
                 raise
@@ -166,6 +172,29 @@ class AuditLog:
                 with self._state:
                     self._latest_note, self._latest_size = note, self._tree.size
             return values
+
+    def _writer_connection(self) -> Connection:
+        """The connection group commits run on, kept between commits (they run one at a
+        time) so that a busy log skips the pool's checkout and liveness round trip."""
+        now = time.monotonic()
+        if self._writer is not None and (
+            self._writer.invalidated or now - self._writer_used > WRITER_IDLE_S
+        ):
+            self._release_writer()
+        if self._writer is None:
+            self._writer = self.engine.connect()
+        self._writer_used = now
+        return self._writer
+
+    def _release_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def close(self) -> None:
+        """Return the commit connection to the pool (the log can still be used)."""
+        with self._lock:
+            self._release_writer()
 
     def _commit_on(
         self, connection: Connection, group: Sequence[Callable[[Session, Append], Any]]

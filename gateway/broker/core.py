@@ -466,6 +466,7 @@ class Broker:
     def close(self) -> None:
         self._fanout.shutdown(wait=False, cancel_futures=True)
         self.dialer.close()
+        self.audit.close()
 
 
 def recipients_of(row: MessageRow) -> Sequence[str]:

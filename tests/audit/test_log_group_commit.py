@@ -3,13 +3,14 @@ one verifiable tree, and a replayed key fails only its own caller (SQLite and Po
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from gateway.audit.log import Append, AuditLog
@@ -24,8 +25,10 @@ CALLERS = 12
 
 
 @pytest.fixture
-def log(broker_engine: Engine, signer: Ed25519Signer) -> AuditLog:
-    return AuditLog(broker_engine, signer, ORIGIN)
+def log(broker_engine: Engine, signer: Ed25519Signer) -> Iterator[AuditLog]:
+    log = AuditLog(broker_engine, signer, ORIGIN)
+    yield log
+    log.close()
 
 
 def message(message_id: str) -> dict[str, object]:
@@ -135,3 +138,28 @@ def test_a_commit_that_fails_last_leaves_the_log_and_pool_usable(
         stored_entries(log.engine), stored_checkpoints(log.engine), [signer.verifier()], ORIGIN
     )
     assert report.ok and report.entries == 2, report.problems
+
+
+def test_a_lost_database_connection_costs_at_most_one_commit(
+    log: AuditLog, signer: Ed25519Signer, backend: str
+) -> None:
+    """Busy logs keep their commit connection between commits; if the server drops it,
+    the commit on it fails whole and the next one reconnects."""
+    if backend != "postgres":
+        pytest.skip("needs a server that can drop a client's connection")
+    log.run(store("first", with_detail=False))
+    writer = log._writer
+    assert writer is not None
+    backend_pid = writer.connection.driver_connection.info.backend_pid  # type: ignore[union-attr]
+    with log.engine.connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend_pid})
+    with contextlib.suppress(OperationalError):
+        log.run(store("second", with_detail=False))
+    log.run(store("third", with_detail=False))
+    with Session(log.engine) as session:
+        stored = set(session.scalars(select(MessageRow.message_id)))
+    assert {"first", "third"} <= stored <= {"first", "second", "third"}
+    report = verify_log(
+        stored_entries(log.engine), stored_checkpoints(log.engine), [signer.verifier()], ORIGIN
+    )
+    assert report.ok and report.entries == len(stored), report.problems
