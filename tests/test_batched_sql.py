@@ -103,3 +103,13 @@ def test_scalar_after_raises_sqlalchemy_errors_and_the_engine_stays_usable(
         scalar_after(connection, ["SELECT * FROM no_such_table"], "SELECT 1")
     with engine.connect() as connection:
         assert connection.execute(select(ITEMS.c.id)).all() == []
+
+
+def test_a_failed_insert_does_not_quote_the_values_it_carried(engine: Engine) -> None:
+    """Rows carry sealed payloads and blinded elements: errors name the statement only."""
+    with engine.begin() as connection:
+        insert_rows(connection, ITEMS, [{"name": "taken"}])
+    with pytest.raises(IntegrityError) as caught, engine.begin() as connection:
+        insert_rows(connection, ITEMS, [{"name": "taken", "blob": b"BLINDED-ELEMENT"}])
+    assert "BLINDED-ELEMENT" not in str(caught.value)
+    assert "parameters hidden" in str(caught.value)
