@@ -19,12 +19,12 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
-    insert,
     select,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gateway.batched_sql import insert_rows
 from gateway.db import NodeBase
 from gateway.group_commit import GroupCommitter
 
@@ -81,7 +81,7 @@ class InboundJournal:
 
     Queries (interactive kinds) have no effect to protect, but the node still keeps
     what it was asked and what it answered before answering. Their rows are written by
-    group commit with plain multi-row INSERTs, so concurrent queries share one disk
+    group commit with one driver-level INSERT (`gateway.batched_sql`), so concurrent queries share one disk
     flush. (Actions write their row in the transaction of their effects instead.)
     """
 
@@ -109,5 +109,5 @@ class InboundJournal:
 
     def _write(self, rows: Sequence[dict[str, Any]]) -> list[None]:
         with self._engine.begin() as connection:
-            connection.execute(insert(self._table), list(rows))
+            insert_rows(connection, self._table, rows)
         return [None] * len(rows)
