@@ -21,7 +21,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -61,32 +60,6 @@ def pipelined(connection: Connection) -> Iterator[None]:
     except BaseException:
         connection.invalidate()
         raise
-
-
-def scalar_after(connection: Connection, statements: Sequence[str], query: str) -> Any:
-    """Run `statements` (results unread), then return `query`'s single value.
-
-    On PostgreSQL all of them, and the transaction's BEGIN, travel as one batch; a driver
-    error is raised as SQLAlchemy's own (an `OperationalError` for a lost connection) and
-    the connection is invalidated, as its state is then unknown.
-    """
-    driver: Any = connection.connection.driver_connection
-    if connection.dialect.name != "postgresql" or not hasattr(driver, "pipeline"):
-        for statement in statements:
-            connection.exec_driver_sql(statement)
-        return connection.exec_driver_sql(query).scalar()
-    dbapi = connection.dialect.loaded_dbapi
-    try:
-        with driver.pipeline():
-            for statement in statements:
-                driver.execute(statement)
-            row = driver.execute(query).fetchone()
-    except dbapi.Error as exc:
-        connection.invalidate()
-        raise DBAPIError.instance(
-            query, None, exc, dbapi.Error, hide_parameters=True, dialect=connection.dialect
-        ) from exc
-    return None if row is None else row[0]
 
 
 @lru_cache(maxsize=64)

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Column, Engine, Integer, LargeBinary, MetaData, String, Table, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
-from gateway.batched_sql import insert_rows, pipelined, scalar_after
+from gateway.batched_sql import insert_rows, pipelined
 from gateway.db import make_engine
 from tests.postgres import Databases
 
@@ -84,25 +84,6 @@ def test_a_duplicate_in_a_pipelined_batch_fails_the_whole_transaction(engine: En
         transaction.commit()
     with engine.connect() as connection:  # the pool hands out a clean connection
         assert connection.execute(select(ITEMS.c.name)).scalars().all() == ["taken"]
-
-
-def test_scalar_after_runs_the_statements_first(engine: Engine) -> None:
-    with engine.begin() as connection:
-        count = scalar_after(
-            connection,
-            ["INSERT INTO items (name, state, tries) VALUES ('x', 'new', 0)"],
-            "SELECT count(*) FROM items",
-        )
-    assert count == 1
-
-
-def test_scalar_after_raises_sqlalchemy_errors_and_the_engine_stays_usable(
-    engine: Engine,
-) -> None:
-    with pytest.raises(DBAPIError, match="no_such_table"), engine.begin() as connection:
-        scalar_after(connection, ["SELECT * FROM no_such_table"], "SELECT 1")
-    with engine.connect() as connection:
-        assert connection.execute(select(ITEMS.c.id)).all() == []
 
 
 def test_a_failed_insert_does_not_quote_the_values_it_carried(engine: Engine) -> None:

@@ -1,9 +1,11 @@
 """The broker's append-only audit log: database rows, an RFC 9162 tree, signed checkpoints.
 
 Entries are appended inside the caller's database transaction, so an entry exists if
-and only if what it records was stored. The in-memory tree follows the committed rows;
-before each append the log reads any rows another broker replica committed (under a
-PostgreSQL advisory lock, so replicas append one at a time).
+and only if what it records was stored. The in-memory tree follows the committed rows.
+Appends are optimistic: the entries' primary key stops two writers (broker replicas, or a
+restarted broker overlapping the old one) from taking the same index, and entries are
+gap-free, so a writer that missed another's entries always clashes on the first of them;
+it then reads what the other committed and tries again on top of it.
 
 `run(work)` is the fast path: the work of every request waiting at that moment shares
 one database transaction, one signed checkpoint and one commit (`gateway.group_commit`;
@@ -23,6 +25,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.checkpoint import Checkpoint, format_checkpoint
@@ -30,14 +33,14 @@ from gateway.audit.merkle import MerkleTree, leaf_hash
 from gateway.audit.note import NoteSigner, sign_note
 from gateway.audit.store import AuditEntryRow, CheckpointRow
 from gateway.audit.tlog_proof import TlogProof, format_tlog_proof
-from gateway.batched_sql import insert_rows, pipelined, scalar_after
+from gateway.batched_sql import insert_rows, pipelined
 from gateway.db import BrokerBase
 from gateway.envelope.build import now_ms
 from gateway.group_commit import GroupCommitter
 
-ADVISORY_LOCK_KEY = 0x6761746577617921  # "gateway!": serialises appends across replicas
-_ADVISORY_LOCK = f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})"
-_LAST_INDEX = "SELECT max(idx) FROM audit_entries"  # plain SQL: this runs on every commit
+CONFLICT_RETRIES = 3
+"""Attempts at one group commit while other writers keep taking the next index first."""
+_LAST_INDEX = "SELECT max(idx) FROM audit_entries"
 WRITER_IDLE_S = 1.0
 """A commit connection idle longer than this goes back to the pool, whose pre-ping then
 proves the next one alive (after a database restart, say); under load none is needed."""
@@ -135,7 +138,7 @@ class AuditLog:
     def transaction(self) -> Iterator[tuple[Session, Append]]:
         """A transaction in which `append(entry)` adds audit entries; all or nothing."""
         with self._lock, self._sessions() as session:
-            self._lock_and_catch_up(session.connection())
+            self._catch_up_if_behind(session.connection())
             append = Append(self._tree.size)
             yield session, append
             session.flush()
@@ -158,20 +161,45 @@ class AuditLog:
         return result
 
     def _commit(self, group: Sequence[Callable[[Session, Append], Any]]) -> list[Any]:
-        """One transaction for the whole group; the tree is rebuilt if it fails."""
+        """One transaction for the whole group, retried on top of another writer's entries.
+
+        On any failure the tree is cut back to the committed entries. A clash on a key is
+        the work's own (a replayed message id) unless another writer had appended: then
+        its entries are read and the group tried again.
+        """
         with self._lock:
-            size_before = self._tree.size
-            try:
-                values, note = self._commit_on(self._writer_connection(), group)
-            except Exception:
-                self._release_writer()
-                if self._tree.size != size_before:
-                    self._reload()
-                raise
-            if note:
-                with self._state:
-                    self._latest_note, self._latest_size = note, self._tree.size
-            return values
+            for _attempt in range(CONFLICT_RETRIES):
+                size_before = self._tree.size
+                try:
+                    values, note = self._commit_on(self._writer_connection(), group)
+                except IntegrityError:
+                    self._abandon(size_before)
+                    if not self._caught_up():
+                        raise
+                    continue
+                except Exception:
+                    self._abandon(size_before)
+                    raise
+                if note:
+                    with self._state:
+                        self._latest_note, self._latest_size = note, self._tree.size
+                return values
+            raise RuntimeError(
+                f"audit: other writers took the next index {CONFLICT_RETRIES} times in a row"
+            )
+
+    def _abandon(self, size: int) -> None:
+        """After a failed commit: drop its connection and its leaves from the tree."""
+        self._release_writer()
+        with self._state:
+            self._tree.truncate(size)
+
+    def _caught_up(self) -> bool:
+        """Read entries other writers committed; True if there were any."""
+        size = self._tree.size
+        with self._sessions() as session:
+            self._catch_up(session)
+        return self._tree.size > size
 
     def _writer_connection(self) -> Connection:
         """The connection group commits run on, kept between commits (they run one at a
@@ -206,7 +234,6 @@ class AuditLog:
         """
         with connection.begin() as transaction:
             with Session(bind=connection, expire_on_commit=False) as session:
-                self._lock_and_catch_up(connection)
                 append = Append(self._tree.size)
                 values = [work(session, append) for work in group]
                 session.flush()
@@ -220,10 +247,9 @@ class AuditLog:
                 transaction.commit()
         return values, note
 
-    def _lock_and_catch_up(self, connection: Connection) -> None:
-        """Take the replicas' append lock (PostgreSQL), then read what others appended."""
-        lock = [_ADVISORY_LOCK] if self.engine.dialect.name == "postgresql" else []
-        last = scalar_after(connection, lock, _LAST_INDEX)
+    def _catch_up_if_behind(self, connection: Connection) -> None:
+        """Read what other writers appended, if anything (one indexed lookup)."""
+        last = connection.exec_driver_sql(_LAST_INDEX).scalar()
         if last is not None and last >= self._tree.size:
             self._catch_up(connection)
 
@@ -236,13 +262,6 @@ class AuditLog:
             connection, _CHECKPOINTS, [{"size": size, "note": note, "at_ms": self._clock_ms()}]
         )
         return note
-
-    def _reload(self) -> None:
-        """Rebuild the tree from committed rows (after a commit that failed)."""
-        with self._state:
-            self._tree = MerkleTree()
-        with self._sessions() as session:
-            self._catch_up(session)
 
     def _catch_up(self, connection: Connection | Session) -> None:
         """Add rows committed by another process (a replica, or before a restart)."""

@@ -147,6 +147,17 @@ class MerkleTree:
             levels[level + 1] += _hash_pairs(levels[level], have, want)
             level += 1
 
+    def truncate(self, size: int) -> None:
+        """Drop every leaf from ``size`` on (an append whose commit failed). O(log n).
+
+        Level ``k`` keeps only its complete nodes, ``size >> k`` of them, so cutting each
+        level to that count leaves exactly the tree of the first ``size`` leaves.
+        """
+        if not 0 <= size <= self.size:
+            raise ValueError(f"cannot truncate a tree of size {self.size} to {size}")
+        for level, nodes in enumerate(self._levels):
+            del nodes[(size >> level) * HASH_SIZE :]
+
     def root(self, size: int | None = None) -> bytes:
         """MTH of the first ``size`` leaves (default: all of them)."""
         size = self._check_size(size)

@@ -163,3 +163,41 @@ def test_a_lost_database_connection_costs_at_most_one_commit(
         stored_entries(log.engine), stored_checkpoints(log.engine), [signer.verifier()], ORIGIN
     )
     assert report.ok and report.entries == len(stored), report.problems
+
+
+def test_two_logs_on_one_database_append_in_turn_without_losing_entries(
+    broker_engine: Engine, signer: Ed25519Signer
+) -> None:
+    """Two broker processes on one database (replicas, or a restart overlapping the old
+    process): each appends after what the other committed, and the log stays one tree."""
+    first = AuditLog(broker_engine, signer, ORIGIN)
+    second = AuditLog(broker_engine, signer, ORIGIN)
+    try:
+        assert first.run(store("a1", with_detail=False)) == 0
+        assert second.run(store("b1", with_detail=False)) == 1
+        assert first.run(store("a2", with_detail=False)) == 2
+        ids = [f"c{n:03d}" for n in range(CALLERS)]
+
+        def one(n: int) -> int:
+            log = first if n % 2 else second
+            result: int = log.run(store(ids[n], with_detail=False))
+            return result
+
+        with ThreadPoolExecutor(4) as pool:
+            indexes = list(pool.map(one, range(CALLERS)))
+        assert sorted(indexes) == list(range(3, 3 + CALLERS))
+    finally:
+        first.close()
+        second.close()
+    with Session(broker_engine) as session:
+        rows = {r.message_id: r.audit_index for r in session.scalars(select(MessageRow))}
+    assert rows["a1"] == 0 and rows["b1"] == 1 and rows["a2"] == 2
+    assert {rows[m] for m in ids} == set(indexes)
+    report = verify_log(
+        stored_entries(broker_engine),
+        stored_checkpoints(broker_engine),
+        [signer.verifier()],
+        ORIGIN,
+    )
+    assert report.ok, report.problems
+    assert report.entries == 3 + CALLERS

@@ -123,6 +123,22 @@ def test_append_extend_and_constructor_agree() -> None:
         assert [t.leaf(i) for i in range(MAX_SIZE)] == list(LEAF_HASHES)
 
 
+def test_truncating_gives_the_tree_of_the_first_leaves_and_it_grows_again() -> None:
+    for cut in (0, 1, 2, 3, 31, 32, 33, 63, 64, MAX_SIZE):
+        t = MerkleTree(LEAF_HASHES)
+        t.truncate(cut)
+        assert t.size == cut
+        assert t.root() == ref_mth(0, cut), cut
+        assert [t.root(n) for n in range(cut + 1)] == [ref_mth(0, n) for n in range(cut + 1)]
+        t.extend(LEAF_HASHES[cut:])
+        assert t.root() == ref_mth(0, MAX_SIZE), cut
+        assert t.inclusion_proof(0) == ref_path(0, 0, MAX_SIZE)
+    with pytest.raises(ValueError, match="cannot truncate a tree of size 3 to 4"):
+        MerkleTree(LEAF_HASHES[:3]).truncate(4)
+    with pytest.raises(ValueError, match="to -1"):
+        MerkleTree(LEAF_HASHES[:3]).truncate(-1)
+
+
 def test_inclusion_proofs_match_reference_and_verify(tree: MerkleTree) -> None:
     for n in range(1, MAX_SIZE + 1):
         root = ref_mth(0, n)
