@@ -17,13 +17,22 @@ CPU time per round trip is read from /proc for each process, and for the Postgre
 (all its processes) when it runs on this machine.
 
     python -m benchmarks.broker_load [--postgres URL] [--messages N] [--repeat R]
+
+The machine's speed drifts by a third within minutes, so to judge a change compare it
+with another checkout in interleaved pairs of short runs (the order alternating), by the
+median of the per-pair ratios:
+
+    python -m benchmarks.broker_load --against /path/to/other/checkout [--pairs 8] [--sqlite]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -203,13 +212,63 @@ def pg_schema(base: str) -> Iterator[str]:
         admin.dispose()
 
 
+_PAIR_RUN = """
+import benchmarks.broker_load as b
+b.PACED_PINGS_PER_S = ()
+if {postgres!r}:
+    with b.pg_schema({postgres!r}) as url:
+        b.run("postgresql", url, {messages}, 1, {clients})
+else:
+    b.run("sqlite", None, {messages}, 1, {clients})
+"""
+
+
+def compare(against: Path, pairs: int, postgres: str, messages: int, clients: int) -> None:
+    """Throughput of this checkout against the one at `against`, in interleaved pairs."""
+    here = Path(__file__).resolve().parent.parent
+    trees = {"this": here, "other": against.resolve()}
+    code = _PAIR_RUN.format(postgres=postgres, messages=messages, clients=clients)
+    rates: dict[str, list[float]] = {name: [] for name in trees}
+    for pair in range(pairs):
+        for name in sorted(trees, reverse=pair % 2 == 1):
+            out = subprocess.run(
+                [sys.executable, "-c", code],
+                cwd=trees[name],
+                env={**os.environ, "PYTHONPATH": str(trees[name])},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            found = re.search(r"median\s+(\d+)", out)
+            if found is None:
+                raise RuntimeError(f"no throughput figure from the {name} checkout")
+            rates[name].append(2 * float(found[1]))
+        print(
+            f"pair {pair + 1}: this {rates['this'][-1]:.0f}, other {rates['other'][-1]:.0f} msg/s"
+        )
+    ratios = [a / b for a, b in zip(rates["this"], rates["other"], strict=True)]
+    print(
+        f"{'PostgreSQL' if postgres else 'SQLite'}, {pairs} pairs of {messages} round trips: "
+        f"median this {statistics.median(rates['this']):.0f}, "
+        f"other {statistics.median(rates['other']):.0f} msg/s; "
+        f"median ratio this/other {statistics.median(ratios):.2f}"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8, help="concurrent Submit calls")
+    parser.add_argument("--against", type=Path, help="another checkout to compare with")
+    parser.add_argument("--pairs", type=int, default=8)
+    parser.add_argument("--sqlite", action="store_true", help="compare on SQLite")
     args = parser.parse_args(argv if argv is not None else None)
+    if args.against:
+        postgres = "" if args.sqlite else args.postgres
+        compare(args.against, args.pairs, postgres, min(args.messages, 1000), args.clients)
+        return
     print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores); {machine.describe()}")
     run("sqlite", None, args.messages, args.repeat, args.clients)
     if args.postgres:
