@@ -9,7 +9,8 @@ batch (psycopg's pipeline mode), so a group costs one round trip instead of one 
 
 Only plain columns are written this way (strings, integers, bytes): no type on these tables
 needs a bind processor. Columns a row leaves out take their scalar `default=`, exactly as
-Core would fill them; a column with a callable default is refused, not silently left NULL.
+Core would fill them; a row leaving out a column whose default is computed is refused, not
+silently given NULL.
 """
 
 from __future__ import annotations
@@ -30,11 +31,15 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     """
     if not rows:
         return
-    defaults = _scalar_defaults(table)
-    columns = tuple(sorted(set(defaults).union(*rows)))
-    unknown = [c for c in columns if c not in table.c]
+    defaults, computed = _defaults(table)
+    named: set[str] = set().union(*rows)
+    unknown = sorted(named.difference(table.c.keys()))
     if unknown:
         raise ValueError(f"{table.name}: no column named {', '.join(unknown)}")
+    left_out = sorted(c for c in computed if any(c not in row for row in rows))
+    if left_out:
+        raise ValueError(f"{table.name}: {', '.join(left_out)} must be given (computed default)")
+    columns = tuple(sorted(named.union(defaults)))
     base = {**dict.fromkeys(columns), **defaults}
     full = [{**base, **row} for row in rows]
     connection.exec_driver_sql(_insert_sql(connection.dialect, table, columns), full)
@@ -63,16 +68,20 @@ def pipelined(connection: Connection) -> Iterator[None]:
 
 
 @lru_cache(maxsize=64)
-def _scalar_defaults(table: Table) -> dict[str, Any]:
-    defaults: dict[str, Any] = {}
+def _defaults(table: Table) -> tuple[dict[str, Any], frozenset[str]]:
+    """The scalar `default=` of each column that has one, and the columns whose default
+    is computed (a callable or SQL expression), which this module cannot fill."""
+    scalar: dict[str, Any] = {}
+    computed: set[str] = set()
     for column in table.columns:
         default = column.default
         if default is None:
             continue
-        if not default.is_scalar:
-            raise ValueError(f"{table.name}.{column.name}: only scalar defaults are supported")
-        defaults[column.name] = default.arg  # type: ignore[attr-defined]
-    return defaults
+        if default.is_scalar:
+            scalar[column.name] = default.arg  # type: ignore[attr-defined]
+        else:
+            computed.add(column.name)
+    return scalar, frozenset(computed)
 
 
 @lru_cache(maxsize=256)

@@ -81,8 +81,9 @@ class InboundJournal:
 
     Queries (interactive kinds) have no effect to protect, but the node still keeps
     what it was asked and what it answered before answering. Their rows are written by
-    group commit with one driver-level INSERT (`gateway.batched_sql`), so concurrent queries share one disk
-    flush. (Actions write their row in the transaction of their effects instead.)
+    group commit with one driver-level INSERT (`gateway.batched_sql`), so concurrent
+    queries share one disk flush. (Actions write their row in the transaction of their
+    effects instead.)
     """
 
     def __init__(self, engine: Engine) -> None:
