@@ -32,8 +32,9 @@ def stored_entries(engine: Engine, start: int = 0) -> Iterator[StoredEntry]:
         .order_by(AuditEntryRow.idx)
         .execution_options(yield_per=PAGE)
     )
-    with engine.connect() as conn:
-        for part in conn.execute(query).partitions():
+    with engine.connect() as conn, conn.execute(query) as result:
+        # Closing the result (also when the reader stops early) closes the server cursor.
+        for part in result.partitions():
             for idx, leaf, digest in part:
                 yield StoredEntry(idx, bytes(leaf), bytes(digest))
 

@@ -8,6 +8,10 @@ verification points.
 
 from __future__ import annotations
 
+import gc
+import sys
+import warnings
+
 import pytest
 from sqlalchemy import Engine, delete, update
 from sqlalchemy.orm import Session
@@ -133,3 +137,19 @@ def test_checkpoint_signed_by_another_key_is_reported(
     assert not report.ok
     assert report.problems[0].checkpoint_size == 1
     assert "signature" in str(report.problems[0])
+
+
+def test_a_reader_stopping_early_leaves_no_cursor_open(engine: Engine) -> None:
+    """`gateway audit verify` stops at the first gap; the streamed read must still close."""
+    entries = stored_entries(engine)
+    assert next(entries).position == 0
+    unraisable: list[object] = []
+    previous, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            del entries
+            gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    assert unraisable == []
