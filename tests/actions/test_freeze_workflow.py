@@ -7,8 +7,7 @@ module runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -21,6 +20,7 @@ from nodes.runtime import NodeContext
 from tests.actions.seed import account, number_status, seed_accounts, seed_numbers
 from tests.consortium import client, request_state, running
 from tests.postgres import Databases, opened
+from tests.waiting import wait_for
 
 ACCOUNT = "6222020200112233445"
 POOR = "6222020200998877665"
@@ -63,15 +63,6 @@ def spec(**changes: object) -> ActionSpec:
     }
     values.update(changes)
     return ActionSpec(**values)  # type: ignore[arg-type]
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def settled(ctx: NodeContext, request_id: str) -> ActionRequestRow:

@@ -9,8 +9,7 @@ broker delivering straight to a node's `Deliver` (a broker gone bad).
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,12 +192,3 @@ def copy_tls(tls: TlsFiles, folder: Path) -> TlsFiles:
     for source, target in zip((tls.cert, tls.key, tls.ca), copies, strict=True):
         shutil.copy(source, target)
     return TlsFiles(*copies)
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")

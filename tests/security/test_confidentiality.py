@@ -24,7 +24,8 @@ from nodes.actions.police import ActionSpec, issue_action
 from nodes.matching import query_responders
 from tests.actions.seed import seed_accounts
 from tests.consortium import Consortium, request_state
-from tests.security.net import RECORDS, Net, build_index, serving, wait_for
+from tests.security.net import RECORDS, Net, build_index, serving
+from tests.waiting import wait_for
 
 ACCOUNT = "6222020200112233445"
 CASE = {"case_ref": "C-2026-CONF", "legal_basis": "Anti-Telecom-Fraud Law art. 11"}

@@ -33,8 +33,8 @@ from tests.security.net import (
     ping,
     serving,
     submit_error,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 ACCOUNT = "6222020200112233445"
 CASE = {"case_ref": "C-2026-ROT", "legal_basis": "Anti-Telecom-Fraud Law art. 11"}

@@ -30,7 +30,8 @@ from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as rpc
 from nodes.broker_client import BrokerClient
 from tests.consortium import Consortium
-from tests.security.net import Net, journalled, ping, serving, submit_error, wait_for
+from tests.security.net import Net, journalled, ping, serving, submit_error
+from tests.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
