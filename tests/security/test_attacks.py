@@ -225,7 +225,11 @@ def match_query(net: Net) -> Draft:
 
 @pytest.mark.parametrize(
     ("kind", "quota", "build"),
-    [("MATCH_QUERY", 200, match_query), ("FREEZE", 100, freeze)],
+    [
+        ("MATCH_QUERY", 200, match_query),
+        ("FREEZE", 100, freeze),
+        ("PING", 36_000, lambda _net: ping()),
+    ],
 )
 def test_sender_over_hourly_quota_is_denied_by_policy(
     net: Net, clock: ManualClock, kind: str, quota: int, build: Callable[[Net], Draft]
