@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -130,43 +131,36 @@ def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> bool:
     return False
 
 
+DEMO_ACTIONS: tuple[tuple[IdentifierKind, str, str, dict[str, Any]], ...] = (
+    (
+        IdentifierKind.BANK_ACCOUNT,
+        "STOP_PAYMENT",
+        "bank_account",
+        {"whole_balance": True, "duration_hours": 48},
+    ),
+    (IdentifierKind.PHONE, "SUSPEND_NUMBER", "phone", {"duration_hours": 72}),
+)
+"""What the demo asks of the first matched account and the first matched number."""
+
+
 def act(police: NodeContext, wanted: list[Suspect], found: dict[int, str]) -> int:
     """A stop-payment on a matched account and a suspension of a matched number."""
-    account = next(
-        (i for i, s in enumerate(wanted) if s.kind == IdentifierKind.BANK_ACCOUNT and i in found),
-        None,
-    )
-    phone = next(
-        (i for i, s in enumerate(wanted) if s.kind == IdentifierKind.PHONE and i in found), None
-    )
     specs = []
-    if account is not None:
+    for kind, action, identifier_kind, terms in DEMO_ACTIONS:
+        index = next((i for i, s in enumerate(wanted) if s.kind == kind and i in found), None)
+        if index is None:
+            continue
         specs.append(
             ActionSpec(
-                recipient=found[account],
-                action="STOP_PAYMENT",
+                recipient=found[index],
+                action=action,
                 case_ref=CASE,
                 legal_basis=BASIS,
                 issuing_officer="officer-0412",
                 approving_officer="chief-0007",
-                identifier_kind="bank_account",
-                identifier=wanted[account].value,
-                whole_balance=True,
-                duration_hours=48,
-            )
-        )
-    if phone is not None:
-        specs.append(
-            ActionSpec(
-                recipient=found[phone],
-                action="SUSPEND_NUMBER",
-                case_ref=CASE,
-                legal_basis=BASIS,
-                issuing_officer="officer-0412",
-                approving_officer="chief-0007",
-                identifier_kind="phone",
-                identifier=wanted[phone].value,
-                duration_hours=72,
+                identifier_kind=identifier_kind,
+                identifier=wanted[index].value,
+                **terms,
             )
         )
     ids = [issue_action(police, spec).message_id for spec in specs]
