@@ -6,6 +6,8 @@ the same file at once; writes are serialised by SQLite itself.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
@@ -45,6 +47,28 @@ def make_engine(url: str) -> Engine:
     return create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
     )
+
+
+WAL_SWITCH_S = 10.0
+"""How long a new SQLite file may take to switch to WAL while other processes open it."""
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the file in WAL mode (it stays so). Switching needs the file to itself, and
+    SQLite reports a clash with another process doing the same at once as "locked"
+    without waiting, so the switch is retried for a while."""
+    deadline = time.monotonic() + WAL_SWITCH_S
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal":
+                return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+        else:
+            if time.monotonic() > deadline:
+                raise sqlite3.OperationalError("the database file did not switch to WAL mode")
+        time.sleep(0.01)
 
 
 class BrokerBase(DeclarativeBase):
