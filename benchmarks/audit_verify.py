@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from gateway.audit.log import AuditLog
+from sqlalchemy.orm import Session
+
+from gateway.audit.log import Append, AuditLog
 from gateway.audit.note import Ed25519Signer
 from gateway.audit.source import count_entries, stored_checkpoints, stored_entries
 from gateway.audit.verify import verify_log
@@ -25,31 +28,39 @@ SEED = bytes(range(32))
 BATCH = 1000
 
 
+def _batch(count: int) -> Callable[[Session, Append], None]:
+    """`count` decision-like entries, numbered by their index in the log."""
+
+    def work(_session: Session, append: Append) -> None:
+        for _ in range(count):
+            n = append.base + len(append.digests)
+            append(
+                {
+                    "type": "decision",
+                    "at_ms": 1_790_000_000_000 + n,
+                    "message_id": f"{n:032x}",
+                    "sender": "police-1",
+                    "recipients": ["bank-a"],
+                    "kind": "MATCH_QUERY",
+                    "case_ref": f"C-{n % 997}",
+                    "decision": "ALLOW",
+                    "policy_ids": ["police-match-query"],
+                    "payload_sha256": f"{n:064x}",
+                }
+            )
+
+    return work
+
+
 def build(path: Path, entries: int, signer: Ed25519Signer) -> float:
     """Append `entries` decision-like entries; returns seconds spent."""
     engine = make_engine(str(path))
     BrokerBase.metadata.create_all(engine)
     log = AuditLog(engine, signer, ORIGIN)
     started = time.perf_counter()
-    while log.size < entries:
-        with log.transaction() as (_session, append):
-            for _ in range(min(BATCH, entries - log.size)):
-                n = log.size
-                append(
-                    {
-                        "type": "decision",
-                        "at_ms": 1_790_000_000_000 + n,
-                        "message_id": f"{n:032x}",
-                        "sender": "police-1",
-                        "recipients": ["bank-a"],
-                        "kind": "MATCH_QUERY",
-                        "case_ref": f"C-{n % 997}",
-                        "decision": "ALLOW",
-                        "policy_ids": ["police-match-query"],
-                        "payload_sha256": f"{n:064x}",
-                    }
-                )
-        log.checkpoint()
+    while log.size < entries:  # each commit also signs a checkpoint
+        log.run(_batch(min(BATCH, entries - log.size)))
+    log.close()
     return time.perf_counter() - started
 
 

@@ -7,7 +7,7 @@ restarted broker overlapping the old one) from taking the same index, and entrie
 gap-free, so a writer that missed another's entries always clashes on the first of them;
 it then reads what the other committed and tries again on top of it.
 
-`run(work)` is the fast path: the work of every request waiting at that moment shares
+`run(work)` is the only way in: the work of every request waiting at that moment shares
 one database transaction, one signed checkpoint and one commit (`gateway.group_commit`;
 if one piece of work fails, the group is retried one piece per transaction, so only that
 piece fails). Sharing the disk flush is what lets the broker acknowledge hundreds of
@@ -40,7 +40,6 @@ from gateway.group_commit import GroupCommitter
 
 CONFLICT_RETRIES = 3
 """Attempts at one group commit while other writers keep taking the next index first."""
-_LAST_INDEX = "SELECT max(idx) FROM audit_entries"
 WRITER_IDLE_S = 1.0
 """A commit connection idle longer than this goes back to the pool, whose pre-ping then
 proves the next one alive (after a database restart, say); under load none is needed."""
@@ -134,19 +133,6 @@ class AuditLog:
         with self._sessions() as session:
             yield session
 
-    @contextmanager
-    def transaction(self) -> Iterator[tuple[Session, Append]]:
-        """A transaction in which `append(entry)` adds audit entries; all or nothing."""
-        with self._lock, self._sessions() as session:
-            self._catch_up_if_behind(session.connection())
-            append = Append(self._tree.size)
-            yield session, append
-            session.flush()
-            append.write(session.connection())
-            session.commit()
-            with self._state:
-                self._tree.extend(append.digests)
-
     # -- group commit --------------------------------------------------------------------
 
     def run(self, work: Callable[[Session, Append], T]) -> T:
@@ -155,7 +141,9 @@ class AuditLog:
         Every request waiting at that moment shares the transaction, one signed
         checkpoint and one disk flush (`gateway.group_commit`). Exceptions raised by
         `work` (including a database error on its own writes) are raised here; other
-        work sharing the commit is unaffected.
+        work sharing the commit is unaffected. `work` may run more than once (alone, after
+        its group failed; again, after another writer took the next index), so it reads
+        through the session and stages through `append`, and has no other effect.
         """
         result: T = self._committer.submit(work)
         return result
@@ -246,12 +234,6 @@ class AuditLog:
                     note = self._stage_checkpoint(connection)
                 transaction.commit()
         return values, note
-
-    def _catch_up_if_behind(self, connection: Connection) -> None:
-        """Read what other writers appended, if anything (one indexed lookup)."""
-        last = connection.exec_driver_sql(_LAST_INDEX).scalar()
-        if last is not None and last >= self._tree.size:
-            self._catch_up(connection)
 
     def _stage_checkpoint(self, connection: Connection) -> str:
         """Sign the tree as it is after this group, stored in the group's commit."""

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.audit.log import Append, AuditLog
 from gateway.broker.models import EventRow, MessageRow
@@ -63,7 +64,8 @@ def apply_receipt(audit: AuditLog, request_id: str, receipt: pb.Header, at_ms: i
     """Record what a recipient's receipt says about the request it answers."""
     outcome = receipt.outcome.lower() or "answered"
     terms = receipt.terms
-    with audit.transaction() as (session, append):
+
+    def record(session: Session, append: Append) -> None:
         request = session.get(MessageRow, request_id)
         if request is None:
             return
@@ -78,14 +80,17 @@ def apply_receipt(audit: AuditLog, request_id: str, receipt: pb.Header, at_ms: i
                 _transition(append, target, FOLLOW_UPS[kind], at_ms, request_id)
                 target.hold_expires_at_ms = terms.hold_expires_at_ms if kind == Kind.EXTEND else 0
 
+    audit.run(record)
+
 
 def check_deadlines(audit: AuditLog, now_ms: int) -> tuple[int, int]:
     """Flag unanswered requests past their deadline; expire holds past theirs.
 
     Returns (newly overdue, newly expired). Each is flagged and audited once.
     """
-    overdue = expired = 0
-    with audit.transaction() as (session, append):
+
+    def flag(session: Session, append: Append) -> tuple[int, int]:
+        overdue = expired = 0
         late = session.scalars(
             select(MessageRow)
             .where(MessageRow.answer_due_at_ms > 0)
@@ -119,7 +124,10 @@ def check_deadlines(audit: AuditLog, now_ms: int) -> tuple[int, int]:
         for row in ended:
             _transition(append, row, "expired", now_ms, "hold reached its expiry")
             expired += 1
-    return overdue, expired
+        return overdue, expired
+
+    counts: tuple[int, int] = audit.run(flag)
+    return counts
 
 
 class DeadlineWatcher:

@@ -122,17 +122,15 @@ class BrokerServicer(rpc.BrokerServicer):
                 context=_empty_context(),
             )
         )
-        with self.broker.audit.transaction() as (_session, append):
-            append(
-                {
-                    "type": "audit-read",
-                    "at_ms": now_ms(),
-                    "sender": reader.node_id,
-                    "decision": "ALLOW" if decision.allowed else "DENY",
-                    "policy_ids": list(decision.policy_ids),
-                    "policy_set": decision.policy_set_hash,
-                }
-            )
+        entry = {
+            "type": "audit-read",
+            "at_ms": now_ms(),
+            "sender": reader.node_id,
+            "decision": "ALLOW" if decision.allowed else "DENY",
+            "policy_ids": list(decision.policy_ids),
+            "policy_set": decision.policy_set_hash,
+        }
+        self.broker.audit.run(lambda _session, append: append(entry))
         if not decision.allowed:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"policy: {decision.reason}")
 

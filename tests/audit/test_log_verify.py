@@ -31,10 +31,10 @@ ENTRIES = 12
 def engine(broker_engine: Engine, signer: Ed25519Signer) -> Engine:
     """A log of ENTRIES entries with a signed checkpoint after each."""
     log = AuditLog(broker_engine, signer, ORIGIN)
-    for i in range(ENTRIES):
-        with log.transaction() as (_session, append):
-            append({"type": "decision", "at_ms": 1000 + i, "kind": "PING", "n": i})
-        log.checkpoint()
+    for i in range(ENTRIES):  # each commit signs a checkpoint of the tree it leaves
+        entry = {"type": "decision", "at_ms": 1000 + i, "kind": "PING", "n": i}
+        log.run(lambda _session, append, entry=entry: append(entry))
+    log.close()
     return broker_engine
 
 
