@@ -85,8 +85,7 @@ def consortium(database: str | None) -> Iterator[tuple[Consortium, Processes]]:
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a running process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
 
 
 def postgres_cpu_seconds() -> float:
@@ -98,9 +97,14 @@ def postgres_cpu_seconds() -> float:
         except OSError:  # the process ended while we looked
             continue
         if text.partition("(")[2].startswith("postgres)"):
-            fields = text.rpartition(")")[2].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            total += _stat_cpu_seconds(text)
     return total
+
+
+def _stat_cpu_seconds(stat: str) -> float:
+    """utime + stime of a /proc/<pid>/stat line (fields after the command's parenthesis)."""
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stub(c: Consortium) -> rpc.BrokerStub:
