@@ -17,7 +17,7 @@ from gateway.audit.log import Append, AuditLog
 from gateway.audit.note import Ed25519Signer
 from gateway.audit.source import stored_checkpoints, stored_entries
 from gateway.audit.store import CheckpointRow
-from gateway.audit.verify import verify_log
+from gateway.audit.verify import VerifyReport, verify_log
 from gateway.broker.models import EventRow, MessageRow
 from tests.audit.conftest import ORIGIN
 
@@ -29,6 +29,13 @@ def log(broker_engine: Engine, signer: Ed25519Signer) -> Iterator[AuditLog]:
     log = AuditLog(broker_engine, signer, ORIGIN)
     yield log
     log.close()
+
+
+def verify_stored(engine: Engine, signer: Ed25519Signer) -> VerifyReport:
+    """What `gateway audit verify` finds in the stored entries and checkpoints."""
+    return verify_log(
+        stored_entries(engine), stored_checkpoints(engine), [signer.verifier()], ORIGIN
+    )
 
 
 def message(message_id: str) -> dict[str, object]:
@@ -89,9 +96,7 @@ def test_concurrent_runs_make_one_verifiable_log(log: AuditLog, signer: Ed25519S
     assert rows["m001"].overdue == 0 and rows["m001"].hold_expires_at_ms == 0  # defaults
     details = {e.message_id: e.detail for e in events}
     assert details["m000"] == "with a detail" and details["m001"] == ""
-    report = verify_log(
-        stored_entries(log.engine), stored_checkpoints(log.engine), [signer.verifier()], ORIGIN
-    )
+    report = verify_stored(log.engine, signer)
     assert report.ok, report.problems
     assert report.entries == CALLERS
     assert 1 <= report.checkpoints <= CALLERS  # one per group commit
@@ -108,9 +113,7 @@ def test_a_replayed_message_fails_alone(log: AuditLog, signer: Ed25519Signer) ->
     with Session(log.engine) as session:
         assert len(session.scalars(select(MessageRow)).all()) == CALLERS
         assert len(session.scalars(select(EventRow)).all()) == CALLERS
-    report = verify_log(
-        stored_entries(log.engine), stored_checkpoints(log.engine), [signer.verifier()], ORIGIN
-    )
+    report = verify_stored(log.engine, signer)
     assert report.ok, report.problems
     assert report.entries == CALLERS
 
@@ -134,9 +137,7 @@ def test_a_commit_that_fails_last_leaves_the_log_and_pool_usable(
     assert log.run(store("second", with_detail=True)) == 1
     with Session(log.engine) as session:
         assert sorted(session.scalars(select(MessageRow.message_id))) == ["first", "second"]
-    report = verify_log(
-        stored_entries(log.engine), stored_checkpoints(log.engine), [signer.verifier()], ORIGIN
-    )
+    report = verify_stored(log.engine, signer)
     assert report.ok and report.entries == 2, report.problems
 
 
@@ -159,9 +160,7 @@ def test_a_lost_database_connection_costs_at_most_one_commit(
     with Session(log.engine) as session:
         stored = set(session.scalars(select(MessageRow.message_id)))
     assert {"first", "third"} <= stored <= {"first", "second", "third"}
-    report = verify_log(
-        stored_entries(log.engine), stored_checkpoints(log.engine), [signer.verifier()], ORIGIN
-    )
+    report = verify_stored(log.engine, signer)
     assert report.ok and report.entries == len(stored), report.problems
 
 
@@ -193,11 +192,6 @@ def test_two_logs_on_one_database_append_in_turn_without_losing_entries(
         rows = {r.message_id: r.audit_index for r in session.scalars(select(MessageRow))}
     assert rows["a1"] == 0 and rows["b1"] == 1 and rows["a2"] == 2
     assert {rows[m] for m in ids} == set(indexes)
-    report = verify_log(
-        stored_entries(broker_engine),
-        stored_checkpoints(broker_engine),
-        [signer.verifier()],
-        ORIGIN,
-    )
+    report = verify_stored(broker_engine, signer)
     assert report.ok, report.problems
     assert report.entries == 3 + CALLERS
