@@ -62,12 +62,11 @@ def _use_wal(cursor: Any) -> None:
         try:
             if cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal":
                 return
-        except sqlite3.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-        else:
-            if time.monotonic() > deadline:
-                raise sqlite3.OperationalError("the database file did not switch to WAL mode")
+            problem = sqlite3.OperationalError("the database file did not switch to WAL mode")
+        except sqlite3.OperationalError as exc:
+            problem = exc
+        if time.monotonic() > deadline:
+            raise problem
         time.sleep(0.01)
 
 
