@@ -25,8 +25,9 @@ from sqlalchemy.orm import Session
 
 from gateway.audit.log import Append, AuditLog
 from gateway.broker.delivery import DeliveryError, NodeDialer
-from gateway.broker.lifecycle import answer_deadline_ms
+from gateway.broker.lifecycle import answer_deadline_ms, record_delivery
 from gateway.broker.models import DeliveryRow, EventRow, MessageRow
+from gateway.broker.receipts import receipt_problem, stage_receipt_effects
 from gateway.envelope.build import now_ms
 from gateway.envelope.verify import EnvelopeVerifier, Rejected, Verified
 from gateway.kinds import ANSWERS, DURABLE, INTERACTIVE, Kind
@@ -57,6 +58,10 @@ class Routed:
     kind: str = ""
     responses: list[pb.Envelope] = field(default_factory=list)
     undelivered: list[str] = field(default_factory=list)
+    resent: bool = False
+    """An identical copy of a durable message stored before: this is its first outcome."""
+    reason: str = ""
+    """Why it was denied, as first decided (empty when allowed)."""
 
 
 def header_entry(header: pb.Header, header_bytes: bytes, payload: bytes) -> dict[str, object]:
@@ -93,30 +98,6 @@ def header_entry(header: pb.Header, header_bytes: bytes, payload: bytes) -> dict
     return entry
 
 
-def record_delivery(
-    append: Append,
-    message_id: str,
-    recipient: str,
-    state: str,
-    detail: str,
-    at_ms: int,
-) -> int:
-    """A delivery event: the lifecycle row and its audit entry, in the caller's commit."""
-    append.row(
-        EventRow, message_id=message_id, state=f"{state}:{recipient}", at_ms=at_ms, detail=detail
-    )
-    return append(
-        {
-            "type": "delivery",
-            "at_ms": at_ms,
-            "message_id": message_id,
-            "recipient": recipient,
-            "state": state,
-            "detail": detail[:500],
-        }
-    )
-
-
 def policy_context(header: pb.Header, rate: int) -> dict[str, str | int | bool]:
     terms = header.terms
     return {
@@ -130,6 +111,17 @@ def policy_context(header: pb.Header, rate: int) -> dict[str, str | int | bool]:
         "reply_to": header.reply_to,
         "sender_kind_last_hour": rate,
     }
+
+
+def refused_by_broker(decision: PolicyDecision, problem: str) -> PolicyDecision:
+    """A denial by one of the broker's own checks of its records, with the reason."""
+    return PolicyDecision(
+        allowed=False,
+        policy_ids=(),
+        errors=(problem,),
+        policy_set_hash=decision.policy_set_hash,
+        subject=decision.subject,
+    )
 
 
 def party(member: Member) -> Party:
@@ -196,14 +188,39 @@ class Broker:
             )
             raise BrokerRefusal(grpc.StatusCode.INVALID_ARGUMENT, reason)
         decision = self._decide(verdict)
-        routed = self._record(envelope, verdict, decision, durable=kind in DURABLE)
-        if not decision.allowed:
-            raise BrokerRefusal(grpc.StatusCode.PERMISSION_DENIED, f"policy: {decision.reason}")
+        if kind == Kind.ACTION_RECEIPT:
+            routed = self._record_receipt(envelope, verdict, decision)
+        else:
+            routed = self._record(envelope, verdict, decision, durable=kind in DURABLE)
+        if not routed.decision.allowed:
+            raise BrokerRefusal(grpc.StatusCode.PERMISSION_DENIED, f"policy: {routed.reason}")
+        if routed.resent:
+            return routed
         if kind in INTERACTIVE:
             self._deliver_now(envelope, verdict, routed)
         else:
             self.outbox_wakeup.set()
         return routed
+
+    def _record_receipt(
+        self, envelope: pb.Envelope, verdict: Verified, decision: PolicyDecision
+    ) -> Routed:
+        """A receipt sent by Submit: accepted only for a request awaiting it (`receipts`)."""
+        header = verdict.header
+        now = self.clock_ms()
+
+        def effects(session: Session, append: Append, final: PolicyDecision) -> None:
+            if final.allowed:
+                stage_receipt_effects(session, append, header, header.message_id, now)
+
+        return self._record(
+            envelope,
+            verdict,
+            decision,
+            durable=True,
+            gate=lambda session: receipt_problem(session, header, submitted=True),
+            then=effects,
+        )
 
     def _decide(self, verdict: Verified) -> PolicyDecision:
         """Allowed only if the policy allows the message to every one of its recipients."""
@@ -249,24 +266,20 @@ class Broker:
         decision: PolicyDecision,
         *,
         durable: bool,
-        then: Callable[[Append], object] | None = None,
+        gate: Callable[[Session], str] | None = None,
+        then: Callable[[Session, Append, PolicyDecision], object] | None = None,
     ) -> Routed:
         """Store the message and its audit entry in one transaction; a replay fails here.
 
-        `then` adds more writes to the same transaction (the delivery event an answer
-        closes), so one commit covers both.
+        `gate` is a check that needs the broker's records (read in the same transaction):
+        the reason it returns turns an allowed message into a denied one. `then` adds
+        more writes to the same transaction (the delivery event an answer closes, the
+        request state a receipt changes), so one commit covers all. An identical copy of
+        a durable message stored before is answered with its first outcome (a sender
+        re-sending after a crash or a lost reply); any other reuse of an id is a replay.
         """
         header = verdict.header
         now = self.clock_ms()
-        entry = header_entry(header, envelope.header, envelope.payload)
-        entry.update(
-            type="decision",
-            at_ms=now,
-            decision="ALLOW" if decision.allowed else "DENY",
-            policy_ids=list(decision.policy_ids),
-            policy_set=decision.policy_set_hash,
-            reason="" if decision.allowed else decision.reason,
-        )
         traceparent = current_traceparent()
         due = (
             answer_deadline_ms(
@@ -276,8 +289,21 @@ class Broker:
             else 0
         )
 
-        def store(session: Session, append: Append) -> int:
-            state = "requested" if decision.allowed else "denied"
+        def store(session: Session, append: Append) -> tuple[int, PolicyDecision]:
+            final = decision
+            problem = gate(session) if gate is not None and decision.allowed else ""
+            if problem:
+                final = refused_by_broker(decision, problem)
+            entry = header_entry(header, envelope.header, envelope.payload)
+            entry.update(
+                type="decision",
+                at_ms=now,
+                decision="ALLOW" if final.allowed else "DENY",
+                policy_ids=list(final.policy_ids),
+                policy_set=final.policy_set_hash,
+                reason="" if final.allowed else final.reason,
+            )
+            state = "requested" if final.allowed else "denied"
             message = append.row(
                 MessageRow,
                 message_id=header.message_id,
@@ -290,15 +316,15 @@ class Broker:
                 expires_at_ms=header.expires_at_ms,
                 received_at_ms=now,
                 header=envelope.header,
-                payload=envelope.payload if decision.allowed else b"",
+                payload=envelope.payload if final.allowed else b"",
                 signature=envelope.signature,
                 state=state,
-                answer_due_at_ms=due,
+                answer_due_at_ms=due if final.allowed else 0,
             )  # a replayed id fails at the group's commit, then alone
             index = append(entry)
             message["audit_index"] = index
             append.row(EventRow, message_id=header.message_id, state=state, at_ms=now, detail="")
-            if decision.allowed and durable:
+            if final.allowed and durable:
                 for name in header.recipients:
                     append.row(
                         DeliveryRow,
@@ -308,13 +334,16 @@ class Broker:
                         traceparent=traceparent,
                     )
             if then is not None:
-                then(append)
-            return index
+                then(session, append, final)
+            return index, final
 
         try:
             with span("audit.append", {"gateway.kind": header.kind}):
-                index = self.audit.run(store)
+                index, final = self.audit.run(store)
         except IntegrityError:
+            first = self._first_outcome(envelope, header) if durable else None
+            if first is not None:
+                return first
             self._audit_rejection(
                 envelope,
                 Rejected(
@@ -327,7 +356,32 @@ class Broker:
             raise BrokerRefusal(
                 grpc.StatusCode.ALREADY_EXISTS, "replay: message id was seen before"
             ) from None
-        return Routed(header.message_id, decision, index, header.kind)
+        if final is not decision:
+            DENIALS.add(1, {"gateway.kind": header.kind})
+        reason = "" if final.allowed else final.reason
+        return Routed(header.message_id, final, index, header.kind, reason=reason)
+
+    def _first_outcome(self, envelope: pb.Envelope, header: pb.Header) -> Routed | None:
+        """The outcome first given to this very envelope, if it was stored before."""
+        with self.audit.session() as session:
+            stored = session.get(MessageRow, header.message_id)
+            if stored is None or (stored.header, stored.signature) != (
+                envelope.header,
+                envelope.signature,
+            ):
+                return None
+            index = stored.audit_index
+        [(_, leaf)] = self.audit.read(index, 1)
+        first = json.loads(leaf)
+        decision = PolicyDecision(
+            allowed=first["decision"] == "ALLOW",
+            policy_ids=tuple(first["policy_ids"]),
+            errors=(),
+            policy_set_hash=first["policy_set"],
+        )
+        return Routed(
+            header.message_id, decision, index, header.kind, resent=True, reason=first["reason"]
+        )
 
     def _audit_rejection(
         self, envelope: pb.Envelope, rejected: Rejected, peer_node_id: str | None
@@ -408,7 +462,7 @@ class Broker:
         decision = self._decide(verdict)
         now = self.clock_ms()
 
-        def answered(append: Append) -> int:
+        def answered(_session: Session, append: Append, _final: PolicyDecision) -> int:
             answer_id = verdict.header.message_id
             return record_delivery(append, request.message_id, node_id, "answered", answer_id, now)
 

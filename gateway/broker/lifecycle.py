@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.audit.log import Append, AuditLog
-from gateway.broker.models import EventRow, MessageRow
+from gateway.broker.models import DeliveryRow, EventRow, MessageRow
 from gateway.kinds import ACTIONS, Kind
 from gateway.v1 import gateway_pb2 as pb
 
@@ -60,27 +60,65 @@ def _transition(
     )
 
 
-def apply_receipt(audit: AuditLog, request_id: str, receipt: pb.Header, at_ms: int) -> None:
-    """Record what a recipient's receipt says about the request it answers."""
+def apply_receipt(
+    session: Session, append: Append, request_id: str, receipt: pb.Header, at_ms: int
+) -> None:
+    """Stage what a recipient's receipt says about the request it answers."""
     outcome = receipt.outcome.lower() or "answered"
     terms = receipt.terms
+    request = session.get(MessageRow, request_id)
+    if request is None:
+        return
+    _transition(append, request, outcome, at_ms, receipt.message_id)
+    if outcome in ("executed", "partial"):
+        request.hold_expires_at_ms = terms.hold_expires_at_ms
+    kind = Kind(request.kind)
+    if kind in FOLLOW_UPS and outcome == "executed":
+        header = pb.Header.FromString(request.header)
+        target = session.get(MessageRow, header.terms.target_request_id)
+        if target is not None and target.state in HOLDING:
+            _transition(append, target, FOLLOW_UPS[kind], at_ms, request_id)
+            target.hold_expires_at_ms = terms.hold_expires_at_ms if kind == Kind.EXTEND else 0
 
-    def record(session: Session, append: Append) -> None:
-        request = session.get(MessageRow, request_id)
-        if request is None:
-            return
-        _transition(append, request, outcome, at_ms, receipt.message_id)
-        if outcome in ("executed", "partial"):
-            request.hold_expires_at_ms = terms.hold_expires_at_ms
-        kind = Kind(request.kind)
-        if kind in FOLLOW_UPS and outcome == "executed":
-            header = pb.Header.FromString(request.header)
-            target = session.get(MessageRow, header.terms.target_request_id)
-            if target is not None and target.state in HOLDING:
-                _transition(append, target, FOLLOW_UPS[kind], at_ms, request_id)
-                target.hold_expires_at_ms = terms.hold_expires_at_ms if kind == Kind.EXTEND else 0
 
-    audit.run(record)
+def close_delivery(
+    session: Session, append: Append, row: DeliveryRow, state: str, detail: str, at_ms: int
+) -> None:
+    """Close a pending outbox row and audit the delivery event, in the caller's commit."""
+    if row.state != "pending":
+        return
+    row.state = state
+    row.attempts += 1
+    row.delivered_at_ms = at_ms if state == "delivered" else 0
+    row.last_error = "" if state == "delivered" else detail[:500]
+    record_delivery(append, row.message_id, row.recipient, state, detail, at_ms)
+    message = session.get(MessageRow, row.message_id)
+    if message is not None and message.state == "requested":
+        message.state = state
+
+
+def record_delivery(
+    append: Append,
+    message_id: str,
+    recipient: str,
+    state: str,
+    detail: str,
+    at_ms: int,
+) -> int:
+    """A delivery event: the lifecycle row and its audit entry, in the caller's commit."""
+    append.row(
+        EventRow, message_id=message_id, state=f"{state}:{recipient}", at_ms=at_ms, detail=detail
+    )
+    return append(
+        {
+            "type": "delivery",
+            "at_ms": at_ms,
+            "message_id": message_id,
+            "recipient": recipient,
+            "state": state,
+            "detail": detail[:500],
+        }
+    )
 
 
 def check_deadlines(audit: AuditLog, now_ms: int) -> tuple[int, int]:

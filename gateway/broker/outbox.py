@@ -15,12 +15,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.audit.log import Append
-from gateway.broker.core import Broker, BrokerRefusal, record_delivery
+from gateway.broker.core import Broker, BrokerRefusal
 from gateway.broker.delivery import DeliveryError
-from gateway.broker.lifecycle import apply_receipt
+from gateway.broker.lifecycle import close_delivery
 from gateway.broker.models import DeliveryRow, MessageRow
+from gateway.broker.receipts import receipt_problem, stage_receipt_effects
 from gateway.envelope.verify import Rejected
-from gateway.kinds import ACTIONS, Kind
+from gateway.faults import crash_point
+from gateway.kinds import Kind
+from gateway.policy import PolicyDecision
 from gateway.telemetry import context_from, span
 from gateway.v1 import gateway_pb2 as pb
 
@@ -125,32 +128,65 @@ class OutboxWorker:
         if not reply.accepted:
             self._finish(delivery_id, message_id, recipient, "refused", reply.reason)
             return
-        detail = ""
         if reply.HasField("response"):
-            detail = self._accept_receipt(message_id, kind, recipient, reply.response)
-        self._finish(delivery_id, message_id, recipient, "delivered", detail)
+            self._take_receipt(delivery_id, message_id, recipient, reply.response)
+            return
+        if kind == Kind.ACTION_RECEIPT:
+            crash_point("receipt.forwarded")
+        self._finish(delivery_id, message_id, recipient, "delivered", "")
 
-    def _accept_receipt(
-        self, message_id: str, kind: str, recipient: str, answer: pb.Envelope
-    ) -> str:
-        """Route a recipient's receipt back to the requester through the outbox."""
+    def _take_receipt(
+        self, delivery_id: int, message_id: str, recipient: str, answer: pb.Envelope
+    ) -> None:
+        """Record a recipient's receipt and route it back to the requester.
+
+        The receipt, the request's new state and this outbox row's close commit together
+        (`receipts.stage_receipt_effects`); a receipt the broker may not accept closes
+        the row with the reason and goes nowhere.
+        """
         broker = self.broker
+        crash_point("receipt.received")
         verdict = broker.verifier.verify(answer, peer_node_id=recipient)
         if isinstance(verdict, Rejected):
-            return f"receipt refused: {verdict}"
+            self._finish(
+                delivery_id, message_id, recipient, "delivered", f"receipt refused: {verdict}"
+            )
+            return
         header = verdict.header
         if header.reply_to != message_id or Kind(header.kind) != Kind.ACTION_RECEIPT:
-            return "receipt refused: not an ACTION_RECEIPT for this request"
-        if Kind(kind) not in ACTIONS:
-            return "receipt refused: the request was not an action"
+            refusal = "receipt refused: not an ACTION_RECEIPT for this request"
+            self._finish(delivery_id, message_id, recipient, "delivered", refusal)
+            return
         decision = broker._decide(verdict)
+        now = broker.clock_ms()
+
+        def effects(session: Session, append: Append, final: PolicyDecision) -> None:
+            if final.allowed:
+                stage_receipt_effects(session, append, header, header.message_id, now)
+            else:
+                row = session.get(DeliveryRow, delivery_id)
+                if row is not None:
+                    refusal = f"receipt refused: {final.reason}"
+                    close_delivery(session, append, row, "delivered", refusal, now)
+            crash_point("receipt.staged")
+
         try:
-            broker._record(answer, verdict, decision, durable=True)
+            routed = broker._record(
+                answer,
+                verdict,
+                decision,
+                durable=True,
+                gate=lambda session: receipt_problem(session, header, submitted=False),
+                then=effects,
+            )
         except BrokerRefusal as exc:
-            return f"receipt refused: {exc.reason}"
-        apply_receipt(broker.audit, message_id, header, broker.clock_ms())
+            refusal = f"receipt refused: {exc.reason}"
+            self._finish(delivery_id, message_id, recipient, "delivered", refusal)
+            return
+        if routed.resent:  # recorded before, by another broker process or by Submit
+            self._finish(delivery_id, message_id, recipient, "delivered", header.message_id)
+        crash_point("receipt.committed")
         broker.outbox_wakeup.set()
-        return header.message_id
 
     def _retry(self, delivery_id: int, error: str) -> None:
         with self.broker.audit.session() as session:
@@ -171,15 +207,7 @@ class OutboxWorker:
 
         def close_row(session: Session, append: Append) -> None:
             row = session.get(DeliveryRow, delivery_id)
-            if row is None or row.state != "pending":
-                return
-            row.state = state
-            row.attempts += 1
-            row.delivered_at_ms = now if state == "delivered" else 0
-            row.last_error = "" if state == "delivered" else detail[:500]
-            record_delivery(append, message_id, recipient, state, detail, now)
-            message = session.get(MessageRow, message_id)
-            if message is not None and message.state == "requested":
-                message.state = state
+            if row is not None:
+                close_delivery(session, append, row, state, detail, now)
 
         broker.audit.run(close_row)
