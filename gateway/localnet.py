@@ -136,7 +136,8 @@ class Processes:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
 
-    def start_broker(self) -> None:
+    def start_broker(self, env: dict[str, str] | None = None) -> None:
+        """Start the broker; `env` adds variables (a test's crash point, say)."""
         c = self.consortium
         self._start(
             "broker",
@@ -152,6 +153,7 @@ class Processes:
             ),
             c.broker_port,
             "broker",
+            env,
         )
 
     def start_node(self, node_id: str) -> None:
@@ -159,12 +161,19 @@ class Processes:
         command = gateway_command("node", "serve", "--config", str(c.config_path(node_id)))
         self._start(node_id, command, c.node_ports[node_id], node_id)
 
-    def _start(self, name: str, command: list[str], port: int, server_name: str) -> None:
+    def _start(
+        self,
+        name: str,
+        command: list[str],
+        port: int,
+        server_name: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         log = self.consortium.root / f"{name}.log"
         self.logs[name] = log
         with log.open("ab") as out:
             self.procs[name] = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy()
+                command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
             )
         self._wait_serving(name, port, server_name)
 
@@ -196,6 +205,16 @@ class Processes:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+    def wait_exit(self, name: str, timeout_s: float) -> int:
+        """Wait for a process to end by itself (a crash it was told to have); its code."""
+        proc = self.procs.pop(name)
+        try:
+            return proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
 
     def stop_all(self) -> None:
         for name in list(self.procs):
