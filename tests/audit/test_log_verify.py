@@ -25,6 +25,8 @@ from gateway.audit.note import Ed25519Signer, sign_note
 from gateway.audit.source import stored_checkpoints, stored_entries
 from gateway.audit.store import AuditEntryRow, CheckpointRow
 from gateway.audit.verify import StoredEntry, TrustedCheckpoint, VerifyReport, verify_log
+from gateway.broker.lifecycle import check_deadlines
+from gateway.broker.models import MessageRow
 from tests.audit.conftest import ORIGIN
 
 ENTRIES = 12
@@ -211,6 +213,55 @@ def test_healthy_log_is_covered_to_its_end(grouped: Engine, signer: Ed25519Signe
     report = verify(grouped, signer)
     assert report.ok, report.problems
     assert (report.covered, report.first_uncovered) == (ENTRIES, None)
+
+
+def test_every_kind_of_commit_leaves_the_log_covered(
+    broker_engine: Engine, signer: Ed25519Signer
+) -> None:
+    """A decision, a failed piece, a commit with no entry, a deadline event, a checkpoint
+    asked for between commits: the latest stored checkpoint always covers the whole log."""
+    log = AuditLog(broker_engine, signer, ORIGIN)
+    with Session(broker_engine) as s:
+        s.add(
+            MessageRow(
+                message_id="m-late",
+                sender="police-1",
+                kind="FREEZE",
+                recipients="[]",
+                created_at_ms=0,
+                expires_at_ms=10**13,
+                received_at_ms=0,
+                header=b"",
+                payload=b"",
+                signature=b"",
+                answer_due_at_ms=5,
+            )
+        )
+        s.commit()
+
+    def failing(_session: Session, append: object) -> None:
+        raise RuntimeError("refused")
+
+    def covered_to_the_end() -> None:
+        report = verify(broker_engine, signer)
+        assert report.ok, report.problems
+        assert stored_checkpoints(broker_engine)[-1].size == report.entries == log.size
+
+    try:
+        log.run(lambda _s, append: append({"type": "decision", "at_ms": 1, "n": 0}))
+        covered_to_the_end()
+        with pytest.raises(RuntimeError):
+            log.run(failing)
+        log.run(lambda _s, _append: None)
+        covered_to_the_end()
+        log.checkpoint()
+        assert check_deadlines(log, now_ms=10) == (1, 0)
+        covered_to_the_end()
+        log.run(lambda _s, append: append({"type": "rejection", "at_ms": 11, "check": "x"}))
+        covered_to_the_end()
+    finally:
+        log.close()
+    assert log.size == 3
 
 
 def test_change_with_the_checkpoints_above_it_deleted_is_not_covered(
