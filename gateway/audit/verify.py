@@ -246,6 +246,7 @@ def _check_checkpoints(
     """Check each stored checkpoint; returns the sizes of those that verify."""
     good: list[int] = []
     last_good = 0
+    beyond = 0  # the largest checkpoint past the end of the log: one finding says it all
     for stored in sorted(checkpoints, key=lambda c: c.size):
         report.checkpoints += 1
         try:
@@ -264,7 +265,7 @@ def _check_checkpoints(
             )
             continue
         if checkpoint.size > tree.size:
-            report.problems.append(_rollback(tree.size, checkpoint.size, "a checkpoint"))
+            beyond = checkpoint.size
             continue
         if tree.root(checkpoint.size) != checkpoint.root_hash:
             report.problems.append(
@@ -280,6 +281,8 @@ def _check_checkpoints(
             return good  # every later checkpoint fails for the same cause
         last_good = checkpoint.size
         good.append(last_good)
+    if beyond:
+        report.problems.append(_rollback(tree.size, beyond, "a checkpoint"))
     return good
 
 

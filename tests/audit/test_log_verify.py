@@ -145,6 +145,9 @@ def test_entries_removed_from_the_end_are_reported(engine: Engine, signer: Ed255
     report = verify(engine, signer)
     assert report.first_bad_entry == 10
     assert "removed from the end" in str(report.problems[0])
+    assert f"rollback: the log has 10 entries but a checkpoint of size {ENTRIES} was seen" in (
+        messages(report)
+    )
 
 
 def test_reordered_entries_are_found(engine: Engine, signer: Ed25519Signer) -> None:
