@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from itertools import takewhile
 from typing import NamedTuple
 
 from gateway.audit.checkpoint import Checkpoint, CheckpointError, open_checkpoint
@@ -122,6 +123,16 @@ class VerifyReport:
         ]
         indexes = exact + starts
         return min(indexes) if indexes else None
+
+
+def entries_below(entries: Iterable[StoredEntry], size: int) -> Iterator[StoredEntry]:
+    """The entries a checkpoint of `size` signs.
+
+    A live log grows while it is read (each read is itself audited): verifying it as of
+    its latest checkpoint leaves the entries appended since to the next run, instead of
+    failing them as not covered.
+    """
+    return takewhile(lambda e: e.position < size, entries)
 
 
 def is_json_object(leaf: bytes) -> bool:

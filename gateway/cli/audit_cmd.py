@@ -17,7 +17,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from gateway.audit.verify import (
     StoredEntry,
     TrustedCheckpoint,
     VerifyReport,
+    entries_below,
     verify_log,
 )
 from gateway.cli.common import console, fail, node_config
@@ -119,8 +119,7 @@ class LogSource:
         assert self.client is not None
         if self.live_size is None:
             return self.client.read_audit()
-        size = self.live_size
-        return takewhile(lambda e: e.position < size, self.client.read_audit())
+        return entries_below(self.client.read_audit(), self.live_size)
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         if self.engine is not None:
