@@ -422,3 +422,22 @@ def test_entry_that_is_not_a_json_object_is_named(engine: Engine, signer: Ed2551
         s.commit()
     report = verify(engine, signer)
     assert [p.entry for p in report.problems if p.what == "not a JSON object"] == [2]
+
+
+def test_swapped_rows_are_located_to_the_commit_of_the_lower_one(
+    grouped: Engine, signer: Ed25519Signer
+) -> None:
+    # Whole rows swapped (hashes too): only checkpoint 6 can place entry 4, and it signs
+    # entries 3 to 5 together, so the finding names that commit, not one entry.
+    entries = {e.position: e for e in stored_entries(grouped)}
+    with Session(grouped) as s:
+        for a, b in ((4, 8), (8, 4)):
+            s.execute(
+                update(AuditEntryRow)
+                .where(AuditEntryRow.idx == a)
+                .values(leaf=entries[b].leaf, leaf_hash=entries[b].stored_hash)
+            )
+        s.commit()
+    report = verify(grouped, signer)
+    assert (report.first_bad_entry, report.first_uncovered) == (3, 3)
+    assert "entries 3 to 5, checkpoint 6: signed root differs" in messages(report)
