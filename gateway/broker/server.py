@@ -159,11 +159,13 @@ class RunningBroker:
     unobserve: Callable[[], None] = lambda: None
 
     def stop(self, grace: float = 1.0) -> None:
+        log.info("broker %s stopping (grace %.1f s)", self.broker.node_id, grace)
         self.unobserve()
         self.deadlines.stop()
         self.outbox.stop()
         self.server.stop(grace).wait()
         self.broker.close()
+        log.info("broker %s stopped", self.broker.node_id)
 
 
 def build_broker(config: BrokerConfig) -> tuple[Broker, FileDirectory]:
@@ -220,5 +222,6 @@ def serve_broker(config: BrokerConfig) -> RunningBroker:
     unobserve = observe_outbox(outbox.depth)
     deadlines = DeadlineWatcher(broker.audit, broker.clock_ms, config.deadline_check_s)
     deadlines.start()
-    log.info("broker %s listening on port %d", config.node_id, port)
+    host = config.listen.rsplit(":", 1)[0]
+    log.info("broker %s listening on %s:%d", config.node_id, host, port)
     return RunningBroker(server, broker, outbox, deadlines, port, unobserve)

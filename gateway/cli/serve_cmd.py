@@ -30,12 +30,15 @@ def serve(
     listen: str = typer.Option("127.0.0.1:7100", help="host:port to listen on."),
     database: str = typer.Option("var/broker.db", help="SQLite path or SQLAlchemy URL."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
+    log_format: str = typer.Option(
+        "text", "--log-format", help="text, or json: one JSON object per line."
+    ),
 ) -> None:
     """Serve the broker over mTLS with its outbox worker."""
     from gateway import telemetry
     from gateway.broker.server import serve_broker
 
-    setup_logging(verbose)
+    setup_logging(verbose, log_format)
     telemetry.setup(f"gateway-broker-{node}")
     try:
         cfg = (
@@ -52,6 +55,7 @@ def serve(
         running = serve_broker(cfg)
     except (ConfigError, OSError, RuntimeError) as exc:
         fail(str(exc))
-    console.print(f"broker {cfg.node_id} serving on port {running.port}")
+    host = cfg.listen.rsplit(":", 1)[0]
+    console.print(f"broker {cfg.node_id} serving on {host}:{running.port}")
     wait_for_signal()
     running.stop()
