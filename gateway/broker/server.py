@@ -22,6 +22,7 @@ from gateway.config import BrokerConfig
 from gateway.db import make_engine
 from gateway.envelope.build import now_ms
 from gateway.envelope.verify import EnvelopeVerifier, VerifierLimits
+from gateway.ops_http import OpsServer, database_readiness
 from gateway.pki.directory_source import FileDirectory
 from gateway.pki.store import NodeBundle
 from gateway.policy import PolicyEngine, PolicyRequest
@@ -157,9 +158,12 @@ class RunningBroker:
     deadlines: DeadlineWatcher
     port: int
     unobserve: Callable[[], None] = lambda: None
+    ops: OpsServer | None = None
 
     def stop(self, grace: float = 1.0) -> None:
         log.info("broker %s stopping (grace %.1f s)", self.broker.node_id, grace)
+        if self.ops is not None:
+            self.ops.close()
         self.unobserve()
         self.deadlines.stop()
         self.outbox.stop()
@@ -224,4 +228,7 @@ def serve_broker(config: BrokerConfig) -> RunningBroker:
     deadlines.start()
     host = config.listen.rsplit(":", 1)[0]
     log.info("broker %s listening on %s:%d", config.node_id, host, port)
-    return RunningBroker(server, broker, outbox, deadlines, port, unobserve)
+    ops = None
+    if config.ops_listen:
+        ops = OpsServer(config.ops_listen, database_readiness(broker.audit.engine))
+    return RunningBroker(server, broker, outbox, deadlines, port, unobserve, ops)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -33,13 +34,15 @@ def serve(
     log_format: str = typer.Option(
         "text", "--log-format", help="text, or json: one JSON object per line."
     ),
+    ops_listen: str = typer.Option(
+        "", "--ops-listen", help="host:port for HTTP /healthz, /readyz, /metrics (off if empty)."
+    ),
 ) -> None:
     """Serve the broker over mTLS with its outbox worker."""
     from gateway import telemetry
     from gateway.broker.server import serve_broker
 
     setup_logging(verbose, log_format)
-    telemetry.setup(f"gateway-broker-{node}")
     try:
         cfg = (
             load_config(BrokerConfig, config)
@@ -52,6 +55,9 @@ def serve(
                 directory_folder=pki_dir,
             )
         )
+        if ops_listen:
+            cfg = replace(cfg, ops_listen=ops_listen)
+        telemetry.setup(f"gateway-broker-{cfg.node_id}", prometheus=bool(cfg.ops_listen))
         running = serve_broker(cfg)
     except (ConfigError, OSError, RuntimeError) as exc:
         fail(str(exc))
