@@ -36,6 +36,8 @@ class BrokerConfig:
     action_answer_s: int = 24 * 3600
     """Answer deadline of every other action request."""
     deadline_check_s: float = 5.0
+    ops_listen: str = ""
+    """host:port of the plain-HTTP /healthz, /readyz and /metrics endpoint ("" = none)."""
 
 
 @dataclass(frozen=True)
