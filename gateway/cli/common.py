@@ -7,6 +7,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from gateway import logs
 from gateway.config import ConfigError, NodeConfig, load_config
@@ -16,7 +17,10 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}")
+    """One `error:` line, never wrapped, with the message shown as it is (no markup)."""
+    line = Text("error:", style="bold red")
+    line.append(f" {message}")
+    err_console.print(line, soft_wrap=True)
     raise typer.Exit(code)
 
 
