@@ -127,7 +127,7 @@ class BrokerClient:
                 if not wait and self._directory is not None:
                     return self._directory
                 fetches = self._fetches
-                self._fetched.wait_for(lambda: not self._fetching, timeout=self.timeout_s)
+                self._fetched.wait_for(lambda: not self._fetching, timeout=2 * self.timeout_s)
                 if self._fetches > fetches and self._directory is not None:
                     return self._directory
                 if self._fetching:
