@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from concurrent import futures
 from contextlib import contextmanager
 from pathlib import Path
 
-import grpc
 import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -28,21 +26,17 @@ from gateway.db import make_engine
 from gateway.envelope.build import Draft
 from gateway.localnet import Consortium
 from gateway.pki.store import NodeBundle
-from gateway.transport import TlsFiles, secure_channel, server_credentials, server_options
+from gateway.transport import secure_channel
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as rpc
 from nodes.broker_client import AnswerError, BrokerClient, LogIntegrityError
 from tests.consortium import client, running
+from tests.nodes.rogue import as_broker, tls
 from tests.postgres import opened
 
 
 def ping(*recipients: str) -> Draft:
     return Draft(sender="police-1", recipients=list(recipients), kind="PING", payload=b"{}")
-
-
-def tls(consortium: Consortium, node_id: str) -> TlsFiles:
-    bundle = consortium.pki.bundle(node_id)
-    return TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
 
 
 class Relay(rpc.BrokerServicer):
@@ -87,27 +81,23 @@ def relayed_client(network: Consortium, tmp_path: Path) -> Iterator[tuple[Relay,
         f"127.0.0.1:{network.broker_port}", "broker", tls(network, "police-1")
     )
     relay = Relay(rpc.BrokerStub(upstream))
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=server_options())
-    rpc.add_BrokerServicer_to_server(relay, server)
-    port = server.add_secure_port("127.0.0.1:0", server_credentials(tls(network, "broker")))
-    server.start()
     engine = make_engine(str(tmp_path / "police.db"))
     migrate.upgrade(engine, "node")
-    police = BrokerClient(
-        node_id="police-1",
-        bundle=NodeBundle(network.node_config("police-1").pki_bundle),
-        broker_endpoint=f"127.0.0.1:{port}",
-        broker_id="broker",
-        engine=engine,
-        timeout_s=10.0,
-    )
-    try:
-        yield relay, police
-    finally:
-        police.close()
-        server.stop(0)
-        upstream.close()
-        engine.dispose()
+    with as_broker(network, relay) as port:
+        police = BrokerClient(
+            node_id="police-1",
+            bundle=NodeBundle(network.node_config("police-1").pki_bundle),
+            broker_endpoint=f"127.0.0.1:{port}",
+            broker_id="broker",
+            engine=engine,
+            timeout_s=10.0,
+        )
+        try:
+            yield relay, police
+        finally:
+            police.close()
+            upstream.close()
+            engine.dispose()
 
 
 def test_an_answer_to_another_request_is_refused(network: Consortium, tmp_path: Path) -> None:

@@ -10,15 +10,14 @@ thread's stack instead of letting it hang.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
-from gateway import migrate
-from gateway.db import make_engine
 from gateway.envelope.build import Draft
 from gateway.localnet import Consortium
-from gateway.pki.store import NodeBundle
 from nodes.broker_client import BrokerClient
+from nodes.runtime import open_node
 from tests.watchdog import Watchdog, run_threads
 
 THREADS = 4
@@ -34,19 +33,9 @@ def ping() -> Draft:
 def eager_client(network: Consortium) -> Iterator[BrokerClient]:
     """The police node's broker client, refetching the directory on every use."""
     config = network.node_config("police-1")
-    engine = make_engine(config.database)
-    migrate.upgrade(engine, "node")
-    client = BrokerClient(
-        node_id=config.node_id,
-        bundle=NodeBundle(config.pki_bundle),
-        broker_endpoint=config.broker_endpoint,
-        broker_id=config.broker_id,
-        engine=engine,
-        timeout_s=10.0,
-        directory_ttl_s=0.0,
-    )
-    yield client
-    client.close()
+    ctx = open_node(replace(config, directory_ttl_s=0.0, call_timeout_s=10.0))
+    yield ctx.client
+    ctx.client.close()
 
 
 def test_concurrent_submits_with_a_zero_directory_ttl_all_finish(

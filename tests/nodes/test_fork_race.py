@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 
-import grpc
 import pytest
 
 from gateway import migrate
@@ -24,10 +22,10 @@ from gateway.audit.merkle import MerkleTree, leaf_hash
 from gateway.audit.note import Ed25519Signer, sign_note
 from gateway.db import make_engine
 from gateway.localnet import Consortium
-from gateway.transport import TlsFiles, server_credentials, server_options
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as rpc
 from nodes.broker_client import BrokerClient, LogIntegrityError
+from tests.nodes.rogue import as_broker
 from tests.watchdog import Watchdog, run_threads
 
 PREFIX = 5
@@ -60,30 +58,23 @@ class Equivocating(rpc.BrokerServicer):
 
 @pytest.fixture
 def node(consortium: Consortium, tmp_path: Path) -> Iterator[tuple[Equivocating, BrokerClient]]:
-    pki = consortium.pki
-    broker_bundle = pki.bundle("broker")
     servicer = Equivocating(consortium)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=server_options())
-    rpc.add_BrokerServicer_to_server(servicer, server)
-    tls = TlsFiles(broker_bundle.tls_cert, broker_bundle.tls_key, broker_bundle.ca_cert)
-    port = server.add_secure_port("127.0.0.1:0", server_credentials(tls))
-    server.start()
     engine = make_engine(str(tmp_path / "bank.db"))
     migrate.upgrade(engine, "node")
-    client = BrokerClient(
-        node_id="bank-a",
-        bundle=pki.bundle("bank-a"),
-        broker_endpoint=f"127.0.0.1:{port}",
-        broker_id="broker",
-        engine=engine,
-        timeout_s=15.0,
-    )
-    try:
-        yield servicer, client
-    finally:
-        client.close()
-        server.stop(0)
-        engine.dispose()
+    with as_broker(consortium, servicer) as port:
+        client = BrokerClient(
+            node_id="bank-a",
+            bundle=consortium.pki.bundle("bank-a"),
+            broker_endpoint=f"127.0.0.1:{port}",
+            broker_id="broker",
+            engine=engine,
+            timeout_s=15.0,
+        )
+        try:
+            yield servicer, client
+        finally:
+            client.close()
+            engine.dispose()
 
 
 def signed(consortium: Consortium, tree: MerkleTree, size: int) -> tuple[str, Checkpoint]:
