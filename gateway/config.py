@@ -56,6 +56,8 @@ class NodeConfig:
     adapter_table: str = ""
     adapter_columns: dict[str, str] = field(default_factory=dict)
     call_timeout_s: float = 30.0
+    directory_ttl_s: float = 30.0
+    """How long the node uses the signed directory it fetched before fetching it again."""
     match_bucket_bits: int = 16
     """Targeted matching: bucket size of the index (responder) and of queries (police)."""
     match_max_batch: int = 1000
