@@ -8,6 +8,7 @@ is refused. Both are found here, before the node listens.
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 from alembic.util import CommandError as AlembicError
 from sqlalchemy import Engine, Table, false, inspect, select, text
@@ -42,6 +43,9 @@ def _known(revision: str) -> bool:
 
 def check_database(engine: Engine, *, serve: bool) -> Check:
     """Reachable and at the code's migration head (`node serve` migrates it first)."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not serve and path and path != ":memory:" and not Path(path).exists():
+        return fail(DATABASE, f"{path} does not exist; {UPGRADE} to create it")
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))

@@ -170,11 +170,23 @@ def test_a_missing_table(net: Consortium, tmp_path: Path) -> None:
 def test_a_database_never_migrated_fails_the_check(
     net: Consortium, databases: Databases, tmp_path: Path
 ) -> None:
-    config = variant(net, "bank-a", tmp_path, f'database = "{databases.url("empty")}"')
+    url = databases.url("empty")
+    with opened(url) as engine, engine.connect() as conn:
+        conn.execute(text("SELECT 1"))  # exists, holds nothing
+    config = variant(net, "bank-a", tmp_path, f'database = "{url}"')
     checked = runner.invoke(app, ["node", "check", "--config", str(config)])
     assert checked.exit_code == 1
     assert "FAIL database: at no revision (never migrated), the code needs" in checked.output
     assert "run `gateway db upgrade --config`" in checked.output.splitlines()[-1]
+
+
+def test_a_missing_sqlite_file_is_named_and_not_created(net: Consortium, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.db"
+    config = variant(net, "bank-a", tmp_path, f'database = "{missing}"')
+    checked = runner.invoke(app, ["node", "check", "--config", str(config)])
+    assert checked.exit_code == 1
+    assert f"FAIL database: {missing} does not exist; run `gateway db upgrade" in checked.output
+    assert not missing.exists()
 
 
 def test_a_database_the_code_cannot_migrate(
