@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from gateway.config import NodeConfig
 from gateway.db import make_engine
 from gateway.policy import PolicyEngine
@@ -44,7 +46,11 @@ def run_checks(config: NodeConfig, *, serve: bool = False) -> list[Check]:
         results.append(directory_check)
     results.append(check_member(config, directory, facts))
     results.append(check_policy(config))
-    engine = make_engine(config.database)
+    try:
+        engine = make_engine(config.database)
+    except (SQLAlchemyError, ValueError) as exc:
+        results.append(fail("database", f"{config.database!r} is not a usable URL ({exc})"))
+        return results
     try:
         results.extend(check_tables(engine, config, serve=serve))
     finally:

@@ -12,19 +12,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from gateway.cli import app
 from gateway.identifiers import IdentifierKind, normalise
 from gateway.localnet import Consortium
-from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
+from nodes.actions.police import ActionSpec, issue_action
 from nodes.matching import query_responders
 from nodes.runtime import NodeContext
 from tests.actions.seed import account, number_status
-from tests.consortium import client, request_state, running
+from tests.actions.test_freeze_workflow import police, settled, spec
+from tests.consortium import running
 from tests.postgres import Databases
-from tests.waiting import wait_for
+
+__all__ = ["police"]  # the police node's client, a fixture of the freeze workflow tests
 
 runner = CliRunner()
 ACCOUNT = "6222020200112233445"
@@ -53,37 +54,15 @@ def net(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Itera
         yield c
 
 
-@pytest.fixture
-def police(net: Consortium) -> Iterator[NodeContext]:
-    ctx = client(net, "police-1")
-    yield ctx
-    ctx.client.close()
-
-
-def spec(**changes: object) -> ActionSpec:
-    values: dict[str, object] = {
-        "recipient": "bank-a",
-        "action": "FREEZE",
-        "case_ref": "C-2026-017",
-        "legal_basis": "Anti-Telecom-Fraud Law art. 11",
-        "issuing_officer": "officer-7",
-        "approving_officer": "chief-2",
-        "identifier_kind": "bank_account",
-        "identifier": ACCOUNT,
-        "whole_balance": True,
-        "duration_hours": 72,
-    }
-    values.update(changes)
-    return ActionSpec(**values)  # type: ignore[arg-type]
+def freeze(**changes: object) -> ActionSpec:
+    values: dict[str, object] = {"action": "FREEZE", "whole_balance": True, "amount_minor": 0}
+    values.update(duration_hours=72, case_ref="C-2026-017", **changes)
+    return spec(**values)
 
 
 def outcome(police: NodeContext, request_id: str) -> tuple[str, str]:
-    """The police's record of the request once a receipt settled it: (state, reason)."""
-    wait_for(lambda: request_state(police, request_id) not in ("", "requested"))
-    with Session(police.engine) as s:
-        row = s.get(ActionRequestRow, request_id)
-        assert row is not None
-        return row.state, row.reason
+    row = settled(police, request_id)
+    return row.state, row.reason
 
 
 def label(police: NodeContext, node: str, kind: IdentifierKind, value: str) -> dict[str, str]:
@@ -102,7 +81,7 @@ def test_an_ingested_number_can_be_suspended_and_its_label_says_so(
     assert label(police, "carrier-1", IdentifierKind.PHONE, PHONE)["status"] == "ACTIVE"
     request = issue_action(
         police,
-        spec(
+        freeze(
             recipient="carrier-1",
             action="SUSPEND_NUMBER",
             identifier_kind="phone",
@@ -120,7 +99,7 @@ def test_an_ingested_account_can_be_frozen_and_a_reexport_does_not_thaw_it(
 ) -> None:
     assert account(net, "bank-a", ACCOUNT)["balance_minor"] == 500_000
     assert label(police, "bank-a", IdentifierKind.BANK_ACCOUNT, ACCOUNT)["status"] == "ACTIVE"
-    request = issue_action(police, spec())
+    request = issue_action(police, freeze(identifier=ACCOUNT))
     assert outcome(police, request.message_id) == ("executed", "")
     assert account(net, "bank-a", ACCOUNT)["status"] == "frozen"
     assert label(police, "bank-a", IdentifierKind.BANK_ACCOUNT, ACCOUNT)["status"] == "frozen"
