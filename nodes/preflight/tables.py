@@ -41,11 +41,15 @@ def _known(revision: str) -> bool:
         return False
 
 
-def check_database(engine: Engine, *, serve: bool) -> Check:
-    """Reachable and at the code's migration head (`node serve` migrates it first)."""
+def check_database(engine: Engine, *, serve: bool) -> tuple[Check, bool]:
+    """Reachable and at the code's migration head (`node serve` migrates it first).
+
+    Also says whether the database can be read (the agency's own table may be checked
+    in a database the gateway has not migrated yet).
+    """
     path = engine.url.database if engine.dialect.name == "sqlite" else None
     if not serve and path and path != ":memory:" and not Path(path).exists():
-        return fail(DATABASE, f"{path} does not exist; {UPGRADE} to create it")
+        return fail(DATABASE, f"{path} does not exist; {UPGRADE} to create it"), False
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -55,19 +59,19 @@ def check_database(engine: Engine, *, serve: bool) -> Check:
                 DATABASE,
                 f"cannot be migrated: at {', '.join(unknown)}, a revision this code does not "
                 "know (written by a newer gateway?); run the version that migrated it",
-            )
+            ), True
         if serve:
             migrate.upgrade(engine, "node")
         at, want = migrate.current(engine, "node"), migrate.heads("node")
     except MigrationError as exc:
-        return fail(DATABASE, f"cannot be migrated: {str(exc).splitlines()[0]}")
+        return fail(DATABASE, f"cannot be migrated: {str(exc).splitlines()[0]}"), True
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        return fail(DATABASE, f"unreachable ({reason}); check `database` and the server")
+        return fail(DATABASE, f"unreachable ({reason}); check `database` and the server"), False
     if set(at) != set(want):
         shown = ", ".join(at) or "no revision (never migrated)"
-        return fail(DATABASE, f"at {shown}, the code needs {', '.join(want)}; {UPGRADE}")
-    return ok(DATABASE, f"{engine.dialect.name}, migrated to {', '.join(want)}")
+        return fail(DATABASE, f"at {shown}, the code needs {', '.join(want)}; {UPGRADE}"), True
+    return ok(DATABASE, f"{engine.dialect.name}, migrated to {', '.join(want)}"), True
 
 
 def _usable(gateway_name: str, kind: sqltypes.TypeEngine[object], role: str) -> str:
@@ -154,12 +158,12 @@ def check_index(engine: Engine, config: NodeConfig) -> Check:
 
 
 def check_tables(engine: Engine, config: NodeConfig, *, serve: bool) -> list[Check]:
-    database = check_database(engine, serve=serve)
+    database, readable = check_database(engine, serve=serve)
     if config.role not in RESPONDER_ROLES:
         return [database]
     if database.failed:
         waiting = "not checked: the database is not ready"
-        if config.adapter_table and "unreachable" not in database.detail:
+        if config.adapter_table and readable:
             return [database, check_action_table(engine, config), skip(INDEX, waiting)]
         return [database, skip(TABLE, waiting), skip(INDEX, waiting)]
     return [database, check_action_table(engine, config), check_index(engine, config)]

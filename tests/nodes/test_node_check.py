@@ -182,10 +182,12 @@ def test_a_database_never_migrated_fails_the_check(
 
 def test_a_missing_sqlite_file_is_named_and_not_created(net: Consortium, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.db"
-    config = variant(net, "bank-a", tmp_path, f'database = "{missing}"')
+    edit = f'database = "{missing}"\nadapter_table = "core_accounts"'
+    config = variant(net, "bank-a", tmp_path, edit, COLUMNS)
     checked = runner.invoke(app, ["node", "check", "--config", str(config)])
     assert checked.exit_code == 1
     assert f"FAIL database: {missing} does not exist; run `gateway db upgrade" in checked.output
+    assert "SKIP action table: not checked: the database is not ready" in checked.output
     assert not missing.exists()
 
 
