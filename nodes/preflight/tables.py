@@ -24,7 +24,7 @@ from gateway.migrate import MigrationError
 from gateway.pki.keys import read_hex
 from gateway.pki.store import RESPONDER_ROLES, NodeBundle
 from nodes.actions import accounts, numbers
-from nodes.preflight.checks import Check, fail, ok, skip
+from nodes.preflight.checks import Check, fail, ok, skip, warn
 from nodes.records import current_version
 
 DATABASE, TABLE, INDEX = "database", "action table", "match index"
@@ -142,8 +142,8 @@ def check_index(engine: Engine, config: NodeConfig) -> Check:
     state = read_state(engine)
     records = current_version(engine)
     if state is None:
-        if records:
-            return fail(INDEX, f"records are loaded but no index is built; {reindex}")
+        if records:  # bulk PSI answers from the records; match queries would be refused
+            return warn(INDEX, f"records are loaded but no index is built; {reindex}")
         return ok(INDEX, "no records yet; `gateway node ingest` loads them and builds it")
     if state.params.key_id != key_id(server.public_key):
         return fail(INDEX, f"built under another OPRF key (the key was rotated); {reindex}")

@@ -288,3 +288,17 @@ def test_the_template_keeps_match_keys_out_of_the_columns_table(tmp_path: Path) 
                 "carrier": {"identifier", "status"},
             }[role]
         )
+
+
+def test_records_without_an_index_warn_since_bulk_psi_still_works(
+    net: Consortium, tmp_path: Path
+) -> None:
+    with opened(net.node_config("bank-b").database) as engine:
+        migrate.upgrade(engine, "node")
+        account = Identifier(IdentifierKind.BANK_ACCOUNT, "6222020200112233445")
+        upsert_records(engine, [(account, {"status": "active"})])
+    checked = runner.invoke(app, ["node", "check", "--config", str(net.config_path("bank-b"))])
+    assert checked.exit_code == 0, checked.output
+    assert "WARN match index: records are loaded but no index is built; run `gateway node " in (
+        checked.output
+    )
