@@ -11,6 +11,7 @@ the same message, before its port is bound.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 import socket
 import tomllib
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from gateway import migrate
 from gateway.cli import app
@@ -113,6 +114,18 @@ def port_is_free(config: Path) -> bool:
     return True
 
 
+def serve(config: Path) -> Result:
+    """`gateway node serve` in this process, with the test's log handlers put back after:
+    the command points the root logger at the runner's stderr, closed once it returns."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        return runner.invoke(app, ["node", "serve", "--config", str(config)])
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 def refused(config: Path, message: str) -> None:
     """`node check` fails naming `message`, and `node serve` refuses with it, unbound."""
     checked = runner.invoke(app, ["node", "check", "--config", str(config)])
@@ -122,7 +135,7 @@ def refused(config: Path, message: str) -> None:
     assert message in lines[-1], lines
     assert any(line.startswith("FAIL ") and message in line for line in lines), lines
     assert "Traceback" not in checked.output
-    served = runner.invoke(app, ["node", "serve", "--config", str(config)])
+    served = serve(config)
     assert served.exit_code == 1, served.output
     error = served.output.strip().splitlines()[-1]
     assert error.startswith("error: ") and message in error, served.output
