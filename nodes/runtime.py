@@ -230,8 +230,10 @@ def open_node(config: NodeConfig) -> NodeContext:
 
 
 def serve_node(config: NodeConfig) -> RunningNode:
+    from nodes.preflight import preflight
     from nodes.roles import handler_for
 
+    preflight(config)  # refuses to start, saying why, on what would fail a first request
     ctx = open_node(config)
     handler = handler_for(config.role, ctx)
     policy = PolicyEngine.load(config.node_policy(), config.schema)

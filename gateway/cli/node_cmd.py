@@ -37,6 +37,34 @@ def serve(
     running.stop()
 
 
+@app.command("check")
+def check(config: Path = typer.Option(..., help="The node's TOML file.")) -> None:
+    """Check the node before it serves: PKI, broker, directory, database, tables, index.
+
+    Prints one line per check and exits 1 if any fails; `node serve` runs the same checks
+    and refuses to start on a failure (an unreachable broker is only a warning there).
+    """
+    from gateway.config import NodeConfig, load_config
+    from nodes.preflight import run_checks
+
+    try:
+        cfg = load_config(NodeConfig, config)
+    except ConfigError as exc:
+        console.print(f"FAIL configuration: {exc}", markup=False, highlight=False, soft_wrap=True)
+        fail(f"configuration: {exc}")
+    console.print(f"OK   configuration: {config}", markup=False, highlight=False, soft_wrap=True)
+    results = run_checks(cfg)
+    for result in results:
+        console.print(result.line(), markup=False, highlight=False, soft_wrap=True)
+    failures = [r for r in results if r.failed]
+    if failures:
+        fail(
+            f"{len(failures)} of {len(results)} checks failed; first: {failures[0].name}: "
+            f"{failures[0].detail}"
+        )
+    console.print(f"node {cfg.node_id} ({cfg.role}): all checks passed")
+
+
 @app.command("init")
 def init(
     node: str = typer.Option(..., help="Node id as issued by `gateway pki issue`."),
