@@ -75,6 +75,8 @@ class NodeConfig:
     """Targeted matching: processes that build the index; 0 means one per core."""
     hold_sweep_s: float = 5.0
     """How often a bank or carrier releases holds and suspensions whose time is up."""
+    ops_listen: str = ""
+    """host:port of the plain-HTTP /healthz, /readyz and /metrics endpoint ("" = none)."""
 
     def node_policy(self) -> Path:
         return self.policy or (REPO_POLICIES / f"node-{self.role}.cedar")

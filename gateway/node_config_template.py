@@ -88,4 +88,8 @@ call_timeout_s = 30.0
 
 # How long the signed directory fetched from the broker is used before it is fetched again.
 directory_ttl_s = 30.0
+
+# Plain-HTTP /healthz, /readyz and Prometheus /metrics for operations (empty: off); keep it
+# on loopback or an operations network, e.g. "127.0.0.1:9102".
+ops_listen = ""
 {extra}"""
