@@ -34,7 +34,7 @@ from gateway.kinds import ANSWERS, DURABLE, INTERACTIVE, Kind
 from gateway.logs import event
 from gateway.pki.directory import Directory, Member
 from gateway.policy import Party, PolicyDecision, PolicyEngine, PolicyRequest, RateCounter
-from gateway.telemetry import DENIALS, MESSAGES, SUBMIT_LATENCY, current_traceparent, span
+from gateway.telemetry import current_traceparent, instruments, span
 from gateway.v1 import gateway_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class Broker:
             kind_label = routed.kind
             return routed
         finally:
-            SUBMIT_LATENCY.record(
+            instruments().submit_latency.record(
                 (time.perf_counter() - started) * 1000, {"gateway.kind": kind_label}
             )
 
@@ -233,9 +233,10 @@ class Broker:
             current.set_attribute("gateway.decision", "ALLOW" if decision.allowed else "DENY")
             current.set_attribute("gateway.policy_ids", list(decision.policy_ids))
         outcome = "ALLOW" if decision.allowed else "DENY"
-        MESSAGES.add(1, {"gateway.kind": header.kind, "gateway.decision": outcome})
+        metrics = instruments()
+        metrics.messages.add(1, {"gateway.kind": header.kind, "gateway.decision": outcome})
         if not decision.allowed:
-            DENIALS.add(1, {"gateway.kind": header.kind})
+            metrics.denials.add(1, {"gateway.kind": header.kind})
         return decision
 
     def _decide_all(self, verdict: Verified) -> PolicyDecision:
@@ -358,7 +359,7 @@ class Broker:
                 grpc.StatusCode.ALREADY_EXISTS, "replay: message id was seen before"
             ) from None
         if final is not decision:
-            DENIALS.add(1, {"gateway.kind": header.kind})
+            instruments().denials.add(1, {"gateway.kind": header.kind})
         reason = "" if final.allowed else final.reason
         event(
             log,
