@@ -13,7 +13,6 @@ from dataclasses import replace
 
 import grpc
 import pytest
-from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from gateway.broker.delivery import DeliveryError
@@ -28,6 +27,7 @@ from nodes.actions.orders import request_payload
 from nodes.broker_client import AnswerError
 from tests.actions.seed import account, seed_accounts
 from tests.consortium import Consortium
+from tests.postgres import opened
 from tests.security.net import Net, journalled, ping, serving, submit_error
 
 ACCOUNT = "6222020200112233445"
@@ -36,10 +36,12 @@ BROKER_LIMIT = 256 * 1024
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    consortium = Consortium.create(tmp_path_factory.mktemp("attacks"))
-    seed_accounts(consortium, "bank-a", {ACCOUNT: 1_000_000})
-    with serving(consortium, ("bank-a", "bank-b"), max_envelope_bytes=BROKER_LIMIT) as network:
+def net(backend_consortium: Consortium) -> Iterator[Net]:
+    """Broker and banks storing on the module's backend (SQLite, then PostgreSQL)."""
+    seed_accounts(backend_consortium, "bank-a", {ACCOUNT: 1_000_000})
+    with serving(
+        backend_consortium, ("bank-a", "bank-b"), max_envelope_bytes=BROKER_LIMIT
+    ) as network:
         yield network
 
 
@@ -200,13 +202,9 @@ def clock(net: Net) -> Iterator[ManualClock]:
 
 
 def broker_state(net: Net, message_id: str) -> str:
-    engine = create_engine(f"sqlite:///{net.consortium.broker_database}")
-    try:
-        with Session(engine) as s:
-            row = s.get(MessageRow, message_id)
-            return row.state if row is not None else ""
-    finally:
-        engine.dispose()
+    with opened(net.consortium.broker_database) as engine, Session(engine) as s:
+        row = s.get(MessageRow, message_id)
+        return row.state if row is not None else ""
 
 
 def match_query(net: Net) -> Draft:
