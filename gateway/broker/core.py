@@ -395,12 +395,32 @@ class Broker:
             header.message_id, decision, index, header.kind, resent=True, reason=first["reason"]
         )
 
+    def refuse_unparsable(self, data: bytes, peer_node_id: str | None) -> BrokerRefusal:
+        """Audit request bytes that are not an Envelope like any refused envelope (by the
+        digest of what arrived) and return the refusal: INVALID_ARGUMENT, naming what is
+        wrong, where gRPC would answer INTERNAL for a request it cannot decode."""
+        rejected = Rejected(
+            "envelope",
+            "request bytes do not decode as a gateway.v1.Envelope",
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        self._audit_rejection(pb.Envelope(header=data), rejected, peer_node_id, parsed=False)
+        return BrokerRefusal(rejected.status, str(rejected))
+
     def _audit_rejection(
-        self, envelope: pb.Envelope, rejected: Rejected, peer_node_id: str | None
+        self,
+        envelope: pb.Envelope,
+        rejected: Rejected,
+        peer_node_id: str | None,
+        *,
+        parsed: bool = True,
     ) -> None:
+        """One audit entry per refused envelope; `parsed=False`: `envelope.header` holds
+        the undecodable request itself, recorded by its digest alone."""
         header = pb.Header()
         try:
-            header.ParseFromString(envelope.header)
+            if parsed:
+                header.ParseFromString(envelope.header)
         except Exception:  # a header that does not parse is audited by its digest alone
             header = pb.Header()
         entry: dict[str, object] = {
