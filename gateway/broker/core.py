@@ -63,6 +63,8 @@ class Routed:
     """An identical copy of a durable message stored before: this is its first outcome."""
     reason: str = ""
     """Why it was denied, as first decided (empty when allowed)."""
+    refusals: dict[str, str] = field(default_factory=dict)
+    """Why an undelivered recipient gave no answer: its refusal or the delivery failure."""
 
 
 def header_entry(header: pb.Header, header_bytes: bytes, payload: bytes) -> dict[str, object]:
@@ -455,10 +457,13 @@ class Broker:
             if isinstance(outcome, DeliveryError):
                 self._delivery_event(verdict.header.message_id, node_id, "failed", str(outcome))
                 routed.undelivered.append(node_id)
+                routed.refusals[node_id] = str(outcome)
                 continue
             answer = self._accept_answer(verdict.header, node_id, outcome)
             if answer is None:
                 routed.undelivered.append(node_id)
+                if not outcome.accepted:
+                    routed.refusals[node_id] = outcome.reason
             else:
                 routed.responses.append(answer)
 

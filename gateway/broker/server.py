@@ -20,6 +20,7 @@ from gateway.broker.core import Broker, BrokerRefusal, party
 from gateway.broker.delivery import NodeDialer
 from gateway.broker.lifecycle import DeadlineWatcher
 from gateway.broker.outbox import OutboxWorker
+from gateway.broker.reasons import recipient_reason
 from gateway.config import BrokerConfig
 from gateway.db import make_engine
 from gateway.envelope.build import now_ms
@@ -117,6 +118,10 @@ class BrokerServicer(rpc.BrokerServicer):
             ),
             responses=routed.responses,
             undelivered=routed.undelivered,
+            refusals=[
+                pb.Refusal(recipient=node_id, reason=recipient_reason(node_id, text))
+                for node_id, text in routed.refusals.items()
+            ],
         )
 
     def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusReply:
