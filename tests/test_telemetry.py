@@ -51,24 +51,25 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
         yield c
 
 
+def stop_payment(amount_minor: int) -> ActionSpec:
+    return ActionSpec(
+        recipient="bank-a",
+        action="STOP_PAYMENT",
+        case_ref="C-OTEL",
+        legal_basis="art. 11",
+        issuing_officer="o-1",
+        approving_officer="o-2",
+        identifier_kind="bank_account",
+        identifier=ACCOUNT,
+        amount_minor=amount_minor,
+        duration_hours=4,
+    )
+
+
 def freeze(c: Consortium) -> str:
     ctx = client(c, "police-1")
     try:
-        result = issue_action(
-            ctx,
-            ActionSpec(
-                recipient="bank-a",
-                action="STOP_PAYMENT",
-                case_ref="C-OTEL",
-                legal_basis="art. 11",
-                issuing_officer="o-1",
-                approving_officer="o-2",
-                identifier_kind="bank_account",
-                identifier=ACCOUNT,
-                amount_minor=1_000,
-                duration_hours=4,
-            ),
-        )
+        result = issue_action(ctx, stop_payment(amount_minor=1_000))
 
         def executed() -> bool:
             with Session(ctx.engine) as s:
@@ -155,21 +156,7 @@ def test_metrics_count_messages_denials_latency_and_outbox(net: Consortium) -> N
         bank = client(net, "bank-a")
         try:
             with pytest.raises(grpc.RpcError) as refused:
-                issue_action(
-                    bank,
-                    ActionSpec(
-                        recipient="bank-a",
-                        action="STOP_PAYMENT",
-                        case_ref="C-OTEL",
-                        legal_basis="art. 11",
-                        issuing_officer="o-1",
-                        approving_officer="o-2",
-                        identifier_kind="bank_account",
-                        identifier=ACCOUNT,
-                        amount_minor=1,
-                        duration_hours=1,
-                    ),
-                )
+                issue_action(bank, stop_payment(amount_minor=1))  # a bank may not ask
         finally:
             bank.client.close()
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
