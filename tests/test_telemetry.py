@@ -84,8 +84,9 @@ def freeze(c: Consortium) -> str:
 
 def finished_trace(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
     """The spans of the one freeze's trace once its last spans have ended: the outbox's
-    delivery (closed by the delivery event that follows the receipt) and the police
-    node's Deliver of the receipt (which ends after the node stored it)."""
+    delivery (closed by the delivery event that follows the receipt), the police node's
+    Deliver of the receipt (which ends after the node stored it), and the parent of
+    every span (a broker's server span can end before the client span around it)."""
     mine: list[ReadableSpan] = []
 
     def complete() -> bool:
@@ -96,7 +97,9 @@ def finished_trace(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
         mine[:] = [s for s in spans if s.context.trace_id == roots[0].context.trace_id]
         deliveries = [s for s in mine if s.name == "/gateway.v1.Node/Deliver"]
         servers = [s for s in deliveries if s.kind == SpanKind.SERVER]
-        return "outbox.deliver" in {s.name for s in mine} and len(servers) == 2
+        ended = {s.context.span_id for s in mine}
+        parents = all(s.parent is None or s.parent.span_id in ended for s in mine)
+        return "outbox.deliver" in {s.name for s in mine} and len(servers) == 2 and parents
 
     wait_for(complete)
     return mine
