@@ -124,7 +124,7 @@ def test_backup_while_the_broker_writes_is_one_file_that_verifies(
     with sqlite3.connect(alone) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     lines = verify(net, alone)
-    assert lines[0] == "exit 0" and lines[-1] == "log verified", lines
+    assert lines[0] == "exit 0" and lines[-1].startswith("log verified"), lines
 
 
 def test_backup_of_a_node_by_its_config_matches_the_code(net: Consortium, tmp_path: Path) -> None:
