@@ -44,7 +44,7 @@ from gateway.audit.verify import (
     verify_log,
 )
 from gateway.cli.common import console, fail, node_config
-from gateway.db import DatabaseError, make_engine, open_read_only
+from gateway.db import DatabaseError, open_read_only
 from gateway.pki.directory import DirectoryError
 from gateway.pki.store import PkiError, PkiFolder
 
@@ -426,7 +426,10 @@ def prove(
     database: str = typer.Option(..., help="The broker's database (path or URL)."),
 ) -> None:
     """Print a C2SP tlog-proof of one entry under the latest stored checkpoint."""
-    engine = make_engine(database)
+    try:
+        engine = open_read_only(database, ("audit_entries", "checkpoints"))
+    except DatabaseError as exc:
+        fail(str(exc))
     checkpoints = stored_checkpoints(engine)
     usable = [c for c in checkpoints if c.size > entry]
     if entry < 0 or not usable:

@@ -101,6 +101,10 @@ def test_missing_database_is_an_error_and_is_not_created(net: Consortium, tmp_pa
     line = one_error(verify(net, missing))
     assert line == f"error: database file {missing} does not exist"
     assert not missing.exists()
+    result = runner.invoke(app, ["audit", "prove", "0", "--database", str(missing)], env=WIDE)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: database file {missing} does not exist"
+    assert not missing.exists()
 
 
 def test_backup_while_the_broker_writes_is_one_file_that_verifies(
