@@ -14,7 +14,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-REPO_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+from gateway.resources import POLICIES as REPO_POLICIES
 
 
 class ConfigError(Exception):
