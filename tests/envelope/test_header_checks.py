@@ -116,6 +116,12 @@ CASES: dict[str, tuple[Draft, str, grpc.StatusCode, str]] = {
         grpc.StatusCode.INVALID_ARGUMENT,
         "a sealed payload must have exactly one recipient",
     ),
+    "expires before it is created": (
+        ping(created_at_ms=NOW + MINUTE, lifetime_ms=-MINUTE // 2),
+        "header",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "expires_at is not after created_at",
+    ),
     "created in the future": (
         ping(created_at_ms=NOW + 10 * MINUTE),
         "timestamp",

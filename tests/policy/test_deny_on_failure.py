@@ -37,3 +37,14 @@ def test_a_request_that_fails_while_read_is_denied(broker_engine: PolicyEngine) 
     assert decision.errors == (
         "evaluation failed: RuntimeError('context field purpose could not be read')",
     )
+
+
+def test_a_request_cedar_cannot_build_is_denied(broker_engine: PolicyEngine) -> None:
+    # A lone surrogate is a valid Python str but not Unicode text: Cedar cannot read the
+    # context and answers no decision at all, which must be a deny.
+    context = case(batch_size=1, case_ref="C-\ud800")
+    decision = broker_engine.decide(PolicyRequest(POLICE, BANK_A, "MATCH_QUERY", context))
+    assert not decision.allowed
+    assert decision.policy_ids == ()
+    assert len(decision.errors) == 1
+    assert decision.errors[0].startswith("failed to build request:")
