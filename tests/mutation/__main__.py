@@ -227,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("error: tests fail without any mutant:", *failures, sep="\n  ")
                 return 1
             print(
-                f"baseline: the {len(selections)} test selections pass unmutated "
+                f"baseline: {len(selections)} test selection(s) pass unmutated "
                 f"({(time.monotonic() - started) / 60:.1f} min)",
                 flush=True,
             )
