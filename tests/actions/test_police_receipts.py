@@ -16,11 +16,10 @@ import pytest
 from gateway.broker.delivery import DeliveryError
 from gateway.envelope.build import Draft, new_message_id
 from gateway.v1 import gateway_pb2 as pb
-from nodes.actions.police import ActionSpec, issue_action
+from nodes.actions.police import issue_action
+from tests.actions.test_freeze_workflow import spec
 from tests.consortium import Consortium, request_state
 from tests.security.net import Net, journalled, serving
-
-ACCOUNT = "6222020200112233445"
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +31,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
 
 def issue_freeze(net: Net) -> str:
     """A freeze police-1 asks of bank-a; returns the request id."""
-    spec = ActionSpec(
-        recipient="bank-a",
-        action="FREEZE",
-        case_ref="C-2026-RC",
-        legal_basis="Anti-Telecom-Fraud Law art. 11",
-        issuing_officer="officer-7",
-        approving_officer="chief-2",
-        identifier_kind="bank_account",
-        identifier=ACCOUNT,
-        amount_minor=10_000,
-        duration_hours=24,
-    )
-    return issue_action(net.client("police-1"), spec).message_id
+    return issue_action(net.client("police-1"), spec(action="FREEZE")).message_id
 
 
 def receipt(net: Net, sender: str, request_id: str) -> pb.Envelope:

@@ -11,35 +11,13 @@ from dataclasses import replace
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from nacl.public import PrivateKey
 
 from gateway.envelope.build import Draft
-from gateway.envelope.verify import EnvelopeVerifier, Rejected, Verified
-from gateway.pki.directory import Directory, Member
+from gateway.envelope.verify import Rejected, Verified
 from gateway.v1 import gateway_pb2 as pb
+from tests.security.test_fuzz_envelope import NOW, SEALING, SIGNING, VERIFIER
 
-NOW = 1_760_000_000_000
 MINUTE = 60_000
-ROLES = {"police-1": "police", "bank-a": "bank", "bank-b": "bank"}
-SIGNING = {node: Ed25519PrivateKey.generate() for node in ROLES}
-SEALING = {node: PrivateKey.generate() for node in ROLES}
-DIRECTORY = Directory(
-    "checks.example",
-    1,
-    tuple(
-        Member(
-            node_id=node,
-            role=role,
-            agency=node,
-            endpoint="",
-            sign_key=SIGNING[node].public_key().public_bytes_raw(),
-            seal_key=bytes(SEALING[node].public_key),
-        )
-        for node, role in ROLES.items()
-    ),
-)
-VERIFIER = EnvelopeVerifier(lambda: DIRECTORY, clock_ms=lambda: NOW)
 
 
 def freeze(**changes: object) -> Draft:
