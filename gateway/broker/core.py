@@ -30,7 +30,7 @@ from gateway.broker.models import DeliveryRow, EventRow, MessageRow
 from gateway.broker.receipts import receipt_problem, stage_receipt_effects
 from gateway.envelope.build import now_ms
 from gateway.envelope.verify import EnvelopeVerifier, Rejected, Verified
-from gateway.kinds import ANSWERS, DURABLE, INTERACTIVE, Kind
+from gateway.kinds import ANSWER_TO, ANSWERS, DURABLE, INTERACTIVE, Kind
 from gateway.logs import event
 from gateway.pki.directory import Directory, Member
 from gateway.policy import Party, PolicyDecision, PolicyEngine, PolicyRequest, RateCounter
@@ -498,6 +498,8 @@ class Broker:
         problem = ""
         if isinstance(verdict, Rejected):
             problem = str(verdict)
+        elif verdict.header.kind != ANSWER_TO.get(Kind(request.kind)):
+            problem = f"answer: a {request.kind} is answered by {ANSWER_TO.get(Kind(request.kind))}, not {verdict.header.kind}"
         elif verdict.header.reply_to != request.message_id:
             problem = "answer: reply_to does not name the request"
         elif list(verdict.header.recipients) != [request.sender]:

@@ -161,6 +161,22 @@ def test_an_answer_naming_another_request_is_not_passed_on(net: Net, rogue: Rogu
     assert len(status(net, first.message_id).responses) == 1  # only its own answer
 
 
+@pytest.mark.parametrize("kind", ["PING", "MATCH_RESPONSE"])
+def test_an_answer_of_the_wrong_kind_is_not_passed_on(
+    net: Net, rogue: RogueNode, kind: str
+) -> None:
+    """A PING is answered by a PONG only: not by another PING, nor by a match response."""
+    rogue.answer = lambda request: (
+        pong(request, kind=kind) if kind == "PING" else sealed_answer(net, request, kind)
+    ).sign(net.signing_key("bank-a"))
+
+    draft, reply = submit_ping(net)
+
+    assert list(reply.responses) == []
+    assert refusal_of(net, draft.message_id) == f"answer: a PING is answered by PONG, not {kind}"
+    assert list(status(net, draft.message_id).responses) == []
+
+
 @pytest.mark.parametrize("recipients", [["bank-b"], ["police-1", "bank-b"]])
 def test_an_answer_addressed_to_anyone_but_the_requester_is_not_passed_on(
     net: Net, rogue: RogueNode, recipients: list[str]
