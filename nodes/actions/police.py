@@ -132,6 +132,10 @@ def keep_receipt(inbound: Inbound, ctx: NodeContext) -> None:
         raise RoleRefusal(
             grpc.StatusCode.PERMISSION_DENIED, "receipt: sender is not the request's recipient"
         )
+    if request.receipt_id and request.receipt_id != header.message_id:
+        raise RoleRefusal(
+            grpc.StatusCode.ALREADY_EXISTS, "receipt: the request has its receipt already"
+        )
     try:
         body = json.loads(inbound.payload)
     except (ValueError, RecursionError):

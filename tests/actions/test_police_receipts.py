@@ -12,11 +12,12 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy.orm import Session
 
 from gateway.broker.delivery import DeliveryError
 from gateway.envelope.build import Draft, new_message_id
 from gateway.v1 import gateway_pb2 as pb
-from nodes.actions.police import issue_action
+from nodes.actions.police import ActionRequestRow, issue_action
 from tests.actions.test_freeze_workflow import spec
 from tests.consortium import Consortium, request_state
 from tests.security.net import Net, journalled, serving
@@ -80,3 +81,22 @@ def test_a_receipt_from_a_member_nobody_asked_is_refused(net: Net) -> None:
     )
     assert request_state(net.client("police-1"), request_id) == "requested"
     assert journalled(net.consortium, "police-1", message_id(forged)) == 0
+
+
+def test_a_second_receipt_for_the_same_request_is_refused(net: Net) -> None:
+    """The first receipt stands: a later one, even from the asked bank, changes nothing."""
+    request_id = issue_freeze(net)
+    first = receipt(net, "bank-a", request_id)
+    net.as_broker("police-1", first)
+    second = receipt(net, "bank-a", request_id)
+    with pytest.raises(DeliveryError) as info:
+        net.as_broker("police-1", second)
+    assert str(info.value) == (
+        "police-1: ALREADY_EXISTS receipt: the request has its receipt already"
+    )
+    police = net.client("police-1")
+    assert request_state(police, request_id) == "executed"
+    with Session(police.engine) as s:
+        kept = s.get(ActionRequestRow, request_id)
+        assert kept is not None and kept.receipt_id == message_id(first)
+    assert journalled(net.consortium, "police-1", message_id(second)) == 0
