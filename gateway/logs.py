@@ -77,6 +77,7 @@ def setup_logging(verbose: bool = False, log_format: LogFormat = "text") -> None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _utc(seconds: float | None) -> time.struct_time:

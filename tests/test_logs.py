@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -170,3 +171,31 @@ def test_log_lines_go_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatc
     finally:
         logging.getLogger().handlers[:], level = saved
         logging.getLogger().setLevel(level)
+
+
+def test_broker_serve_with_an_unreadable_policy_is_one_error_line(
+    consortium: Consortium, tmp_path: Path
+) -> None:
+    config = tmp_path / "broker.toml"
+    config.write_text(
+        "\n".join(
+            [
+                'node_id = "broker"',
+                'listen = "127.0.0.1:0"',
+                f'database = "{tmp_path / "broker.db"}"',
+                f'pki_bundle = "{consortium.root / "pki" / "nodes" / "broker"}"',
+                f'directory_folder = "{consortium.root / "pki"}"',
+                f'policy = "{tmp_path / "no-such.cedar"}"',
+            ]
+        )
+    )
+    done = subprocess.run(
+        gateway_command("broker", "serve", "--config", str(config)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot read policy or schema: ") and "no-such.cedar" in last

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.cli.common import console, fail
 from gateway.config import BrokerConfig, ConfigError, NodeConfig, load_config
-from gateway.db import DatabaseError, backup_sqlite, database_url, make_engine
+from gateway.db import DatabaseError, backup_sqlite, database_url, make_engine, open_read_only
 from gateway.migrate import MigrationError, Schema
 
 app = typer.Typer(no_args_is_help=True, help="Migrate and check the databases' schemas.")
@@ -104,7 +104,10 @@ def check(
     from gateway import migrate
 
     url, kind = target(config, database, schema)
-    engine = make_engine(url)
+    try:
+        engine = open_read_only(url)  # a check creates nothing, not even a missing file
+    except DatabaseError as exc:
+        fail(f"{kind} database: {exc}")
     try:
         found = migrate.differences(engine, kind, strict=kind == "broker")
     except (MigrationError, SQLAlchemyError) as exc:

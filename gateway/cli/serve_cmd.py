@@ -11,6 +11,7 @@ import typer
 
 from gateway.cli.common import console, fail, setup_logging
 from gateway.config import BrokerConfig, ConfigError, load_config
+from gateway.policy import PolicyLoadError
 
 broker_app = typer.Typer(no_args_is_help=True, help="Run the broker.")
 
@@ -59,7 +60,7 @@ def serve(
             cfg = replace(cfg, ops_listen=ops_listen)
         telemetry.setup(f"gateway-broker-{cfg.node_id}", prometheus=bool(cfg.ops_listen))
         running = serve_broker(cfg)
-    except (ConfigError, OSError, RuntimeError) as exc:
+    except (ConfigError, OSError, RuntimeError, PolicyLoadError) as exc:
         fail(str(exc))
     host = cfg.listen.rsplit(":", 1)[0]
     console.print(f"broker {cfg.node_id} serving on {host}:{running.port}")

@@ -1,7 +1,7 @@
 """Policy decisions for the gateway: Cedar policies, evaluated the same way everywhere.
 
-The broker decides every message against ``policies/broker.cedar``; every node decides
-its inbound messages against its own ``policies/node-<role>.cedar``. Both use
+The broker decides every message against ``gateway/policies/broker.cedar``; every node decides
+its inbound messages against its own ``gateway/policies/node-<role>.cedar``. Both use
 :class:`PolicyEngine`, which denies by default and explains each decision.
 """
 

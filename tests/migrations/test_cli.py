@@ -74,3 +74,11 @@ def test_unclear_targets_are_refused(tmp_path: Path) -> None:
         result = runner.invoke(app, ["db", "upgrade", *args])
         assert result.exit_code == 1, args
         assert reason in said(result), result.output
+
+
+def test_check_of_a_missing_file_is_an_error_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    result = runner.invoke(app, ["db", "check", "--database", str(missing), "--schema", "broker"])
+    assert result.exit_code == 1
+    assert f"database file {missing} does not exist" in said(result)
+    assert not missing.exists()
