@@ -73,14 +73,16 @@ class Relay(rpc.BrokerServicer):
 
 
 @contextmanager
-def relayed_client(network: Consortium, tmp_path: Path) -> Iterator[tuple[Relay, BrokerClient]]:
+def relayed_client(
+    network: Consortium, tmp_path: Path, relay_type: type[Relay] = Relay
+) -> Iterator[tuple[Relay, BrokerClient]]:
     """The police node's broker client, talking to the real broker through a `Relay`."""
     # The relay holds the broker's certificate towards the node and the police node's
     # towards the broker: the broker sees the police node, the node sees "the broker".
     upstream = secure_channel(
         f"127.0.0.1:{network.broker_port}", "broker", tls(network, "police-1")
     )
-    relay = Relay(rpc.BrokerStub(upstream))
+    relay = relay_type(rpc.BrokerStub(upstream))
     engine = make_engine(str(tmp_path / "police.db"))
     migrate.upgrade(engine, "node")
     with as_broker(network, relay) as port:
