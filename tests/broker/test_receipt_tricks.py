@@ -3,14 +3,17 @@
 `test_receipts.py` tries the plain attacks; these are the ones that need a little more:
 a receipt for a request the policy refused (it was never delivered), a second receipt
 after a first one that left the request awaiting, and, returned over a delivery, a
-receipt for another request the bank also holds, an answer of another kind, and a
-receipt signed by another bank. The module runs on SQLite and on PostgreSQL.
+receipt for another request the bank also holds, an answer of another kind, a receipt
+signed by another bank, and a receipt the broker refused before (sent by Submit too
+early), which must end the request's redelivery rather than start it over. The module
+runs on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from gateway.broker.outbox import OutboxWorker
 from gateway.envelope.build import Draft
 from gateway.v1 import gateway_pb2 as pb
 from tests.broker.test_receipts import (
@@ -21,6 +24,7 @@ from tests.broker.test_receipts import (
     broker_row,
     closed_with,
     deliveries,
+    entries_about,
     net,
     receipt,
     refusal,
@@ -125,3 +129,24 @@ def test_a_direct_receipt_signed_by_another_bank_is_refused_by_identity(
     row = broker_row(net, request_id)
     assert row is not None and row.state == "delivered"
     assert request_state(net.police, request_id) == "requested"
+
+
+def test_a_delivery_answered_with_a_receipt_refused_before_is_not_retried(
+    net: Net, bad_bank: BadBank
+) -> None:
+    net.broker.outbox.stop()
+    try:
+        request_id = stop_payment(net, "bank-b")
+        early = receipt(net, "bank-b", request_id)
+        err = refusal(net, "bank-b", early)
+        assert_denied_and_routed_nowhere(net, early, err, "never delivered")
+        bad_bank(lambda header: early)  # the bank re-sends it as its answer to the delivery
+    finally:
+        net.broker.outbox = OutboxWorker(net.broker.broker)
+        net.broker.outbox.start()
+    receipt_id = pb.Header.FromString(early.header).message_id
+    assert closed_with(net, request_id) == receipt_id  # closed, not redelivered for ever
+    [decision] = [e for e in entries_about(net, receipt_id) if e["type"] == "decision"]
+    assert decision["decision"] == "DENY"  # stored once, with its first outcome
+    row = broker_row(net, request_id)
+    assert row is not None and row.state == "delivered"
