@@ -1,0 +1,189 @@
+"""Per-sender quota counters in the broker's database, shared by every broker process.
+
+Each message counts, before it is decided, in up to three scopes of its sender: its kind,
+``*actions`` (every action request together) and ``*all`` (every message but answers;
+its bytes are the bytes quota). Answers (match and PSI responses, action receipts) count
+in their kind only: each answers a request that its sender's quotas already counted, and
+counting them against the responder would let busy requesters use up a bank's quota for
+its own requests. One statement upserts the scopes' rows and returns their new values
+(``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``, SQLite >= 3.35 and PostgreSQL), so
+the database increments atomically: two broker processes counting at once lose nothing,
+and a restart forgets nothing. The row holds the current and previous hourly windows;
+the statement rolls them over as a new window starts, so no old window is ever left to
+prune (`gateway.policy.rates` turns the two into a sliding hour).
+
+The counters have their own engine in autocommit mode, without the pool's liveness
+check: one round trip per message, no lock held across it. Their commits do not wait for
+the disk (SQLite ``synchronous=NORMAL``, PostgreSQL ``synchronous_commit=off``): a crash
+of the broker loses nothing, since the database has the count; a crash of the database
+host may lose its last moments of counts, which the next audit commit (SQLite) or WAL
+flush (PostgreSQL) would have made durable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+from sqlalchemy import Engine, Table, TextClause, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
+
+from gateway.broker.models import QuotaRow
+from gateway.db import make_engine
+from gateway.envelope.build import now_ms
+from gateway.kinds import ACTIONS, ANSWERS, Kind
+from gateway.policy.rates import WINDOW_MS, Windows, last_window, window_no
+
+ALL: Final = "*all"
+"""Scope of every message but answers (no message kind starts with ``*``)."""
+ACTION_REQUESTS: Final = "*actions"
+"""Scope of every action request (stop-payment, freeze, ... suspension) together."""
+
+REPLIES: Final = ANSWERS | {Kind.ACTION_RECEIPT}
+"""Kinds counted in their own scope only."""
+
+_TABLE = cast(Table, QuotaRow.__table__)
+_POOL_SIZE = 16
+"""Connections kept for counting: the broker serves 32 requests at once, and a count
+holds its connection for one round trip only."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A sender's counts over the last hour, the message just counted included."""
+
+    kind_messages: int
+    """Messages of this kind."""
+    action_messages: int
+    """Action requests of every kind together (0 when this message is no action request)."""
+    bytes: int
+    """Bytes (header, payload and signature) of every message but answers; for an answer,
+    of the answers of its kind."""
+
+
+class QuotaCounter:
+    """Counts messages and bytes per sender in the broker's database."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock_ms: Callable[[], int] = now_ms,
+        window_ms: int = WINDOW_MS,
+        owns_engine: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.clock_ms = clock_ms
+        self.window_ms = window_ms
+        self._owns_engine = owns_engine
+        dialect = engine.dialect.name
+        if dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"quota counters need SQLite or PostgreSQL, not {dialect}")
+
+    @classmethod
+    def beside(cls, engine: Engine, *, clock_ms: Callable[[], int] = now_ms) -> QuotaCounter:
+        """Counters on the database of `engine` (the audit log's), with their own engine."""
+        return cls(counter_engine(engine), clock_ms=clock_ms, owns_engine=True)
+
+    def hit(self, sender: str, kind: str, size: int, *, messages: int = 1) -> Usage:
+        """Count `messages` of `kind` totalling `size` bytes; the sender's usage after them."""
+        now = self.clock_ms()
+        scopes = [kind]
+        if kind in ACTIONS:
+            scopes.append(ACTION_REQUESTS)
+        total = kind if kind in REPLIES else ALL
+        if total != kind:
+            scopes.append(total)
+        rows = self._upsert(sender, scopes, window_no(now, self.window_ms), messages, size)
+        found = {scope: stored for scope, *stored in rows}
+
+        def sliding(scope: str, column: int) -> int:
+            number, *values = found[scope]
+            return last_window(
+                Windows(number, values[column], values[column + 2]), now, self.window_ms
+            )
+
+        return Usage(
+            kind_messages=sliding(kind, 0),
+            action_messages=sliding(ACTION_REQUESTS, 0) if kind in ACTIONS else 0,
+            bytes=sliding(total, 1),
+        )
+
+    def _upsert(
+        self, sender: str, scopes: Sequence[str], number: int, messages: int, size: int
+    ) -> list[Any]:
+        """One statement: every scope's row counted (rolled to window `number` if it is
+        newer), returning the rows; retried once on a connection the database dropped."""
+        values: dict[str, object] = {"sender": sender, "w": number, "m": messages, "b": size}
+        values.update((f"s{i}", scope) for i, scope in enumerate(scopes))
+        statement = _UPSERTS[len(scopes)]
+        for attempt in range(2):
+            try:
+                with self.engine.connect() as connection:
+                    return list(connection.execute(statement, values).all())
+            except DBAPIError as exc:
+                if attempt or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self.engine.dispose()
+
+
+def _upsert_sql(scopes: int) -> TextClause:
+    """The counting statement for `scopes` scopes, in SQL that SQLite and PostgreSQL share.
+
+    Every SET expression reads the row as it was: a newer window rolls the current one
+    into the previous (or drops both if a whole window passed unseen); the same or an
+    older window (a process whose clock lags) adds to the current one.
+    """
+    rows = ", ".join(f"(:sender, :s{i}, :w, :m, :b, 0, 0)" for i in range(scopes))
+    newer = "excluded.window_no > q.window_no"
+    following = "excluded.window_no = q.window_no + 1"
+    return text(
+        f"""INSERT INTO {_TABLE.name} AS q
+            (sender, scope, window_no, messages, bytes, prev_messages, prev_bytes)
+        VALUES {rows}
+        ON CONFLICT (sender, scope) DO UPDATE SET
+            window_no = CASE WHEN {newer} THEN excluded.window_no ELSE q.window_no END,
+            messages = CASE WHEN {newer} THEN excluded.messages
+                ELSE q.messages + excluded.messages END,
+            bytes = CASE WHEN {newer} THEN excluded.bytes ELSE q.bytes + excluded.bytes END,
+            prev_messages = CASE WHEN {following} THEN q.messages
+                WHEN {newer} THEN 0 ELSE q.prev_messages END,
+            prev_bytes = CASE WHEN {following} THEN q.bytes
+                WHEN {newer} THEN 0 ELSE q.prev_bytes END
+        RETURNING scope, window_no, messages, bytes, prev_messages, prev_bytes"""
+    )
+
+
+_UPSERTS: Final = {n: _upsert_sql(n) for n in (1, 2, 3)}
+
+
+def counter_engine(engine: Engine) -> Engine:
+    """An autocommit engine on `engine`'s database whose commits do not wait for the disk."""
+    url = engine.url.render_as_string(hide_password=False)
+    if engine.dialect.name == "sqlite":
+        counters = make_engine(url)
+        _on_connect(counters, "PRAGMA synchronous=NORMAL")
+        return counters.execution_options(isolation_level="AUTOCOMMIT")
+    counters = create_engine(
+        url,
+        pool_size=_POOL_SIZE,
+        max_overflow=_POOL_SIZE,
+        hide_parameters=True,
+        isolation_level="AUTOCOMMIT",
+    )
+    _on_connect(counters, "SET synchronous_commit = off")
+    return counters
+
+
+def _on_connect(engine: Engine, statement: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _setting(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(statement)
+        cursor.close()
+        dbapi_connection.commit()
