@@ -26,11 +26,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-from sqlalchemy import Engine, Table, TextClause, create_engine, event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, Table, create_engine, event
 
 from gateway.broker.models import QuotaRow
-from gateway.db import make_engine
 from gateway.envelope.build import now_ms
 from gateway.kinds import ACTIONS, ANSWERS, Kind
 from gateway.policy.rates import WINDOW_MS, Windows, last_window, window_no
@@ -77,9 +75,11 @@ class QuotaCounter:
         self.clock_ms = clock_ms
         self.window_ms = window_ms
         self._owns_engine = owns_engine
-        dialect = engine.dialect.name
-        if dialect not in ("sqlite", "postgresql"):
-            raise ValueError(f"quota counters need SQLite or PostgreSQL, not {dialect}")
+        dialect = engine.dialect
+        if dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(f"quota counters need SQLite or PostgreSQL, not {dialect.name}")
+        self._statements = {n: upsert_sql(n, dialect.paramstyle) for n in (1, 2, 3)}
+        self._dbapi_error: Any = dialect.loaded_dbapi.Error
 
     @classmethod
     def beside(cls, engine: Engine, *, clock_ms: Callable[[], int] = now_ms) -> QuotaCounter:
@@ -114,17 +114,28 @@ class QuotaCounter:
         self, sender: str, scopes: Sequence[str], number: int, messages: int, size: int
     ) -> list[Any]:
         """One statement: every scope's row counted (rolled to window `number` if it is
-        newer), returning the rows; retried once on a connection the database dropped."""
+        newer), returning the rows; retried once on a connection the database dropped.
+
+        It runs on the pool's DBAPI connection directly: SQLAlchemy's execution layer
+        cost ten times the statement's own CPU time (0.45 against 0.03 ms on SQLite).
+        """
         values: dict[str, object] = {"sender": sender, "w": number, "m": messages, "b": size}
         values.update((f"s{i}", scope) for i, scope in enumerate(scopes))
-        statement = _UPSERTS[len(scopes)]
+        statement = self._statements[len(scopes)]
         for attempt in range(2):
+            connection = self.engine.raw_connection()
             try:
-                with self.engine.connect() as connection:
-                    return list(connection.execute(statement, values).all())
-            except DBAPIError as exc:
-                if attempt or not exc.connection_invalidated:
+                cursor = connection.cursor()
+                cursor.execute(statement, values)
+                return list(cursor.fetchall())
+            except self._dbapi_error as exc:
+                dropped = self.engine.dialect.is_disconnect(exc, connection.dbapi_connection, None)
+                if dropped:
+                    connection.invalidate(exc)
+                if attempt or not dropped:
                     raise
+            finally:
+                connection.close()
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -132,18 +143,24 @@ class QuotaCounter:
             self.engine.dispose()
 
 
-def _upsert_sql(scopes: int) -> TextClause:
-    """The counting statement for `scopes` scopes, in SQL that SQLite and PostgreSQL share.
+def upsert_sql(scopes: int, paramstyle: str) -> str:
+    """The counting statement for `scopes` scopes, in SQL that SQLite and PostgreSQL share
+    (with the driver's named parameters: ``named`` or ``pyformat``).
 
     Every SET expression reads the row as it was: a newer window rolls the current one
     into the previous (or drops both if a whole window passed unseen); the same or an
     older window (a process whose clock lags) adds to the current one.
     """
-    rows = ", ".join(f"(:sender, :s{i}, :w, :m, :b, 0, 0)" for i in range(scopes))
+
+    def p(name: str) -> str:
+        return f"%({name})s" if paramstyle == "pyformat" else f":{name}"
+
+    rows = ", ".join(
+        f"({p('sender')}, {p(f's{i}')}, {p('w')}, {p('m')}, {p('b')}, 0, 0)" for i in range(scopes)
+    )
     newer = "excluded.window_no > q.window_no"
     following = "excluded.window_no = q.window_no + 1"
-    return text(
-        f"""INSERT INTO {_TABLE.name} AS q
+    return f"""INSERT INTO {_TABLE.name} AS q
             (sender, scope, window_no, messages, bytes, prev_messages, prev_bytes)
         VALUES {rows}
         ON CONFLICT (sender, scope) DO UPDATE SET
@@ -156,34 +173,40 @@ def _upsert_sql(scopes: int) -> TextClause:
             prev_bytes = CASE WHEN {following} THEN q.bytes
                 WHEN {newer} THEN 0 ELSE q.prev_bytes END
         RETURNING scope, window_no, messages, bytes, prev_messages, prev_bytes"""
-    )
-
-
-_UPSERTS: Final = {n: _upsert_sql(n) for n in (1, 2, 3)}
 
 
 def counter_engine(engine: Engine) -> Engine:
-    """An autocommit engine on `engine`'s database whose commits do not wait for the disk."""
+    """An engine on `engine`'s database whose connections commit every statement at once
+    (autocommit) without waiting for the disk, and are not reset or pinged by the pool."""
     url = engine.url.render_as_string(hide_password=False)
     if engine.dialect.name == "sqlite":
-        counters = make_engine(url)
-        _on_connect(counters, "PRAGMA synchronous=NORMAL")
-        return counters.execution_options(isolation_level="AUTOCOMMIT")
+        # The file is in WAL mode already: the audit log's engine (`make_engine`) read it.
+        counters = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            pool_reset_on_return=None,
+            hide_parameters=True,
+        )
+
+        @event.listens_for(counters, "connect")
+        def _sqlite(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+            dbapi_connection.isolation_level = None  # autocommit
+
+        return counters
     counters = create_engine(
         url,
         pool_size=_POOL_SIZE,
         max_overflow=_POOL_SIZE,
+        pool_reset_on_return=None,
         hide_parameters=True,
         isolation_level="AUTOCOMMIT",
     )
-    _on_connect(counters, "SET synchronous_commit = off")
-    return counters
 
-
-def _on_connect(engine: Engine, statement: str) -> None:
-    @event.listens_for(engine, "connect")
-    def _setting(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute(statement)
-        cursor.close()
+    @event.listens_for(counters, "connect")
+    def _postgres(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit = off")
         dbapi_connection.commit()
+
+    return counters
