@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import grpc
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
+from gateway import migrate
 from gateway.audit.store import AuditEntryRow
 from gateway.broker.models import MessageRow
 from gateway.broker.quotas import QuotaCounter
@@ -113,6 +115,14 @@ def stored_message(c: Consortium, message_id: str) -> tuple[str, bytes]:
         return row.state, bytes(row.payload)
 
 
+@contextmanager
+def migrated(database: str) -> Iterator[Engine]:
+    """An engine on the broker's database, migrated as a starting broker would."""
+    with opened(database) as engine:
+        migrate.upgrade(engine, "broker")
+        yield engine
+
+
 def journalled(c: Consortium, node_id: str, message_id: str) -> bool:
     with opened(c.node_config(node_id).database) as engine, Session(engine) as s:
         return s.get(InboundRow, message_id) is not None
@@ -197,7 +207,7 @@ def test_two_brokers_counting_at_once_lose_nothing(backend_consortium: Consortiu
     """Two counters with their own engines (as two broker processes have) over one
     database, four threads each, all counting the same sender and kind."""
     clock = own_hour()
-    with opened(backend_consortium.broker_database) as engine:
+    with migrated(backend_consortium.broker_database) as engine:
         counters = [QuotaCounter.beside(engine, clock_ms=clock) for _ in range(2)]
         threads, hits, seen = 4, 50, []
         lock = threading.Lock()
@@ -232,7 +242,7 @@ def test_two_brokers_counting_at_once_lose_nothing(backend_consortium: Consortiu
 
 def test_count_slides_out_over_the_next_hour(backend_consortium: Consortium) -> None:
     clock = own_hour()  # 1 s into an hour
-    with opened(backend_consortium.broker_database) as engine:
+    with migrated(backend_consortium.broker_database) as engine:
         counter = QuotaCounter.beside(engine, clock_ms=clock)
         counter.hit("carrier-1", "PING", 100, messages=60)
         clock.now += HOUR  # 1 s into the next hour: 1 s of the previous one slid out
@@ -241,4 +251,26 @@ def test_count_slides_out_over_the_next_hour(backend_consortium: Consortium) -> 
         assert counter.hit("carrier-1", "PING", 0, messages=0).kind_messages == 30
         clock.now += HOUR  # two windows on: nothing left
         assert counter.hit("carrier-1", "PING", 7).kind_messages == 1
+        counter.close()
+
+
+def test_count_survives_the_database_dropping_a_connection(
+    backend: str, backend_consortium: Consortium
+) -> None:
+    """The counters' pool does not ping connections before use: a connection the server
+    dropped (a restart, an idle timeout) fails once, and the count is retried."""
+    if backend != "postgres":
+        pytest.skip("a SQLite file does not drop connections")
+    clock = own_hour()
+    with migrated(backend_consortium.broker_database) as engine:
+        counter = QuotaCounter.beside(engine, clock_ms=clock)
+        assert counter.hit("bank-b", "PSI_REQUEST", 5).kind_messages == 1
+        pooled = counter.engine.raw_connection()  # the one connection the count used
+        cursor = pooled.cursor()
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+        pooled.close()
+        with engine.connect() as admin:
+            assert admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+        assert counter.hit("bank-b", "PSI_REQUEST", 5).kind_messages == 2
         counter.close()
