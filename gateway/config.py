@@ -36,6 +36,8 @@ class BrokerConfig:
     action_answer_s: int = 24 * 3600
     """Answer deadline of every other action request."""
     deadline_check_s: float = 5.0
+    ops_listen: str = ""
+    """host:port of the plain-HTTP /healthz, /readyz and /metrics endpoint ("" = none)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class NodeConfig:
     adapter_table: str = ""
     adapter_columns: dict[str, str] = field(default_factory=dict)
     call_timeout_s: float = 30.0
+    directory_ttl_s: float = 30.0
+    """How long the node uses the signed directory it fetched before fetching it again."""
     match_bucket_bits: int = 16
     """Targeted matching: bucket size of the index (responder) and of queries (police)."""
     match_max_batch: int = 1000

@@ -68,4 +68,7 @@ default_region = "CN"
 
 # Deadline for every call to the broker, in seconds.
 call_timeout_s = 30.0
+
+# How long the signed directory fetched from the broker is used before it is fetched again.
+directory_ttl_s = 30.0
 {extra}"""

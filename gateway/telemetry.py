@@ -152,26 +152,36 @@ def observe_outbox(depth: Callable[[], int]) -> Callable[[], None]:
     return stop
 
 
-def setup(service_name: str, endpoint: str | None = None) -> None:
-    """Install SDK providers for a serving process; export only to a configured endpoint.
+def setup(service_name: str, endpoint: str | None = None, *, prometheus: bool = False) -> None:
+    """Install SDK providers for a serving process; export only where configured.
 
-    The endpoint comes from the argument or OTEL_EXPORTER_OTLP_ENDPOINT. Without one,
-    spans and metrics are recorded by no one and cost almost nothing.
+    Traces and metrics go to the OTLP endpoint from the argument or
+    OTEL_EXPORTER_OTLP_ENDPOINT; with `prometheus`, metrics are also kept for the
+    operations endpoint's `/metrics` (`gateway.ops_http`). With neither, spans and
+    metrics are recorded by no one and cost almost nothing.
     """
     endpoint = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    if not endpoint:
+    if not endpoint and not prometheus:
         return
-    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     resource = Resource.create({"service.name": service_name})
-    tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-    trace.set_tracer_provider(tracer_provider)
-    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint))
-    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+    readers: list[MetricReader] = []
+    if endpoint:
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        tracer_provider = TracerProvider(resource=resource)
+        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+        trace.set_tracer_provider(tracer_provider)
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint)))
+    if prometheus:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+        readers.append(PrometheusMetricReader())
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))

@@ -8,6 +8,7 @@ checkpoint must be consistent with the last one this node saw.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -16,11 +17,12 @@ from dataclasses import dataclass
 
 import grpc
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from gateway.audit.checkpoint import Checkpoint, open_checkpoint
+from gateway.audit.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint
 from gateway.audit.merkle import leaf_hash
-from gateway.audit.note import Ed25519Verifier, NoteError
+from gateway.audit.note import Ed25519Verifier, NoteError, parse_note
 from gateway.audit.proof import ProofError, verify_consistency
 from gateway.audit.tlog_proof import TlogProofError, parse_tlog_proof, verify_tlog_proof
 from gateway.audit.verify import StoredCheckpoint, StoredEntry
@@ -76,8 +78,15 @@ class BrokerClient:
         self._stub = rpc.BrokerStub(self._channel)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._lock = threading.Lock()
+        """Guards the fields below; held only to read or swap them, never across a call."""
+        self._fetched = threading.Condition(self._lock)
+        self._fetching = False
+        self._fetches = 0
+        """Directory fetches that succeeded, so that a waiter knows one finished."""
         self._directory: Directory | None = None
         self._directory_at = 0.0
+        self._largest: Checkpoint | None = None
+        """The largest checkpoint this process accepted: the token of compare-and-record."""
         self.directory_ttl_s = directory_ttl_s
         self._directory_key = bundle.directory_verify_key()
         self.verifier = EnvelopeVerifier(self.directory)
@@ -88,34 +97,64 @@ class BrokerClient:
         """The signed directory, refetched when older than `directory_ttl_s`.
 
         A refetch that fails keeps the directory we have (the broker may be restarting);
-        a first fetch that fails raises, since nothing can be verified without it.
+        a first fetch that fails raises, since nothing can be verified without it. While
+        one thread refetches, the others go on with the directory we have.
         """
-        stale = time.monotonic() - self._directory_at > self.directory_ttl_s
-        if self._directory is None:
-            self.refresh_directory()
-        elif stale:
-            try:
-                self.refresh_directory()
-            except grpc.RpcError:
+        with self._lock:
+            directory, fetched_at = self._directory, self._directory_at
+        if directory is None:
+            return self.refresh_directory()
+        if time.monotonic() - fetched_at <= self.directory_ttl_s:
+            return directory
+        try:
+            return self._refresh(wait=False)
+        except grpc.RpcError:
+            with self._lock:
                 self._directory_at = time.monotonic()  # retry after another ttl
-        assert self._directory is not None
-        return self._directory
+            return directory
 
     def refresh_directory(self) -> Directory:
-        """Fetch the directory; refuse it unless the consortium key signed it."""
+        """Fetch the directory; refuse it unless the consortium key signed it.
+
+        If another thread is fetching it already, wait for that fetch instead.
+        """
+        return self._refresh(wait=True)
+
+    def _refresh(self, *, wait: bool) -> Directory:
+        """One fetch at a time: `wait` False returns the current directory meanwhile."""
+        with self._lock:
+            if self._fetching:
+                if not wait and self._directory is not None:
+                    return self._directory
+                fetches = self._fetches
+                self._fetched.wait_for(lambda: not self._fetching, timeout=2 * self.timeout_s)
+                if self._fetches > fetches and self._directory is not None:
+                    return self._directory
+                if self._fetching:
+                    raise DirectoryError("another thread's directory fetch did not finish")
+            self._fetching = True
+            known = self._directory.serial if self._directory else 0
+        try:
+            directory = self._fetch(known)
+            with self._lock:
+                self._directory = directory
+                self._directory_at = time.monotonic()
+                self._fetches += 1
+            return directory
+        finally:
+            with self._lock:
+                self._fetching = False
+                self._fetched.notify_all()
+
+    def _fetch(self, known: int) -> Directory:
         reply: pb.SignedDirectory = self._stub.GetDirectory(
             pb.DirectoryRequest(), timeout=self.timeout_s
         )
-        known = self._directory.serial if self._directory else 0
-        directory = verify_directory(
+        return verify_directory(
             SignedDirectoryBlob(reply.directory, reply.signature),
             self._directory_key,
             min_serial=known,
         )
-        with self._lock:
-            self._directory = directory
-            self._directory_at = time.monotonic()
-        return directory
 
     @property
     def log_origin(self) -> str:
@@ -249,33 +288,80 @@ class BrokerClient:
             raise LogIntegrityError(f"entry not proven by its receipt: {exc}") from exc
 
     def observe_checkpoint(self, note: str, checkpoint: Checkpoint) -> None:
-        """Check a new checkpoint against the largest one seen before; keep it."""
-        with self._lock, self._sessions() as session:
+        """Check a new checkpoint against the largest one seen before; keep it.
+
+        The remote work (directory, consistency proof) and the database are used without
+        any lock held. Only the compare-and-record is atomic: the new checkpoint is
+        accepted only if the largest one it was checked against is still the largest,
+        else it is checked again, so two threads cannot both accept forked checkpoints.
+        """
+        stored = self._largest_stored()
+        while True:
+            with self._lock:
+                seen = self._largest
+            base = larger(seen, stored)
+            if base is not None:
+                self._compare(base, checkpoint)
+            with self._lock:
+                if self._largest is seen:
+                    self._largest = larger(base, checkpoint)
+                    break
+                if base is not None and checkpoint.size <= base.size:
+                    break  # a prefix of `base`, which the newer largest extends
+        self._record(note, checkpoint)
+
+    def _largest_stored(self) -> Checkpoint | None:
+        """The largest checkpoint in the journal (this node may have more than one client)."""
+        with self._sessions() as session:
             last = session.scalars(
                 select(CheckpointSeenRow).order_by(CheckpointSeenRow.size.desc()).limit(1)
             ).first()
-            if last is not None:
-                old, _sigs = open_checkpoint(
-                    last.note.encode(), [self.broker_note_verifier()], origin=self.log_origin
-                )
-                if checkpoint.size < old.size:
-                    self._check_consistency(checkpoint, old)
-                elif checkpoint.size > old.size:
-                    self._check_consistency(old, checkpoint)
-                elif checkpoint.root_hash != old.root_hash:
-                    raise LogIntegrityError(
-                        f"two checkpoints of size {old.size} with different roots: the log forked"
-                    )
-            if session.get(CheckpointSeenRow, checkpoint.size) is None:
-                session.add(CheckpointSeenRow(size=checkpoint.size, note=note, seen_at_ms=now_ms()))
+        if last is None:
+            return None
+        return parse_checkpoint(parse_note(last.note).text)  # verified before it was stored
+
+    def _compare(self, old: Checkpoint, new: Checkpoint) -> None:
+        """Raise `LogIntegrityError` unless one of the two checkpoints extends the other."""
+        if new.size < old.size:
+            self._check_consistency(new, old, rolled_back_to=new.size)
+        elif new.size > old.size:
+            self._check_consistency(old, new)
+        elif new.root_hash != old.root_hash:
+            raise LogIntegrityError(
+                f"two checkpoints of size {old.size} with different roots: the log forked"
+            )
+
+    def _record(self, note: str, checkpoint: Checkpoint) -> None:
+        with self._sessions() as session:
+            if session.get(CheckpointSeenRow, checkpoint.size) is not None:
+                return
+            session.add(CheckpointSeenRow(size=checkpoint.size, note=note, seen_at_ms=now_ms()))
+            with contextlib.suppress(IntegrityError):  # another thread recorded it first
                 session.commit()
 
-    def _check_consistency(self, old: Checkpoint, new: Checkpoint) -> None:
+    def _check_consistency(
+        self, old: Checkpoint, new: Checkpoint, *, rolled_back_to: int | None = None
+    ) -> None:
+        """Ask the broker to prove `new` extends `old`.
+
+        The broker refuses (OUT_OF_RANGE) only when its log is now shorter than `new`,
+        a checkpoint it signed: its log shrank.
+        """
         if old.size == 0:
             return
-        reply: pb.ConsistencyReply = self._stub.GetConsistency(
-            pb.ConsistencyRequest(old_size=old.size, new_size=new.size), timeout=self.timeout_s
-        )
+        try:
+            reply: pb.ConsistencyReply = self._stub.GetConsistency(
+                pb.ConsistencyRequest(old_size=old.size, new_size=new.size),
+                timeout=self.timeout_s,
+            )
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.OUT_OF_RANGE:
+                raise
+            to = f"size {rolled_back_to}" if rolled_back_to is not None else "a smaller size"
+            raise LogIntegrityError(
+                f"the broker's log was rolled back from size {new.size} to {to}: "
+                "it cannot prove the consistency of checkpoints it signed"
+            ) from exc
         try:
             verify_consistency(old.size, new.size, list(reply.proof), old.root_hash, new.root_hash)
         except ProofError as exc:
@@ -289,3 +375,10 @@ class BrokerClient:
 
 class AnswerError(Exception):
     """An answer relayed by the broker did not verify."""
+
+
+def larger(a: Checkpoint | None, b: Checkpoint | None) -> Checkpoint | None:
+    """The larger of two checkpoints (the first on a tie); None only if both are."""
+    if a is None or (b is not None and b.size > a.size):
+        return b
+    return a

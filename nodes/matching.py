@@ -75,7 +75,15 @@ _STATUS: Final = {
     Problem.NOT_READY: grpc.StatusCode.FAILED_PRECONDITION,
     Problem.FORBIDDEN: grpc.StatusCode.PERMISSION_DENIED,
 }
-_refresh_lock = threading.Lock()
+_refresh_locks: dict[str, threading.Lock] = {}
+_refresh_locks_guard = threading.Lock()
+
+
+def _refresh_lock(engine: Engine) -> threading.Lock:
+    """One index update at a time per database (update_index is one writer's job)."""
+    key = engine.url.render_as_string(hide_password=True)
+    with _refresh_locks_guard:
+        return _refresh_locks.setdefault(key, threading.Lock())
 
 
 # -- responder ---------------------------------------------------------------------------
@@ -90,7 +98,7 @@ def refresh_index(
     engine: Engine, config: NodeConfig, private_key: bytes, progress: Progress | None = None
 ) -> IndexUpdate:
     """Bring a node's index up to date with its records and configuration (all cores)."""
-    with _refresh_lock:
+    with _refresh_lock(engine):
         return update_index(
             engine,
             private_key,
@@ -127,21 +135,27 @@ def _ready_server(ctx: NodeContext) -> OprfServer:
             Problem.NOT_READY,
         )
     backlog = current_version(ctx.engine) > state.version
-    if backlog:
+    lock = _refresh_lock(ctx.engine)
+    # A query does not wait for an update in progress (a reindex can take minutes, past
+    # the broker's deadline): it is answered from the index as it stands.
+    if backlog and lock.acquire(blocking=False):
         try:
-            with _refresh_lock:
-                update_index(
-                    ctx.engine,
-                    server.private_key_bytes(),
-                    bucket_bits=params.bucket_bits,
-                    label_fields=params.label_fields,
-                    workers=1,
-                    max_changes=REFRESH_ON_QUERY,
-                )
+            update_index(
+                ctx.engine,
+                server.private_key_bytes(),
+                bucket_bits=params.bucket_bits,
+                label_fields=params.label_fields,
+                workers=1,
+                max_changes=REFRESH_ON_QUERY,
+            )
         except IndexBacklog as exc:
             log.warning("match index lags %d record changes; run `gateway node ingest`", exc.count)
         except SQLAlchemyError as exc:  # e.g. an ingest updating the index at the same time
             log.warning("match index not refreshed before a query: %s", type(exc).__name__)
+        finally:
+            lock.release()
+    elif backlog:
+        log.info("match index update in progress; answering from the current index")
     return server
 
 

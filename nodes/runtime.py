@@ -224,6 +224,7 @@ def open_node(config: NodeConfig) -> NodeContext:
         broker_id=config.broker_id,
         engine=engine,
         timeout_s=config.call_timeout_s,
+        directory_ttl_s=config.directory_ttl_s,
     )
     return NodeContext(config, engine, client)
 

@@ -143,7 +143,9 @@ class AuditLog:
         `work` (including a database error on its own writes) are raised here; other
         work sharing the commit is unaffected. `work` may run more than once (alone, after
         its group failed; again, after another writer took the next index), so it reads
-        through the session and stages through `append`, and has no other effect.
+        through the session and stages through `append`, and has no other effect. It runs
+        with the commit locks held: it must not call `run` again (the group commit lock is
+        not re-entrant) nor make any remote call (docs/locks.md).
         """
         result: T = self._committer.submit(work)
         return result

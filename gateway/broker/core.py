@@ -32,6 +32,7 @@ from gateway.broker.receipts import receipt_problem, stage_receipt_effects
 from gateway.envelope.build import now_ms
 from gateway.envelope.verify import EnvelopeVerifier, Rejected, Verified
 from gateway.kinds import ANSWERS, DURABLE, INTERACTIVE, Kind
+from gateway.logs import event
 from gateway.pki.directory import Directory, Member
 from gateway.policy import Party, PolicyDecision, PolicyEngine, PolicyRequest
 from gateway.telemetry import DENIALS, MESSAGES, SUBMIT_LATENCY, current_traceparent, span
@@ -380,6 +381,16 @@ class Broker:
         if final is not decision:
             DENIALS.add(1, {"gateway.kind": header.kind})
         reason = "" if final.allowed else final.reason
+        event(
+            log,
+            "routed" if final.allowed else "denied",
+            message_id=header.message_id,
+            kind=header.kind,
+            sender=header.sender,
+            recipients=list(header.recipients),
+            audit_index=index,
+            **({"policy_ids": list(final.policy_ids)} if final.allowed else {"reason": reason}),
+        )
         return Routed(header.message_id, final, index, header.kind, reason=reason)
 
     def _first_outcome(self, envelope: pb.Envelope, header: pb.Header) -> Routed | None:
@@ -423,6 +434,15 @@ class Broker:
             "header_sha256": hashlib.sha256(envelope.header).hexdigest(),
         }
         self.audit.run(lambda _session, append: append(entry))
+        event(
+            log,
+            "refused",
+            message_id=entry["message_id"],
+            kind=entry["kind"],
+            peer=entry["peer"],
+            check=rejected.check,
+            reason=rejected.reason,
+        )
 
     # -- interactive delivery -----------------------------------------------------------
 
@@ -497,11 +517,15 @@ class Broker:
     def _delivery_event(self, message_id: str, recipient: str, state: str, detail: str) -> int:
         """One audit entry per delivery event, written with the lifecycle event."""
         now = self.clock_ms()
-        return self.audit.run(
+        index: int = self.audit.run(
             lambda _session, append: record_delivery(
                 append, message_id, recipient, state, detail, now
             )
         )
+        event(
+            log, "delivery", message_id=message_id, recipient=recipient, state=state, detail=detail
+        )
+        return index
 
     # -- status ------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from gateway.broker.receipts import receipt_problem, stage_receipt_effects
 from gateway.envelope.verify import Rejected
 from gateway.faults import crash_point
 from gateway.kinds import Kind
+from gateway.logs import event
 from gateway.policy import PolicyDecision
 from gateway.telemetry import context_from, span
 from gateway.v1 import gateway_pb2 as pb
@@ -194,9 +195,20 @@ class OutboxWorker:
             if row is None:
                 return
             row.attempts += 1
-            row.next_attempt_at_ms = self.broker.clock_ms() + backoff_ms(row.attempts)
+            wait_ms = backoff_ms(row.attempts)
+            row.next_attempt_at_ms = self.broker.clock_ms() + wait_ms
             row.last_error = error[:500]
             session.commit()
+            message_id, recipient, attempts = row.message_id, row.recipient, row.attempts
+        event(
+            log,
+            "retry",
+            message_id=message_id,
+            recipient=recipient,
+            attempt=attempts,
+            next_in_ms=wait_ms,
+            error=error[:500],
+        )
 
     def _finish(
         self, delivery_id: int, message_id: str, recipient: str, state: str, detail: str
@@ -211,3 +223,6 @@ class OutboxWorker:
                 close_delivery(session, append, row, state, detail, now)
 
         broker.audit.run(close_row)
+        event(
+            log, "delivery", message_id=message_id, recipient=recipient, state=state, detail=detail
+        )

@@ -22,6 +22,7 @@ from gateway.config import BrokerConfig
 from gateway.db import make_engine
 from gateway.envelope.build import now_ms
 from gateway.envelope.verify import EnvelopeVerifier, VerifierLimits
+from gateway.ops_http import OpsServer, database_readiness
 from gateway.pki.directory_source import FileDirectory
 from gateway.pki.store import NodeBundle
 from gateway.policy import PolicyEngine, PolicyRequest
@@ -160,13 +161,18 @@ class RunningBroker:
     deadlines: DeadlineWatcher
     port: int
     unobserve: Callable[[], None] = lambda: None
+    ops: OpsServer | None = None
 
     def stop(self, grace: float = 1.0) -> None:
+        log.info("broker %s stopping (grace %.1f s)", self.broker.node_id, grace)
+        if self.ops is not None:
+            self.ops.close()
         self.unobserve()
         self.deadlines.stop()
         self.outbox.stop()
         self.server.stop(grace).wait()
         self.broker.close()
+        log.info("broker %s stopped", self.broker.node_id)
 
 
 def build_broker(config: BrokerConfig) -> tuple[Broker, FileDirectory]:
@@ -223,5 +229,9 @@ def serve_broker(config: BrokerConfig) -> RunningBroker:
     unobserve = observe_outbox(outbox.depth)
     deadlines = DeadlineWatcher(broker.audit, broker.clock_ms, config.deadline_check_s)
     deadlines.start()
-    log.info("broker %s listening on port %d", config.node_id, port)
-    return RunningBroker(server, broker, outbox, deadlines, port, unobserve)
+    host = config.listen.rsplit(":", 1)[0]
+    log.info("broker %s listening on %s:%d", config.node_id, host, port)
+    ops = None
+    if config.ops_listen:
+        ops = OpsServer(config.ops_listen, database_readiness(broker.audit.engine))
+    return RunningBroker(server, broker, outbox, deadlines, port, unobserve, ops)

@@ -4,6 +4,9 @@ Each command reads either a copy of the broker's database (`--database`, with th
 folder's signed directory for the broker's key) or, as the regulator node, the live log
 through the broker (`--config regulator.toml`), which policy allows only to the
 regulator and which checks each checkpoint against those the node saw before.
+
+`verify --trusted-checkpoint FILE` also holds the log to checkpoints saved earlier
+(`checkpoint --save FILE`, or a witness's), so a copy rolled back or forked since fails.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
+from gateway.audit.checkpoint import Checkpoint, open_checkpoint
 from gateway.audit.merkle import MerkleTree, leaf_hash
 from gateway.audit.note import Ed25519Verifier, NoteVerifier
 from gateway.audit.source import (
@@ -31,7 +35,14 @@ from gateway.audit.source import (
     stored_entries,
 )
 from gateway.audit.tlog_proof import TlogProof, format_tlog_proof
-from gateway.audit.verify import StoredCheckpoint, StoredEntry, VerifyReport, verify_log
+from gateway.audit.verify import (
+    StoredCheckpoint,
+    StoredEntry,
+    TrustedCheckpoint,
+    VerifyReport,
+    entries_below,
+    verify_log,
+)
 from gateway.cli.common import console, fail, node_config
 from gateway.db import make_engine
 from gateway.pki.directory import DirectoryError
@@ -43,6 +54,11 @@ DATABASE = typer.Option(None, help="The broker's database (path or SQLAlchemy UR
 PKI = typer.Option(Path("var/pki"), "--pki", help="PKI folder with the signed directory.")
 CONFIG = typer.Option(None, help="Regulator node TOML: read the live log through the broker.")
 BROKER = typer.Option("broker", help="The broker's node id.")
+TRUSTED = typer.Option(
+    None,
+    "--trusted-checkpoint",
+    help="A checkpoint saved earlier (repeatable): the log must still contain it.",
+)
 
 
 @contextmanager
@@ -59,12 +75,18 @@ def remote_errors() -> Iterator[None]:
 
 
 class LogSource:
-    """Entries and checkpoints from a database copy or from the broker, one interface."""
+    """Entries and checkpoints from a database copy or from the broker, one interface.
+
+    The live log grows while it is read (each read is itself audited), so live
+    verification covers the log as of the broker's latest checkpoint, fetched first:
+    entries appended since are left to the next run.
+    """
 
     def __init__(
         self, database: str | None, pki_dir: Path, config: Path | None, broker_id: str
     ) -> None:
         self.client = None
+        self.live_size: int | None = None
         if config is not None:
             from nodes.runtime import open_node
 
@@ -89,20 +111,53 @@ class LogSource:
         self.engine = make_engine(database)
 
     def total(self) -> int | None:
-        return count_entries(self.engine) if self.engine is not None else None
+        return count_entries(self.engine) if self.engine is not None else self.live_size
 
     def entries(self) -> Iterator[StoredEntry]:
         if self.engine is not None:
             return stored_entries(self.engine)
         assert self.client is not None
-        return self.client.read_audit()
+        if self.live_size is None:
+            return self.client.read_audit()
+        return entries_below(self.client.read_audit(), self.live_size)
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         if self.engine is not None:
             return stored_checkpoints(self.engine)
         assert self.client is not None
-        self.client.latest_checkpoint()  # checked for consistency with those seen before
+        self.live_size = self.latest()[1].size
         return self.client.seen_checkpoints()
+
+    def latest(self) -> tuple[str, Checkpoint]:
+        """The latest checkpoint the broker signed (live: checked against those seen)."""
+        if self.client is not None:
+            note: str = self.client.latest_checkpoint()
+        else:
+            stored = stored_checkpoints(self.engine) if self.engine is not None else []
+            if not stored:
+                fail("the database holds no checkpoint")
+            note = stored[-1].note
+        try:
+            return note, self.open(note)
+        except ValueError as exc:
+            fail(f"the latest checkpoint does not verify: {exc}")
+
+    def open(self, note: str | bytes) -> Checkpoint:
+        """Check a note's signature (the broker's key) and origin; raises ValueError."""
+        checkpoint, _ = open_checkpoint(note, self.verifiers, origin=self.origin)
+        return checkpoint
+
+    def trusted(self, files: list[Path]) -> list[TrustedCheckpoint]:
+        """Checkpoints saved earlier; a file that is not one the broker signed is a user error."""
+        found = []
+        for path in files:
+            try:
+                found.append(TrustedCheckpoint(str(path), self.open(path.read_bytes())))
+            except OSError as exc:
+                fail(f"--trusted-checkpoint {path}: cannot read it: {exc.strerror or exc}")
+            except ValueError as exc:
+                fail(f"--trusted-checkpoint {path}: not a checkpoint signed by the broker: {exc}")
+        return found
 
     def close(self) -> None:
         if self.client is not None:
@@ -111,14 +166,20 @@ class LogSource:
 
 def print_report(report: VerifyReport) -> None:
     rate = report.entries / report.seconds if report.seconds else 0.0
+    trusted = f", {report.trusted} trusted" if report.trusted else ""
     console.print(
-        f"{report.entries} entries, {report.checkpoints} checkpoints checked in "
+        f"{report.entries} entries, {report.checkpoints} checkpoints{trusted} checked in "
         f"{report.seconds:.2f} s ({rate:,.0f} entries/s); root {report.root_hash.hex()}"
     )
     if report.ok:
-        console.print("[bold green]log verified[/]")
+        console.print("[bold green]log verified[/]: every entry is covered by a signed checkpoint")
         return
-    console.print(f"[bold red]log does not verify[/]: first bad entry {report.first_bad_entry}")
+    summary = []
+    if report.first_bad_entry is not None:
+        summary.append(f"first bad entry {report.first_bad_entry}")
+    if report.first_uncovered is not None:
+        summary.append(f"first entry not covered by a valid checkpoint {report.first_uncovered}")
+    console.print(f"[bold red]log does not verify[/]: {'; '.join(summary) or 'see below'}")
     for problem in report.problems[:20]:
         console.print(f"  - {problem}")
     if len(report.problems) > 20:
@@ -131,13 +192,19 @@ def verify(
     pki_dir: Path = PKI,
     config: Path | None = CONFIG,
     broker: str = BROKER,
+    trusted_checkpoint: list[Path] | None = TRUSTED,
 ) -> None:
-    """Recompute the whole tree, check every checkpoint; report the first bad entry."""
+    """Recompute the whole tree, check every checkpoint; report the first bad entry.
+
+    Fails when an entry is not covered by a valid signed checkpoint, and when a
+    `--trusted-checkpoint` is no longer in the log (rollback) or has another root (fork).
+    """
     source = LogSource(database, pki_dir, config, broker)
     try:
+        trusted = source.trusted(trusted_checkpoint or [])
         with remote_errors():
             checkpoints = source.checkpoints()
-            report = _verify_with_progress(source, checkpoints)
+            report = _verify_with_progress(source, checkpoints, trusted)
     finally:
         source.close()
     print_report(report)
@@ -145,7 +212,9 @@ def verify(
         raise typer.Exit(1)
 
 
-def _verify_with_progress(source: LogSource, checkpoints: list[StoredCheckpoint]) -> VerifyReport:
+def _verify_with_progress(
+    source: LogSource, checkpoints: list[StoredCheckpoint], trusted: list[TrustedCheckpoint]
+) -> VerifyReport:
     with Progress(
         *Progress.get_default_columns()[:1],
         BarColumn(),
@@ -160,8 +229,44 @@ def _verify_with_progress(source: LogSource, checkpoints: list[StoredCheckpoint]
             checkpoints,
             source.verifiers,
             source.origin,
+            trusted=trusted,
             progress=lambda n: bar.update(task, completed=n),
         )
+
+
+@app.command("checkpoint")
+def checkpoint(
+    save: Path | None = typer.Option(
+        None, "--save", help="Write it to this file (for `verify --trusted-checkpoint`)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace the --save file if it exists."),
+    database: str | None = DATABASE,
+    pki_dir: Path = PKI,
+    config: Path | None = CONFIG,
+    broker: str = BROKER,
+) -> None:
+    """Print, or save, the broker's latest signed checkpoint (its signature checked).
+
+    An existing file is not replaced without --force: it may be the only record of a
+    larger log than the one shown now.
+    """
+    source = LogSource(database, pki_dir, config, broker)
+    try:
+        with remote_errors():
+            note, latest = source.latest()
+    finally:
+        source.close()
+    if save is None:
+        sys.stdout.write(note)
+        return
+    try:
+        with save.open("w" if force else "x") as out:
+            out.write(note)
+    except FileExistsError:
+        fail(f"{save} exists: give --force to replace it")
+    except OSError as exc:
+        fail(f"cannot write {save}: {exc.strerror or exc}")
+    console.print(f"checkpoint of size {latest.size} saved to {save}")
 
 
 def parse_time(value: str | None, option: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -30,13 +31,18 @@ def serve(
     listen: str = typer.Option("127.0.0.1:7100", help="host:port to listen on."),
     database: str = typer.Option("var/broker.db", help="SQLite path or SQLAlchemy URL."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
+    log_format: str = typer.Option(
+        "text", "--log-format", help="text, or json: one JSON object per line."
+    ),
+    ops_listen: str = typer.Option(
+        "", "--ops-listen", help="host:port for HTTP /healthz, /readyz, /metrics (off if empty)."
+    ),
 ) -> None:
     """Serve the broker over mTLS with its outbox worker."""
     from gateway import telemetry
     from gateway.broker.server import serve_broker
 
-    setup_logging(verbose)
-    telemetry.setup(f"gateway-broker-{node}")
+    setup_logging(verbose, log_format)
     try:
         cfg = (
             load_config(BrokerConfig, config)
@@ -49,9 +55,13 @@ def serve(
                 directory_folder=pki_dir,
             )
         )
+        if ops_listen:
+            cfg = replace(cfg, ops_listen=ops_listen)
+        telemetry.setup(f"gateway-broker-{cfg.node_id}", prometheus=bool(cfg.ops_listen))
         running = serve_broker(cfg)
     except (ConfigError, OSError, RuntimeError) as exc:
         fail(str(exc))
-    console.print(f"broker {cfg.node_id} serving on port {running.port}")
+    host = cfg.listen.rsplit(":", 1)[0]
+    console.print(f"broker {cfg.node_id} serving on {host}:{running.port}")
     wait_for_signal()
     running.stop()

@@ -69,9 +69,11 @@ def test_broker_killed_at_each_step_of_receipt_handling(
                     duration_hours=24,
                 ),
             ).message_id
-            assert procs.wait_exit("broker", timeout_s=30) == -signal.SIGKILL
+            broker_log = procs.logs["broker"]
+            exit_code = procs.wait_exit("broker", timeout_s=90)
+            assert exit_code == -signal.SIGKILL, broker_log.read_text()[-3000:]
             procs.start_broker()
-            wait_for(lambda: request_state(police, request_id) == "executed", timeout=45)
+            wait_for(lambda: request_state(police, request_id) == "executed", timeout=90)
         finally:
             police.client.close()
         procs.kill("broker")  # a clean stop, so the log is read at rest
