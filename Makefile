@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit proto bench clean
+.PHONY: demo test lint typecheck unit mutate proto bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest -q
+
+# Remove each security check in turn (tests/mutation/mutants.toml) and show that its
+# tests fail; a scratch copy of the tree is mutated, never the working tree.
+mutate: $(STAMP)
+	$(BIN)/python -m tests.mutation
 
 # OpenMined PSI, the benchmarks' reference peer, pins protobuf 6 although it runs on
 # protobuf 7; installed without its pins so that gRPC keeps the protobuf it needs.

@@ -25,8 +25,8 @@ import cedarpy
 from gateway.policy import Party, PolicyEngine, PolicyRequest, make_context
 
 ROOT = Path(__file__).resolve().parents[1]
-POLICY = ROOT / "policies" / "broker.cedar"
-SCHEMA = ROOT / "policies" / "schema.cedarschema"
+POLICY = ROOT / "gateway" / "policies" / "broker.cedar"
+SCHEMA = ROOT / "gateway" / "policies" / "schema.cedarschema"
 
 POLICE = Party("police-1", "police", "City Police")
 BANK = Party("bank-a", "bank", "Bank A")

@@ -7,17 +7,26 @@ Relative paths in a file are relative to the file's folder.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-REPO_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+from gateway.resources import POLICIES as REPO_POLICIES
 
 
 class ConfigError(Exception):
     """A configuration file is missing a key, has an unknown one, or a bad value."""
+
+
+ADAPTER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "bank": ("identifier", "status", "balance_minor", "held_minor", "hold_expires_at_ms"),
+    "carrier": ("identifier", "status"),
+}
+"""The keys `[adapter_columns]` takes per role: the gateway names of the columns the action
+handler needs (`nodes/actions/accounts.py`, `numbers.py`; a test keeps them equal)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,8 @@ class NodeConfig:
     """Targeted matching: processes that build the index; 0 means one per core."""
     hold_sweep_s: float = 5.0
     """How often a bank or carrier releases holds and suspensions whose time is up."""
+    ops_listen: str = ""
+    """host:port of the plain-HTTP /healthz, /readyz and /metrics endpoint ("" = none)."""
 
     def node_policy(self) -> Path:
         return self.policy or (REPO_POLICIES / f"node-{self.role}.cedar")
@@ -80,9 +91,25 @@ def _coerce(name: str, kind: Any, value: Any, base: Path) -> Any:
         path = Path(str(value))
         return path if path.is_absolute() else (base / path).resolve()
     if text == "int":
+        if isinstance(value, bool | dict | list):
+            raise TypeError(name)
         return int(value)
     if text == "float":
+        if isinstance(value, bool | dict | list):
+            raise TypeError(name)
         return float(value)
+    if text == "str" and not isinstance(value, str):
+        raise TypeError(name)
+    if text.startswith("list") and isinstance(value, str):  # from GATEWAY_<KEY>: a,b,c
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if text.startswith("list") and not (
+        isinstance(value, list) and all(isinstance(v, str) for v in value)
+    ):
+        raise TypeError(name)
+    if text.startswith("dict") and not isinstance(value, dict):
+        raise TypeError(name)
+    if text.startswith(("list", "dict")):
+        return value
     if name == "database" and "://" not in str(value):
         path = Path(str(value))
         return str(path if path.is_absolute() else (base / path).resolve())
@@ -92,18 +119,63 @@ def _coerce(name: str, kind: Any, value: Any, base: Path) -> Any:
 T = TypeVar("T", BrokerConfig, NodeConfig)
 
 
+def _unknown(names: list[str], known: list[str]) -> str:
+    """'unknown keys a, b', with the nearest known key for each where there is one."""
+    shown = []
+    for name in names:
+        near = difflib.get_close_matches(name, known, n=1)
+        shown.append(f"{name} (did you mean {near[0]}?)" if near else name)
+    return f"unknown keys {', '.join(shown)}"
+
+
+def _check_tables(path: Path, data: dict[str, Any], known: set[str]) -> None:
+    """Each [table] holds only its own keys, as strings.
+
+    TOML puts every line after a `[table]` header into that table, so a top-level key
+    uncommented below `[adapter_columns]` lands there; say so instead of ignoring it.
+    """
+    for table, value in data.items():
+        if not isinstance(value, dict):
+            continue
+        if table not in known:
+            continue  # reported as an unknown key
+        misplaced = sorted(k for k in value if k in known)
+        if misplaced:
+            raise ConfigError(
+                f"{path}: {', '.join(misplaced)} is under [{table}]; move it above the "
+                f"[{table}] line (every key after a [table] line belongs to that table)"
+            )
+        bad = sorted(k for k, v in value.items() if not isinstance(v, str))
+        if bad:
+            raise ConfigError(f"{path}: [{table}] {', '.join(bad)} must be a quoted name")
+    role = data.get("role")
+    columns = data.get("adapter_columns")
+    if isinstance(columns, dict) and isinstance(role, str) and role in ADAPTER_COLUMNS:
+        unknown = sorted(set(columns) - set(ADAPTER_COLUMNS[role]))
+        if unknown:
+            raise ConfigError(
+                f"{path}: [adapter_columns] {_unknown(unknown, list(ADAPTER_COLUMNS[role]))}; "
+                f"a {role} maps {', '.join(ADAPTER_COLUMNS[role])}"
+            )
+    elif isinstance(columns, dict) and columns and role not in ADAPTER_COLUMNS:
+        raise ConfigError(f"{path}: [adapter_columns] is for banks and carriers, not a {role}")
+
+
 def load_config(cls: type[T], path: Path) -> T:
     """Read a TOML file into `cls`, applying GATEWAY_* environment overrides."""
     try:
         data: dict[str, Any] = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
         raise ConfigError(f"configuration file {path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"configuration file {path} is a folder") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
     known = {f.name: f for f in fields(cls)}
     unknown = set(data) - set(known)
     if unknown:
-        raise ConfigError(f"{path}: unknown keys {', '.join(sorted(unknown))}")
+        raise ConfigError(f"{path}: {_unknown(sorted(unknown), list(known))}")
+    _check_tables(path, data, set(known))
     for name in known:
         env = os.environ.get(f"GATEWAY_{name.upper()}")
         if env is not None:

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import NullPool
 
 
 def database_url(value: str) -> str:
@@ -47,6 +52,114 @@ def make_engine(url: str) -> Engine:
     return create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
     )
+
+
+class DatabaseError(Exception):
+    """A database named by the user cannot be opened as asked; the message says why."""
+
+
+def open_read_only(value: str, tables: tuple[str, ...] = ()) -> Engine:
+    """An engine that only reads a database someone else writes, or a copy of one.
+
+    A SQLite file is opened read-only (`mode=ro`): nothing is written to it, its `-wal`
+    file is read when it was copied too, and a missing file is an error instead of a new
+    empty database. A server database reads in read-only transactions. `tables` must
+    exist: a copy of a WAL database made without its `-wal` file may lack them all.
+    """
+    url = make_url(value if "://" in value else f"sqlite:///{value}")
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise DatabaseError("name a database file to read, not an in-memory database")
+        path = Path(url.database)
+        if not path.is_file():
+            raise DatabaseError(f"database file {path} does not exist")
+        uri = path.resolve().as_uri()
+        engine = create_engine(
+            url.set(database=uri, query={"mode": "ro", "uri": "true"}),
+            connect_args={"timeout": 30},
+            hide_parameters=True,
+            poolclass=NullPool,
+        )
+    else:
+        path = None
+        engine = create_engine(
+            url,
+            connect_args={"options": "-c default_transaction_read_only=on"}
+            if url.get_backend_name() == "postgresql"
+            else {},
+            hide_parameters=True,
+            poolclass=NullPool,
+        )
+    shown = path or url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as connection:
+            present = set(inspect(connection).get_table_names())
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise DatabaseError(f"cannot read {shown}: {getattr(exc, 'orig', None) or exc}") from exc
+    missing = [t for t in tables if t not in present]
+    if missing:
+        engine.dispose()
+        hint = (
+            ": if it was copied while in use, copy its -wal file with it, or make a "
+            "consistent copy with `gateway db backup`"
+            if path
+            else ""
+        )
+        raise DatabaseError(f"{shown} has no table {', '.join(missing)}{hint}")
+    return engine
+
+
+@dataclass(frozen=True)
+class Backup:
+    """What `backup_sqlite` wrote: a file of `pages` pages, `size` bytes."""
+
+    path: Path
+    pages: int
+    size: int
+    seconds: float
+
+
+def backup_sqlite(value: str, to: Path) -> Backup:
+    """Copy a SQLite database that may be in use into `to`, consistently.
+
+    SQLite's backup API copies every page within one read transaction (`pages=-1`), so
+    the copy is the database as of one commit, WAL contents included, while the broker
+    or node goes on writing (in WAL mode a reader blocks no writer). The copy is turned
+    into a single self-contained file (rollback journal, no `-wal`) and checked with
+    `integrity_check`; it is written beside `to` and renamed, so `to` is never partial.
+    """
+    url = make_url(value if "://" in value else f"sqlite:///{value}")
+    if url.get_backend_name() != "sqlite":
+        shown = url.render_as_string(hide_password=True)
+        raise DatabaseError(f"{shown} is not a SQLite file: back up a server database with pg_dump")
+    if not url.database or not Path(url.database).is_file():
+        raise DatabaseError(f"database file {url.database} does not exist")
+    if to.exists():
+        raise DatabaseError(f"{to} exists: back up into a new file")
+    if not to.parent.is_dir():
+        raise DatabaseError(f"folder {to.parent} does not exist")
+    partial = to.with_name(f".{to.name}.partial")
+    partial.unlink(missing_ok=True)
+    started = time.monotonic()
+    source_uri = f"{Path(url.database).resolve().as_uri()}?mode=ro"
+    try:
+        with (
+            closing(sqlite3.connect(source_uri, uri=True, timeout=30)) as source,
+            closing(sqlite3.connect(partial)) as copy,
+        ):
+            source.backup(copy)
+            copy.execute("PRAGMA journal_mode=DELETE")
+            verdict = copy.execute("PRAGMA integrity_check").fetchone()[0]
+            pages = int(copy.execute("PRAGMA page_count").fetchone()[0])
+        if verdict != "ok":
+            raise DatabaseError(f"the copy of {url.database} fails its integrity check: {verdict}")
+        partial.replace(to)
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot back up {url.database}: {exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    return Backup(to, pages, to.stat().st_size, time.monotonic() - started)
 
 
 WAL_SWITCH_S = 10.0

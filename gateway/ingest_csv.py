@@ -8,6 +8,7 @@ be shared with the operator without leaking personal data.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
@@ -28,6 +29,7 @@ __all__ = [
     "IngestResult",
     "Record",
     "RejectedRow",
+    "check_encoding",
     "read_identifiers",
     "read_records",
 ]
@@ -38,7 +40,26 @@ Source = str | os.PathLike[str] | IO[str]
 REQUIRED_COLUMNS = ("kind", "value")
 
 # The decoder's own message quotes the offending bytes; ours says only what to do.
-_NOT_UTF8 = "file is not UTF-8 text; export it as UTF-8 (e.g. 'CSV UTF-8') and load it again"
+_NOT_UTF8 = (
+    "file is not UTF-8 text; export it as UTF-8 (e.g. 'CSV UTF-8') and load it again, "
+    "or give its encoding (e.g. --encoding gbk)"
+)
+DEFAULT_ENCODING = "utf-8-sig"
+"""UTF-8, with or without the BOM that spreadsheet exports on Windows usually start with."""
+
+
+def _not_decodable(encoding: str) -> str:
+    if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
+        return _NOT_UTF8
+    return f"file is not {encoding} text; give the encoding it was exported in"
+
+
+def check_encoding(encoding: str) -> str:
+    """The encoding's canonical name; IngestError for one Python does not know."""
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise IngestError(f"unknown encoding {encoding!r}; e.g. utf-8, gbk, gb18030") from None
 
 
 class IngestError(ValueError):
@@ -81,20 +102,26 @@ class IngestResult:
 
 
 def read_records(
-    source: Source, *, default_region: str = "CN", max_rows: int | None = None
+    source: Source,
+    *,
+    default_region: str = "CN",
+    max_rows: int | None = None,
+    encoding: str = DEFAULT_ENCODING,
 ) -> IngestResult:
     """Load a CSV with a header containing `kind` and `value`, plus any attribute columns.
 
     Line numbers are 1-based physical lines; the header is line 1 (when the file starts
-    with it). Blank lines are skipped. Raises IngestError for an empty file, a header
-    without `kind` and `value`, malformed CSV, text that is not UTF-8, or more than
+    with it). Blank lines are skipped. A path is read in `encoding` (GBK and GB 18030
+    exports are common at Chinese banks). Raises IngestError for an empty file, a header
+    without `kind` and `value`, malformed CSV, text not in `encoding`, or more than
     `max_rows` data rows.
     """
-    with _open(source) as fh:
+    check_encoding(encoding)
+    with _open(source, encoding) as fh:
         try:
             return _read_csv(fh, default_region=default_region, max_rows=max_rows)
         except UnicodeDecodeError:
-            raise IngestError(_NOT_UTF8) from None
+            raise IngestError(_not_decodable(encoding)) from None
 
 
 def read_identifiers(
@@ -149,11 +176,10 @@ def _kind(kind: IdentifierKind | str) -> IdentifierKind:
     return kind if isinstance(kind, IdentifierKind) else IdentifierKind.parse(kind)
 
 
-def _open(source: Source) -> AbstractContextManager[IO[str]]:
+def _open(source: Source, encoding: str = DEFAULT_ENCODING) -> AbstractContextManager[IO[str]]:
     """Open a path (and close it after), or borrow a caller's stream (left open)."""
     if isinstance(source, str | os.PathLike):
-        # utf-8-sig: spreadsheet exports on Windows usually start with a BOM.
-        return open(source, encoding="utf-8-sig", newline="")
+        return open(source, encoding=encoding, newline="")
     return nullcontext(source)
 
 

@@ -35,6 +35,13 @@ INTERACTIVE = frozenset({Kind.PING, Kind.MATCH_QUERY, Kind.PSI_REQUEST})
 ANSWERS = frozenset({Kind.PONG, Kind.MATCH_RESPONSE, Kind.PSI_RESPONSE})
 """Only ever travel as a recipient's direct answer to an interactive message."""
 
+ANSWER_TO = {
+    Kind.PING: Kind.PONG,
+    Kind.MATCH_QUERY: Kind.MATCH_RESPONSE,
+    Kind.PSI_REQUEST: Kind.PSI_RESPONSE,
+}
+"""The one kind that may answer each interactive kind."""
+
 ACTIONS = frozenset(
     {
         Kind.STOP_PAYMENT,

@@ -5,8 +5,8 @@ database with nothing but its URL (there is no alembic.ini):
 
 - `gateway/migrations/broker`: the broker's tables (`gateway/broker/models.py`,
   `gateway/audit/store.py`), versions in `alembic_version_broker`;
-- `gateway/migrations/node`: a node's tables (every module `nodes/schema.py` lists),
-  versions in `alembic_version_node`.
+- `gateway/migrations/node`: a node's tables (every module `nodes/schema.py` lists and
+  registers with `register_tables`), versions in `alembic_version_node`.
 
 The broker and every node call `upgrade` at start-up. It is idempotent and safe when
 several processes start at once: the upgrade runs in one transaction, under an advisory
@@ -52,6 +52,7 @@ from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.pool import NullPool, StaticPool
 
 from gateway.db import BrokerBase, NodeBase, make_engine
+from gateway.resources import MIGRATIONS
 
 __all__ = [
     "SCHEMAS",
@@ -61,6 +62,7 @@ __all__ = [
     "differences",
     "downgrade",
     "heads",
+    "register_tables",
     "revision",
     "target_metadata",
     "upgrade",
@@ -70,7 +72,6 @@ log = logging.getLogger(__name__)
 
 Schema = Literal["broker", "node"]
 SCHEMAS: tuple[Schema, ...] = ("broker", "node")
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 SQLITE_WAIT_S = 300.0
 """How long a start-up waits for another process's migration of the same SQLite file."""
@@ -87,6 +88,18 @@ def version_table(schema: Schema) -> str:
     return f"alembic_version_{schema}"
 
 
+_REGISTERED: dict[Schema, tuple[ModuleType, ...]] = {}
+
+
+def register_tables(schema: Schema, modules: tuple[ModuleType, ...]) -> None:
+    """Name the modules whose tables make up `schema`.
+
+    The node's tables live in `nodes/`, which builds on this library, so the library
+    cannot name them: `nodes/schema.py` registers them when imported.
+    """
+    _REGISTERED[schema] = modules
+
+
 def table_modules(schema: Schema) -> tuple[ModuleType, ...]:
     """The modules whose module-level tables make up `schema`."""
     if schema == "broker":
@@ -94,9 +107,12 @@ def table_modules(schema: Schema) -> tuple[ModuleType, ...]:
         from gateway.broker import models
 
         return (models, store)
-    from nodes import schema as node_schema
-
-    return node_schema.TABLE_MODULES
+    if schema not in _REGISTERED:
+        raise MigrationError(
+            f"the {schema} tables are not registered: import nodes.schema before comparing "
+            "or writing migrations"
+        )
+    return _REGISTERED[schema]
 
 
 def target_metadata(schema: Schema) -> MetaData:

@@ -19,16 +19,32 @@ _RESPONDER_EXTRA = """
 # Attributes a querier may see in a match label (never more than the policy allows).
 label_attributes = ["record_id", "status", "opened_on"]
 
-# Adapter: the table holding accounts (bank) or numbers (carrier) and how its columns
-# map to the gateway's names. Leave empty to use the built-in table.
+# Adapter: the table holding accounts (bank) or numbers (carrier). Leave empty to use
+# the built-in table, which `gateway node ingest` fills from the CSV; name your own
+# table to have actions change it instead, and map its columns in [adapter_columns]
+# at the end of this file.
 adapter_table = ""
-# [adapter_columns]
-# identifier = "account_no"
-# status = "status"
-# balance_minor = "balance_fen"
-# held_minor = "held_fen"
-# hold_expires_at_ms = "hold_expiry"
 """
+
+_COLUMNS = {
+    "bank": """
+# How your accounts table's columns map to the gateway's names (with adapter_table).
+# Keep this table last: TOML puts every line after a [table] line into that table.
+# [adapter_columns]
+# identifier = "account_no"         # the account number, a text column
+# status = "status"                 # text: 'active' | 'frozen' | 'closed'
+# balance_minor = "balance_fen"     # integer, in minor units
+# held_minor = "held_fen"           # integer, in minor units
+# hold_expires_at_ms = "hold_expiry"  # integer, Unix milliseconds
+""",
+    "carrier": """
+# How your subscribers table's columns map to the gateway's names (with adapter_table).
+# Keep this table last: TOML puts every line after a [table] line into that table.
+# [adapter_columns]
+# identifier = "msisdn"             # the number in E.164 (+8613812345678), a text column
+# status = "state"                  # text: 'active' | 'suspended'
+""",
+}
 
 _MATCH_EXTRA = """
 # Targeted matching. Bucket bits must be the same at police and responders (16 suits
@@ -44,6 +60,7 @@ def render(*, node: str, role: str, listen: str, broker: str, bundle: Path, data
     """A TOML file for one node; every key can be overridden by GATEWAY_<KEY>."""
     extra = _RESPONDER_EXTRA if role in ("bank", "carrier") else ""
     extra += _MATCH_EXTRA if role in ("police", "bank", "carrier") else ""
+    extra += _COLUMNS.get(role, "")
     return f"""{_ROLE_NOTES.get(role, "")}
 # Every key can be overridden by an environment variable GATEWAY_<KEY>, e.g.
 # GATEWAY_DATABASE=postgresql+psycopg://user@db/bank.
@@ -71,4 +88,8 @@ call_timeout_s = 30.0
 
 # How long the signed directory fetched from the broker is used before it is fetched again.
 directory_ttl_s = 30.0
+
+# Plain-HTTP /healthz, /readyz and Prometheus /metrics for operations (empty: off); keep it
+# on loopback or an operations network, e.g. "127.0.0.1:9102".
+ops_listen = ""
 {extra}"""

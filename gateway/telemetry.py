@@ -42,18 +42,64 @@ ALLOWED_ATTRIBUTES = frozenset(
 )
 """The only span attributes the gateway sets itself: metadata, never identifiers."""
 
-MESSAGES = METER.create_counter(
-    "gateway.messages", unit="1", description="Messages decided by the broker, by kind and decision"
-)
-DENIALS = METER.create_counter(
-    "gateway.policy.denials", unit="1", description="Messages denied by policy, by kind"
-)
-SUBMIT_LATENCY = METER.create_histogram(
-    "gateway.submit.duration", unit="ms", description="Broker time per Submit, by kind"
-)
-DELIVERY_LATENCY = METER.create_histogram(
-    "gateway.delivery.duration", unit="ms", description="Time of one delivery to a node"
-)
+
+class Instruments:
+    """The gateway's metric instruments, made on one meter.
+
+    By default that is the global meter, which forwards to whatever provider `setup`
+    installs later; `metrics_on` binds them to a provider passed in instead, since the
+    global provider can be set only once per process.
+    """
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self.messages = meter.create_counter(
+            "gateway.messages",
+            unit="1",
+            description="Messages decided by the broker, by kind and decision",
+        )
+        self.denials = meter.create_counter(
+            "gateway.policy.denials", unit="1", description="Messages denied by policy, by kind"
+        )
+        self.submit_latency = meter.create_histogram(
+            "gateway.submit.duration", unit="ms", description="Broker time per Submit, by kind"
+        )
+        self.delivery_latency = meter.create_histogram(
+            "gateway.delivery.duration", unit="ms", description="Time of one delivery to a node"
+        )
+        meter.create_observable_gauge(
+            "gateway.outbox.depth",
+            callbacks=[_read_outbox],
+            unit="1",
+            description="Undelivered messages",
+        )
+
+
+_OUTBOX_DEPTHS: dict[int, Callable[[], int]] = {}
+
+
+def _read_outbox(_options: metrics.CallbackOptions) -> list[metrics.Observation]:
+    return [metrics.Observation(depth()) for depth in list(_OUTBOX_DEPTHS.values())]
+
+
+_instruments = Instruments(METER)
+
+
+def instruments() -> Instruments:
+    """The instruments to record on now (looked up per use, so `metrics_on` reaches
+    servers that were started before it)."""
+    return _instruments
+
+
+@contextmanager
+def metrics_on(provider: metrics.MeterProvider) -> Iterator[Instruments]:
+    """Record the gateway's metrics on `provider` instead of the global one, for a while."""
+    global _instruments
+    previous = _instruments
+    _instruments = Instruments(provider.get_meter("gateway"))
+    try:
+        yield _instruments
+    finally:
+        _instruments = previous
 
 
 def _not_health(details: Any) -> bool:
@@ -127,18 +173,6 @@ def context_from(traceparent: str) -> Context | None:
     if not traceparent:
         return None
     return propagate.extract({"traceparent": traceparent})
-
-
-_OUTBOX_DEPTHS: dict[int, Callable[[], int]] = {}
-
-
-def _read_outbox(_options: metrics.CallbackOptions) -> list[metrics.Observation]:
-    return [metrics.Observation(depth()) for depth in list(_OUTBOX_DEPTHS.values())]
-
-
-METER.create_observable_gauge(
-    "gateway.outbox.depth", callbacks=[_read_outbox], unit="1", description="Undelivered messages"
-)
 
 
 def observe_outbox(depth: Callable[[], int]) -> Callable[[], None]:

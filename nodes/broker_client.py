@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from sqlalchemy import Engine, select
@@ -52,6 +52,8 @@ class Submitted:
     tlog_proof: str
     answers: list[tuple[pb.Header, bytes]]
     undelivered: list[str]
+    refusals: dict[str, str] = field(default_factory=dict)
+    """Why undelivered recipients gave no answer, as the broker passed it on."""
 
 
 class BrokerClient:
@@ -197,6 +199,7 @@ class BrokerClient:
             tlog_proof=proof,
             answers=answers,
             undelivered=list(reply.undelivered),
+            refusals={r.recipient: r.reason for r in reply.refusals},
         )
 
     def open_answer(self, answer: pb.Envelope, draft: Draft) -> tuple[pb.Header, bytes]:

@@ -298,7 +298,11 @@ def _ask(ctx: NodeContext, node_id: str, draft: Draft, query: PendingQuery) -> R
         return outcome
     answers = [payload for header, payload in submitted.answers if header.sender == node_id]
     if not answers:
-        outcome.error = _why_unanswered(ctx, draft.message_id, node_id)
+        refusal = submitted.refusals.get(node_id)
+        if refusal is not None:
+            outcome.error = f"no answer: {node_id}: {refusal}"
+        else:
+            outcome.error = _why_unanswered(ctx, draft.message_id, node_id)
         return outcome
     header = next(h for h, _ in submitted.answers if h.sender == node_id)
     if header.kind != Kind.MATCH_RESPONSE:
@@ -323,7 +327,8 @@ def _ask(ctx: NodeContext, node_id: str, draft: Draft, query: PendingQuery) -> R
 
 
 def _why_unanswered(ctx: NodeContext, message_id: str, node_id: str) -> str:
-    """The refusal the broker recorded for `node_id`, from the message's status."""
+    """The refusal the broker recorded for `node_id`, from the message's status (where
+    the reply named no refusal: the answer itself was refused, say)."""
     try:
         status = ctx.client.status(message_id)
     except grpc.RpcError:

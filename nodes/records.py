@@ -12,7 +12,7 @@ reads yield light `StoredRecord` tuples, never one ORM object per row.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, cast
@@ -48,6 +48,7 @@ __all__ = [
     "current_version",
     "delete_records",
     "live_records",
+    "sync_attribute",
     "upsert_records",
 ]
 
@@ -349,3 +350,39 @@ def count_changed(engine: Engine, version: int, until: int, *, live_only: bool =
     with engine.connect() as conn:
         total = conn.scalar(select(func.count()).select_from(_RECORDS).where(*conditions))
     return int(total or 0)
+
+
+def sync_attribute(conn: Connection, kinds: Sequence[str], value: str, name: str, new: str) -> int:
+    """Set attribute `name` of the live records of `value` that have it; returns how many.
+
+    Called by an action in its own transaction (a freeze sets status to "frozen"), so the
+    match label says what the account now is: the change bumps the record's version and
+    the index picks it up before the next query answered. Records without the attribute,
+    or with it already at `new`, are left alone.
+    """
+    rows = conn.execute(
+        select(_RECORDS.c.id, _RECORDS.c.attributes).where(
+            _RECORDS.c.kind.in_(list(kinds)), _RECORDS.c.value == value, _RECORDS.c.deleted == 0
+        )
+    ).all()
+    stale = []
+    for row_id, text in rows:
+        attributes = json.loads(text)
+        if name in attributes and attributes[name] != new:
+            attributes[name] = new
+            stale.append(
+                {
+                    "b_id": row_id,
+                    "b_attributes": json.dumps(attributes, sort_keys=True, ensure_ascii=False),
+                }
+            )
+    if not stale:
+        return 0
+    version = _next_version(conn)
+    conn.execute(
+        update(_RECORDS)
+        .where(_RECORDS.c.id == bindparam("b_id"))
+        .values(attributes=bindparam("b_attributes"), version=version, updated_at_ms=now_ms()),
+        stale,
+    )
+    return len(stale)

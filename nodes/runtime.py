@@ -28,6 +28,7 @@ from gateway.envelope.build import Draft, now_ms
 from gateway.envelope.sealing import SealError, unseal
 from gateway.envelope.verify import EnvelopeVerifier, Rejected, VerifierLimits
 from gateway.kinds import DURABLE, Kind
+from gateway.ops_http import OpsServer, database_readiness
 from gateway.pki.store import NodeBundle
 from gateway.policy import PolicyEngine, PolicyRequest
 from gateway.telemetry import server_interceptors
@@ -205,8 +206,12 @@ class RunningNode:
     ctx: NodeContext
     port: int
     sweeper: HoldSweeper | None = None
+    ops: OpsServer | None = None
 
     def stop(self, grace: float = 1.0) -> None:
+        log.info("node %s stopping (grace %.1f s)", self.ctx.node_id, grace)
+        if self.ops is not None:
+            self.ops.close()
         if self.sweeper is not None:
             self.sweeper.stop()
         self.server.stop(grace).wait()
@@ -230,8 +235,10 @@ def open_node(config: NodeConfig) -> NodeContext:
 
 
 def serve_node(config: NodeConfig) -> RunningNode:
+    from nodes.preflight import preflight
     from nodes.roles import handler_for
 
+    preflight(config)  # refuses to start, saying why, on what would fail a first request
     ctx = open_node(config)
     handler = handler_for(config.role, ctx)
     policy = PolicyEngine.load(config.node_policy(), config.schema)
@@ -262,5 +269,9 @@ def serve_node(config: NodeConfig) -> RunningNode:
     if config.role in ("bank", "carrier"):
         sweeper = HoldSweeper(ctx, config.hold_sweep_s)
         sweeper.start()
-    log.info("node %s (%s) listening on port %d", config.node_id, config.role, port)
-    return RunningNode(server, ctx, port, sweeper)
+    host = config.listen.rsplit(":", 1)[0]
+    log.info("node %s (%s) listening on %s:%d", config.node_id, config.role, host, port)
+    ops = None
+    if config.ops_listen:
+        ops = OpsServer(config.ops_listen, database_readiness(ctx.engine))
+    return RunningNode(server, ctx, port, sweeper, ops)

@@ -1,7 +1,9 @@
 """Every table of a node's database, imported in one place.
 
 `NodeBase.metadata` knows a table only once its module is imported; the runtime and
-the migrations import this module so that they always see the whole schema.
+the migration commands import this module so that they always see the whole schema, and
+it registers the list with `gateway.migrate` (which, as a library part, cannot import
+`nodes/`).
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 from gateway.bulk_psi import offers
 from gateway.db import NodeBase
 from gateway.matching import index_store
+from gateway.migrate import register_tables
 from nodes import journal, records
 from nodes.actions import accounts, holds, numbers, police
 
 TABLE_MODULES = (journal, records, holds, accounts, numbers, police, index_store, offers)
 metadata = NodeBase.metadata
+register_tables("node", TABLE_MODULES)

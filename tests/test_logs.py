@@ -3,9 +3,11 @@ as text or JSON, with ids and never an identifier."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -14,7 +16,7 @@ import pytest
 
 from gateway.envelope.build import Draft
 from gateway.localnet import Consortium, gateway_command
-from gateway.logs import FIELDS, JsonFormatter, TextFormatter, event
+from gateway.logs import FIELDS, JsonFormatter, TextFormatter, event, setup_logging
 from nodes.actions.police import ActionSpec, issue_action
 from tests.consortium import client, running
 from tests.waiting import wait_for
@@ -154,3 +156,17 @@ def test_unknown_log_format_is_one_error_line(consortium: Consortium) -> None:
     assert done.stderr.strip().splitlines() == [
         "error: --log-format must be text or json, not 'xml'"
     ]
+
+
+def test_log_lines_go_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command run inside a test must not leave a handler on a closed capture stream."""
+    saved = logging.getLogger().handlers[:], logging.getLogger().level
+    try:
+        setup_logging(False, "text")
+        later = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", later)
+        event(logging.getLogger("gateway.test"), "moved", n=1)
+        assert later.getvalue().rstrip().endswith("gateway.test: moved n=1")
+    finally:
+        logging.getLogger().handlers[:], level = saved
+        logging.getLogger().setLevel(level)

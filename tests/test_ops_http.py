@@ -6,6 +6,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import create_engine
@@ -13,6 +14,7 @@ from sqlalchemy import create_engine
 from gateway.envelope.build import Draft
 from gateway.localnet import Consortium, free_port, gateway_command
 from gateway.ops_http import OpsServer, database_readiness
+from nodes.runtime import serve_node
 from tests.consortium import client
 from tests.waiting import wait_for
 
@@ -111,3 +113,16 @@ def test_readiness_holds_when_the_database_answers() -> None:
     finally:
         server.close()
         engine.dispose()
+
+
+def test_a_node_serves_the_same_endpoint(broker: str, consortium: Consortium) -> None:
+    ops_port = free_port()
+    node = serve_node(replace(consortium.node_config("bank-a"), ops_listen=f"127.0.0.1:{ops_port}"))
+    try:
+        assert get(f"http://127.0.0.1:{ops_port}/healthz") == (200, "ok\n")
+        assert get(f"http://127.0.0.1:{ops_port}/readyz") == (200, "ready\n")
+        assert get(f"http://127.0.0.1:{ops_port}/metrics")[0] == 200
+    finally:
+        node.stop(0)
+    with pytest.raises(OSError):
+        get(f"http://127.0.0.1:{ops_port}/healthz")  # closed with the node

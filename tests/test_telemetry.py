@@ -9,12 +9,13 @@ and its execution, and the receipt's delivery back to the police node's server.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import grpc
 import pytest
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -22,9 +23,11 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy.orm import Session
 
 from gateway.localnet import Consortium
+from gateway.telemetry import metrics_on
 from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
 from tests.actions.seed import seed_accounts
 from tests.consortium import client, running
+from tests.waiting import wait_for
 
 ACCOUNT = "6222020200112233445"
 
@@ -48,43 +51,65 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
         yield c
 
 
+def stop_payment(amount_minor: int) -> ActionSpec:
+    return ActionSpec(
+        recipient="bank-a",
+        action="STOP_PAYMENT",
+        case_ref="C-OTEL",
+        legal_basis="art. 11",
+        issuing_officer="o-1",
+        approving_officer="o-2",
+        identifier_kind="bank_account",
+        identifier=ACCOUNT,
+        amount_minor=amount_minor,
+        duration_hours=4,
+    )
+
+
 def freeze(c: Consortium) -> str:
     ctx = client(c, "police-1")
     try:
-        result = issue_action(
-            ctx,
-            ActionSpec(
-                recipient="bank-a",
-                action="STOP_PAYMENT",
-                case_ref="C-OTEL",
-                legal_basis="art. 11",
-                issuing_officer="o-1",
-                approving_officer="o-2",
-                identifier_kind="bank_account",
-                identifier=ACCOUNT,
-                amount_minor=1_000,
-                duration_hours=4,
-            ),
-        )
-        for _ in range(150):
+        result = issue_action(ctx, stop_payment(amount_minor=1_000))
+
+        def executed() -> bool:
             with Session(ctx.engine) as s:
                 row = s.get(ActionRequestRow, result.message_id)
-                if row is not None and row.state == "executed":
-                    return result.message_id
-            time.sleep(0.1)
+                return row is not None and row.state == "executed"
+
+        wait_for(executed)
+        return result.message_id
     finally:
         ctx.client.close()
-    raise AssertionError("no receipt")
+
+
+def finished_trace(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+    """The spans of the one freeze's trace once its last spans have ended: the outbox's
+    delivery (closed by the delivery event that follows the receipt), the police node's
+    Deliver of the receipt (which ends after the node stored it), and the parent of
+    every span (a broker's server span can end before the client span around it)."""
+    mine: list[ReadableSpan] = []
+
+    def complete() -> bool:
+        spans = exporter.get_finished_spans()
+        roots = [s for s in spans if s.name == "freeze.request"]
+        if len(roots) != 1:
+            return False
+        mine[:] = [s for s in spans if s.context.trace_id == roots[0].context.trace_id]
+        deliveries = [s for s in mine if s.name == "/gateway.v1.Node/Deliver"]
+        servers = [s for s in deliveries if s.kind == SpanKind.SERVER]
+        ended = {s.context.span_id for s in mine}
+        parents = all(s.parent is None or s.parent.span_id in ended for s in mine)
+        return "outbox.deliver" in {s.name for s in mine} and len(servers) == 2 and parents
+
+    wait_for(complete)
+    return mine
 
 
 def test_one_freeze_is_one_connected_trace(exporter: InMemorySpanExporter, net: Consortium) -> None:
     exporter.clear()
     freeze(net)
-    time.sleep(0.5)  # the outbox's last delivery event closes its span after the receipt
-    spans: tuple[ReadableSpan, ...] = exporter.get_finished_spans()
-    [root] = [s for s in spans if s.name == "freeze.request"]
-    trace_id = root.context.trace_id
-    mine = [s for s in spans if s.context.trace_id == trace_id]
+    mine = finished_trace(exporter)
+    [root] = [s for s in mine if s.name == "freeze.request"]
     names = {s.name for s in mine}
     assert {
         "freeze.request",
@@ -112,9 +137,8 @@ def test_one_freeze_is_one_connected_trace(exporter: InMemorySpanExporter, net: 
 def test_no_identifier_in_any_span(exporter: InMemorySpanExporter, net: Consortium) -> None:
     exporter.clear()
     freeze(net)
-    time.sleep(0.5)
+    finished_trace(exporter)
     spans = exporter.get_finished_spans()
-    assert spans
     forms = (ACCOUNT, ACCOUNT[-8:], "bank_account\x00")
     for s in spans:
         values = [str(v) for v in (s.attributes or {}).values()]
@@ -125,36 +149,21 @@ def test_no_identifier_in_any_span(exporter: InMemorySpanExporter, net: Consorti
 
 
 def test_metrics_count_messages_denials_latency_and_outbox(net: Consortium) -> None:
-    from opentelemetry import metrics
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-
+    """Recorded on a provider of the test's own, whatever provider is installed globally
+    (the global one can be set only once per process, so it is set here if nobody has)."""
+    if not isinstance(metrics.get_meter_provider(), MeterProvider):
+        metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
     reader = InMemoryMetricReader()
-    if isinstance(metrics.get_meter_provider(), MeterProvider):
-        pytest.skip("a meter provider was installed earlier in this process")
-    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-    freeze(net)
-    bank = client(net, "bank-a")
-    try:
-        with pytest.raises(grpc.RpcError):
-            issue_action(
-                bank,
-                ActionSpec(
-                    recipient="bank-a",
-                    action="STOP_PAYMENT",
-                    case_ref="C-OTEL",
-                    legal_basis="art. 11",
-                    issuing_officer="o-1",
-                    approving_officer="o-2",
-                    identifier_kind="bank_account",
-                    identifier=ACCOUNT,
-                    amount_minor=1,
-                    duration_hours=1,
-                ),
-            )
-    finally:
-        bank.client.close()
-    data = reader.get_metrics_data()
+    with metrics_on(MeterProvider(metric_readers=[reader])):
+        freeze(net)
+        bank = client(net, "bank-a")
+        try:
+            with pytest.raises(grpc.RpcError) as refused:
+                issue_action(bank, stop_payment(amount_minor=1))  # a bank may not ask
+        finally:
+            bank.client.close()
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        data = reader.get_metrics_data()
     assert data is not None
     points: dict[str, list[dict[str, object]]] = {}
     for resource in data.resource_metrics:

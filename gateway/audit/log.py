@@ -5,7 +5,9 @@ and only if what it records was stored. The in-memory tree follows the committed
 Appends are optimistic: the entries' primary key stops two writers (broker replicas, or a
 restarted broker overlapping the old one) from taking the same index, and entries are
 gap-free, so a writer that missed another's entries always clashes on the first of them;
-it then reads what the other committed and tries again on top of it.
+it then reads what the other committed and tries again on top of it. A writer that keeps
+losing that race (a busier replica can win every time) stops being optimistic: it locks
+the entries table for one transaction, so its append cannot fail because others are busy.
 
 `run(work)` is the only way in: the work of every request waiting at that moment shares
 one database transaction, one signed checkpoint and one commit (`gateway.group_commit`;
@@ -24,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, delete, false, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,8 +40,8 @@ from gateway.db import BrokerBase
 from gateway.envelope.build import now_ms
 from gateway.group_commit import GroupCommitter
 
-CONFLICT_RETRIES = 3
-"""Attempts at one group commit while other writers keep taking the next index first."""
+OPTIMISTIC_ATTEMPTS = 3
+"""Optimistic attempts at one group commit before it locks out the other writers."""
 WRITER_IDLE_S = 1.0
 """A commit connection idle longer than this goes back to the pool, whose pre-ping then
 proves the next one alive (after a database restart, say); under load none is needed."""
@@ -92,6 +94,20 @@ class Append:
         for model, rows in self._rows.items():
             insert_rows(connection, cast(Table, model.__table__), rows)
         insert_rows(connection, _ENTRIES, self._entries)
+
+
+def _lock_entries(connection: Connection) -> None:
+    """Keep other writers from appending until this transaction ends.
+
+    PostgreSQL: a table lock that conflicts with every INSERT and with itself, and waits
+    for the writers already inserting. SQLite: any writing statement takes the file's
+    one write lock (waiting up to the connection's busy timeout), so delete nothing.
+    """
+    if connection.dialect.name == "postgresql":
+        table = connection.dialect.identifier_preparer.format_table(_ENTRIES)
+        connection.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+    else:
+        connection.execute(delete(_ENTRIES).where(false()))
 
 
 class AuditLog:
@@ -155,16 +171,18 @@ class AuditLog:
 
         On any failure the tree is cut back to the committed entries. A clash on a key is
         the work's own (a replayed message id) unless another writer had appended: then
-        its entries are read and the group tried again.
+        its entries are read and the group tried again, the last time under a lock that
+        keeps the other writers out, so that the attempt cannot lose the race.
         """
         with self._lock:
-            for _attempt in range(CONFLICT_RETRIES):
+            for attempt in range(OPTIMISTIC_ATTEMPTS + 1):
+                locked = attempt == OPTIMISTIC_ATTEMPTS
                 size_before = self._tree.size
                 try:
-                    values, note = self._commit_on(self._writer_connection(), group)
+                    values, note = self._commit_on(self._writer_connection(), group, locked)
                 except IntegrityError:
                     self._abandon(size_before)
-                    if not self._caught_up():
+                    if locked or not self._caught_up():
                         raise
                     continue
                 except Exception:
@@ -174,9 +192,7 @@ class AuditLog:
                     with self._state:
                         self._latest_note, self._latest_size = note, self._tree.size
                 return values
-            raise RuntimeError(
-                f"audit: other writers took the next index {CONFLICT_RETRIES} times in a row"
-            )
+            raise AssertionError("unreachable: the locked attempt returns or raises")
 
     def _abandon(self, size: int) -> None:
         """After a failed commit: drop its connection and its leaves from the tree."""
@@ -215,14 +231,22 @@ class AuditLog:
             self._release_writer()
 
     def _commit_on(
-        self, connection: Connection, group: Sequence[Callable[[Session, Append], Any]]
+        self,
+        connection: Connection,
+        group: Sequence[Callable[[Session, Append], Any]],
+        locked: bool = False,
     ) -> tuple[list[Any], str]:
         """Run the group's work, then send its rows, checkpoint and commit as one batch.
 
         The ORM session the work may use joins the connection's transaction and only
         flushes: committing through the connection skips the ORM's commit bookkeeping.
+        `locked`: first take the lock that stops other writers appending until this
+        commit, then read what they committed before it.
         """
         with connection.begin() as transaction:
+            if locked:
+                _lock_entries(connection)
+                self._catch_up(connection)
             with Session(bind=connection, expire_on_commit=False) as session:
                 append = Append(self._tree.size)
                 values = [work(session, append) for work in group]

@@ -31,11 +31,11 @@ from gateway.broker.quotas import QuotaCounter
 from gateway.broker.receipts import receipt_problem, stage_receipt_effects
 from gateway.envelope.build import now_ms
 from gateway.envelope.verify import EnvelopeVerifier, Rejected, Verified
-from gateway.kinds import ANSWERS, DURABLE, INTERACTIVE, Kind
+from gateway.kinds import ANSWER_TO, ANSWERS, DURABLE, INTERACTIVE, Kind
 from gateway.logs import event
 from gateway.pki.directory import Directory, Member
 from gateway.policy import Party, PolicyDecision, PolicyEngine, PolicyRequest
-from gateway.telemetry import DENIALS, MESSAGES, SUBMIT_LATENCY, current_traceparent, span
+from gateway.telemetry import current_traceparent, instruments, span
 from gateway.v1 import gateway_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ class Routed:
     """An identical copy of a durable message stored before: this is its first outcome."""
     reason: str = ""
     """Why it was denied, as first decided (empty when allowed)."""
+    refusals: dict[str, str] = field(default_factory=dict)
+    """Why an undelivered recipient gave no answer: its refusal or the delivery failure."""
 
 
 def header_entry(header: pb.Header, header_bytes: bytes, payload: bytes) -> dict[str, object]:
@@ -182,7 +184,7 @@ class Broker:
             kind_label = routed.kind
             return routed
         finally:
-            SUBMIT_LATENCY.record(
+            instruments().submit_latency.record(
                 (time.perf_counter() - started) * 1000, {"gateway.kind": kind_label}
             )
 
@@ -246,9 +248,10 @@ class Broker:
             current.set_attribute("gateway.decision", "ALLOW" if decision.allowed else "DENY")
             current.set_attribute("gateway.policy_ids", list(decision.policy_ids))
         outcome = "ALLOW" if decision.allowed else "DENY"
-        MESSAGES.add(1, {"gateway.kind": header.kind, "gateway.decision": outcome})
+        metrics = instruments()
+        metrics.messages.add(1, {"gateway.kind": header.kind, "gateway.decision": outcome})
         if not decision.allowed:
-            DENIALS.add(1, {"gateway.kind": header.kind})
+            metrics.denials.add(1, {"gateway.kind": header.kind})
         return decision
 
     def _decide_all(self, verdict: Verified, envelope: pb.Envelope) -> PolicyDecision:
@@ -379,7 +382,7 @@ class Broker:
                 grpc.StatusCode.ALREADY_EXISTS, "replay: message id was seen before"
             ) from None
         if final is not decision:
-            DENIALS.add(1, {"gateway.kind": header.kind})
+            instruments().denials.add(1, {"gateway.kind": header.kind})
         reason = "" if final.allowed else final.reason
         event(
             log,
@@ -415,12 +418,32 @@ class Broker:
             header.message_id, decision, index, header.kind, resent=True, reason=first["reason"]
         )
 
+    def refuse_unparsable(self, data: bytes, peer_node_id: str | None) -> BrokerRefusal:
+        """Audit request bytes that are not an Envelope like any refused envelope (by the
+        digest of what arrived) and return the refusal: INVALID_ARGUMENT, naming what is
+        wrong, where gRPC would answer INTERNAL for a request it cannot decode."""
+        rejected = Rejected(
+            "envelope",
+            "request bytes do not decode as a gateway.v1.Envelope",
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        self._audit_rejection(pb.Envelope(header=data), rejected, peer_node_id, parsed=False)
+        return BrokerRefusal(rejected.status, str(rejected))
+
     def _audit_rejection(
-        self, envelope: pb.Envelope, rejected: Rejected, peer_node_id: str | None
+        self,
+        envelope: pb.Envelope,
+        rejected: Rejected,
+        peer_node_id: str | None,
+        *,
+        parsed: bool = True,
     ) -> None:
+        """One audit entry per refused envelope; `parsed=False`: `envelope.header` holds
+        the undecodable request itself, recorded by its digest alone."""
         header = pb.Header()
         try:
-            header.ParseFromString(envelope.header)
+            if parsed:
+                header.ParseFromString(envelope.header)
         except Exception:  # a header that does not parse is audited by its digest alone
             header = pb.Header()
         entry: dict[str, object] = {
@@ -455,10 +478,13 @@ class Broker:
             if isinstance(outcome, DeliveryError):
                 self._delivery_event(verdict.header.message_id, node_id, "failed", str(outcome))
                 routed.undelivered.append(node_id)
+                routed.refusals[node_id] = str(outcome)
                 continue
             answer = self._accept_answer(verdict.header, node_id, outcome)
             if answer is None:
                 routed.undelivered.append(node_id)
+                if not outcome.accepted:
+                    routed.refusals[node_id] = outcome.reason
             else:
                 routed.responses.append(answer)
 
@@ -493,6 +519,8 @@ class Broker:
         problem = ""
         if isinstance(verdict, Rejected):
             problem = str(verdict)
+        elif verdict.header.kind != ANSWER_TO.get(Kind(request.kind)):
+            problem = f"answer: a {request.kind} is answered by {ANSWER_TO.get(Kind(request.kind))}, not {verdict.header.kind}"
         elif verdict.header.reply_to != request.message_id:
             problem = "answer: reply_to does not name the request"
         elif list(verdict.header.recipients) != [request.sender]:

@@ -6,8 +6,10 @@ import logging
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -18,6 +20,7 @@ from gateway.broker.core import Broker, BrokerRefusal, party
 from gateway.broker.delivery import NodeDialer
 from gateway.broker.lifecycle import DeadlineWatcher
 from gateway.broker.outbox import OutboxWorker
+from gateway.broker.reasons import recipient_reason
 from gateway.config import BrokerConfig
 from gateway.db import make_engine
 from gateway.envelope.build import now_ms
@@ -42,6 +45,52 @@ log = logging.getLogger(__name__)
 MAX_AUDIT_PAGE = 1000
 
 
+@dataclass(frozen=True)
+class Undecodable:
+    """Submit's request bytes that are not an Envelope, kept for the refusal's audit."""
+
+    data: bytes
+
+
+def envelope_or_undecodable(data: bytes) -> pb.Envelope | Undecodable:
+    """Submit's request deserialiser: it never raises (gRPC would answer INTERNAL)."""
+    try:
+        return pb.Envelope.FromString(data)
+    except DecodeError:
+        return Undecodable(data)
+
+
+class _Registrations:
+    """Stands in for the server to collect what a generated `add_*_to_server` registers."""
+
+    def __init__(self) -> None:
+        self.service = ""
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, _handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self.service, self.handlers = service, dict(handlers)
+
+
+def add_broker_servicer(servicer: BrokerServicer, server: grpc.Server) -> None:
+    """The generated registration, but Submit decodes its request with
+    `envelope_or_undecodable`, so that bytes that are not an Envelope are refused by name."""
+    collected = _Registrations()
+    rpc.add_BrokerServicer_to_server(servicer, collected)
+    collected.handlers["Submit"] = grpc.unary_unary_rpc_method_handler(
+        servicer.Submit,
+        request_deserializer=envelope_or_undecodable,
+        response_serializer=pb.SubmitReply.SerializeToString,
+    )
+    service, handlers = collected.service, collected.handlers
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)  # type: ignore[attr-defined]
+
+
 class BrokerServicer(rpc.BrokerServicer):
     """Thin gRPC adapter over `Broker`: refusals become statuses with named checks."""
 
@@ -49,7 +98,12 @@ class BrokerServicer(rpc.BrokerServicer):
         self.broker = broker
         self.directory = directory
 
-    def Submit(self, request: pb.Envelope, context: grpc.ServicerContext) -> pb.SubmitReply:
+    def Submit(
+        self, request: pb.Envelope | Undecodable, context: grpc.ServicerContext
+    ) -> pb.SubmitReply:
+        if isinstance(request, Undecodable):
+            refusal = self.broker.refuse_unparsable(request.data, current_peer())
+            context.abort(refusal.status, refusal.reason)
         try:
             routed = self.broker.submit(request, current_peer())
         except BrokerRefusal as refusal:
@@ -64,6 +118,10 @@ class BrokerServicer(rpc.BrokerServicer):
             ),
             responses=routed.responses,
             undelivered=routed.undelivered,
+            refusals=[
+                pb.Refusal(recipient=node_id, reason=recipient_reason(node_id, text))
+                for node_id, text in routed.refusals.items()
+            ],
         )
 
     def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusReply:
@@ -209,7 +267,7 @@ def serve_broker(config: BrokerConfig) -> RunningBroker:
         interceptors=[*server_interceptors(), IdentityInterceptor(directory)],
         options=server_options(),
     )
-    rpc.add_BrokerServicer_to_server(BrokerServicer(broker, directory), server)
+    add_broker_servicer(BrokerServicer(broker, directory), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_names = (

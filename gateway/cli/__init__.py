@@ -9,6 +9,7 @@ from gateway.cli import (
     db_cmd,
     demo_cmd,
     freeze_cmd,
+    ingest_cmd,
     match_cmd,
     node_cmd,
     pki_cmd,
@@ -28,5 +29,5 @@ app.command("demo")(demo_cmd.demo)
 app.command("query")(match_cmd.query)
 app.command("psi")(psi_cmd.psi)
 app.add_typer(psi_cmd.offers_app, name="psi-offers")
-node_cmd.app.command("ingest")(match_cmd.ingest)
+node_cmd.app.command("ingest")(ingest_cmd.ingest)
 node_cmd.app.command("reindex")(match_cmd.reindex)

@@ -44,7 +44,7 @@ from gateway.audit.verify import (
     verify_log,
 )
 from gateway.cli.common import console, fail, node_config
-from gateway.db import make_engine
+from gateway.db import DatabaseError, open_read_only
 from gateway.pki.directory import DirectoryError
 from gateway.pki.store import PkiError, PkiFolder
 
@@ -108,7 +108,10 @@ class LogSource:
             fail(f"the directory lists no broker {broker_id!r}")
         self.origin = f"{directory.consortium}/gateway-audit"
         self.verifiers = [Ed25519Verifier(self.origin, broker.sign_key)]
-        self.engine = make_engine(database)
+        try:
+            self.engine = open_read_only(database, ("audit_entries", "checkpoints"))
+        except DatabaseError as exc:
+            fail(str(exc))
 
     def total(self) -> int | None:
         return count_entries(self.engine) if self.engine is not None else self.live_size
@@ -423,7 +426,10 @@ def prove(
     database: str = typer.Option(..., help="The broker's database (path or URL)."),
 ) -> None:
     """Print a C2SP tlog-proof of one entry under the latest stored checkpoint."""
-    engine = make_engine(database)
+    try:
+        engine = open_read_only(database, ("audit_entries", "checkpoints"))
+    except DatabaseError as exc:
+        fail(str(exc))
     checkpoints = stored_checkpoints(engine)
     usable = [c for c in checkpoints if c.size > entry]
     if entry < 0 or not usable:

@@ -1,4 +1,4 @@
-"""`gateway node ingest`, `gateway node reindex` and `gateway query`: targeted matching.
+"""`gateway node reindex` and `gateway query`: targeted matching (ingest: ingest_cmd.py).
 
 A responder loads its records and keeps its match index current; police ask one or all
 responders of a role whether they hold given identifiers. Identifiers typed by the user
@@ -26,7 +26,7 @@ from gateway.cli.common import console, fail, node_config
 from gateway.config import NodeConfig
 from gateway.matching.index_build import IndexUpdate
 
-__all__ = ["ingest", "query", "reindex"]
+__all__ = ["query", "reindex"]
 
 
 @contextmanager
@@ -80,43 +80,6 @@ def _responder_config(config: Path) -> NodeConfig:
     if cfg.role not in RESPONDER_ROLES:
         fail(f"{cfg.node_id} is a {cfg.role} node; only banks and carriers hold records")
     return cfg
-
-
-def ingest(
-    file: Path = typer.Argument(..., help="CSV with columns kind,value and attribute columns."),
-    config: Path = typer.Option(..., help="The bank's or carrier's TOML file."),
-    delete: bool = typer.Option(False, "--delete", help="Remove the file's identifiers instead."),
-) -> None:
-    """Load records from a CSV file and bring the match index up to date."""
-    from gateway import migrate
-    from gateway.db import make_engine
-    from gateway.ingest_csv import IngestError, read_records
-    from nodes.records import delete_records, upsert_records
-
-    cfg = _responder_config(config)
-    try:
-        result = read_records(file, default_region=cfg.default_region)
-    except (IngestError, OSError) as exc:
-        fail(f"{file}: {exc}")
-    if result.rejected:
-        table = Table(title=f"{len(result.rejected)} rows rejected (not loaded)")
-        table.add_column("line", justify="right")
-        table.add_column("reason")
-        for row in result.rejected:
-            table.add_row(str(row.line), row.reason)
-        console.print(table)
-    engine = make_engine(cfg.database)
-    migrate.upgrade(engine, "node")
-    if delete:
-        removed = delete_records(engine, result.identifiers)
-        console.print(f"{removed} records removed ({len(result.records)} rows read)")
-    else:
-        loaded = upsert_records(engine, ((r.identifier, r.attributes) for r in result.records))
-        console.print(
-            f"records: {loaded.added} added, {loaded.changed} changed, "
-            f"{loaded.unchanged} unchanged, {len(result.rejected)} rejected"
-        )
-    _index(cfg)
 
 
 def reindex(config: Path = typer.Option(..., help="The bank's or carrier's TOML file.")) -> None:

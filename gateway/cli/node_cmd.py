@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -20,21 +21,58 @@ app = typer.Typer(no_args_is_help=True, help="Run and configure an agency node."
 def serve(
     config: Path = typer.Option(..., help="The node's TOML file."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
+    log_format: str = typer.Option(
+        "text", "--log-format", help="text, or json: one JSON object per line."
+    ),
+    ops_listen: str = typer.Option(
+        "", "--ops-listen", help="host:port for HTTP /healthz, /readyz, /metrics (overrides TOML)."
+    ),
 ) -> None:
     """Serve the node's gRPC endpoint over mTLS until interrupted."""
     from gateway import telemetry
     from nodes.runtime import serve_node
 
-    setup_logging(verbose)
+    setup_logging(verbose, log_format)
     cfg = node_config(config)
-    telemetry.setup(f"gateway-node-{cfg.node_id}")
+    if ops_listen:
+        cfg = replace(cfg, ops_listen=ops_listen)
+    telemetry.setup(f"gateway-node-{cfg.node_id}", prometheus=bool(cfg.ops_listen))
     try:
         running = serve_node(cfg)
     except (ConfigError, OSError, RuntimeError, grpc.RpcError) as exc:
         fail(f"node {cfg.node_id} cannot start: {exc}")
-    console.print(f"node {cfg.node_id} ({cfg.role}) serving on port {running.port}")
+    host = cfg.listen.rsplit(":", 1)[0]
+    console.print(f"node {cfg.node_id} ({cfg.role}) serving on {host}:{running.port}")
     wait_for_signal()
     running.stop()
+
+
+@app.command("check")
+def check(config: Path = typer.Option(..., help="The node's TOML file.")) -> None:
+    """Check the node before it serves: PKI, broker, directory, database, tables, index.
+
+    Prints one line per check and exits 1 if any fails; `node serve` runs the same checks
+    and refuses to start on a failure (an unreachable broker is only a warning there).
+    """
+    from gateway.config import NodeConfig, load_config
+    from nodes.preflight import run_checks
+
+    try:
+        cfg = load_config(NodeConfig, config)
+    except ConfigError as exc:
+        console.print(f"FAIL configuration: {exc}", markup=False, highlight=False, soft_wrap=True)
+        fail(f"configuration: {exc}")
+    console.print(f"OK   configuration: {config}", markup=False, highlight=False, soft_wrap=True)
+    results = run_checks(cfg)
+    for result in results:
+        console.print(result.line(), markup=False, highlight=False, soft_wrap=True)
+    failures = [r for r in results if r.failed]
+    if failures:
+        fail(
+            f"{len(failures)} of {len(results)} checks failed; first: {failures[0].name}: "
+            f"{failures[0].detail}"
+        )
+    console.print(f"node {cfg.node_id} ({cfg.role}): all checks passed")
 
 
 @app.command("init")

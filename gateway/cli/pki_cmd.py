@@ -8,7 +8,7 @@ import typer
 
 from gateway.cli.common import console, fail
 from gateway.pki.directory import DirectoryError
-from gateway.pki.store import PkiError, PkiFolder
+from gateway.pki.store import PkiError, PkiFolder, Rotation
 
 app = typer.Typer(no_args_is_help=True, help="Consortium CA, node keys and the signed directory.")
 
@@ -43,7 +43,10 @@ def issue(
     endpoint: str = typer.Option("", help="host:port where the node listens."),
     pki_dir: Path = PKI_DIR,
 ) -> None:
-    """Issue a node's mTLS certificate and keys, and list it in a newly signed directory."""
+    """Issue a node's mTLS certificate and keys, and list it in a newly signed directory.
+
+    A member already listed is refused: re-key it with `gateway pki rotate`.
+    """
     try:
         bundle = PkiFolder(pki_dir).issue(
             node, role, agency=agency, endpoint=endpoint, oprf_key_factory=oprf_key_pair
@@ -74,7 +77,8 @@ def rotate(
 ) -> None:
     """Replace a member's keys (all it holds if none is named) and re-sign the directory.
 
-    Then copy the bundle to the node and restart it (SECURITY.md: what old keys still do).
+    Prints what each member must do next: the rotated one gets its new bundle and
+    restarts (and a responder whose OPRF key changed rebuilds its index).
     """
     try:
         done = PkiFolder(pki_dir).rotate(
@@ -89,9 +93,30 @@ def rotate(
         fail(str(exc))
     console.print(f"rotated {', '.join(done.rotated)} of [bold]{node}[/] (v{done.key_version})")
     console.print(f"directory serial {done.serial}")
-    console.print(f"copy {done.bundle.folder} to the node and restart it")
+    console.print("next:")
+    for who, what in next_steps(done):
+        console.print(f"  {who}: {what}", highlight=False)
+
+
+def next_steps(done: Rotation) -> list[tuple[str, str]]:
+    """What each member must do after a rotation (SECURITY.md: what old keys still do)."""
+    node = done.node_id
+    restart = "`gateway broker serve`" if done.role == "broker" else "`gateway node serve`"
+    steps = [(node, f"copy {done.bundle.folder} to it, then restart it ({restart})")]
     if "oprf" in done.rotated:
-        console.print("then rebuild its match index: `gateway node reindex`")
+        steps.append((node, "then rebuild its match index: `gateway node reindex --config FILE`"))
+    if done.role != "broker":
+        steps.append(("broker", "nothing: it reads the new directory within a second"))
+    steps.append(("other nodes", "nothing: they refetch the signed directory within 30 s"))
+    if "sealing" in done.rotated:
+        steps.append(
+            (
+                "senders",
+                f"requests already sealed to {node}'s old key fail (`failed:{node}` in "
+                "their status): issue them again",
+            )
+        )
+    return steps
 
 
 @app.command("show")

@@ -12,7 +12,9 @@ Layout::
 
 A node's bundle is all that has to be copied to the machine that runs it.
 
-Key lifecycle: `issue` lists a node at key version 1; `rotate` replaces some or all of
+Key lifecycle: `issue` lists a node at key version 1 (and refuses a member already
+listed, whose running node would be left with keys the directory no longer names, but
+readmits a revoked one); `rotate` replaces some or all of
 its keys in the bundle (the old private keys are overwritten, not kept), bumps the
 member's key version and the directory serial, and re-signs the directory; `revoke`
 marks the member revoked. Every change is a new signed directory with a higher serial,
@@ -105,6 +107,7 @@ class Rotation:
     """What one rotation did: which keys are new, and the directory that lists them."""
 
     node_id: str
+    role: str
     rotated: tuple[str, ...]
     key_version: int
     serial: int
@@ -171,7 +174,12 @@ class PkiFolder:
         endpoint: str = "",
         oprf_key_factory: OprfKeyFactory | None = None,
     ) -> NodeBundle:
-        """Issue certificate and keys for a node and list it in a newly signed directory."""
+        """Issue certificate and keys for a node and list it in a newly signed directory.
+
+        A member is issued once: its keys are replaced with `rotate`, which keeps the node
+        known and bumps its key version. Issuing a revoked member again readmits it with
+        new keys.
+        """
         if role not in ROLES:
             raise PkiError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
         if not node_id or not all(c.isalnum() or c in "-_." for c in node_id):
@@ -190,8 +198,14 @@ class PkiFolder:
         oprf_key_factory: OprfKeyFactory | None,
     ) -> NodeBundle:
         directory = self.directory()
+        previous = directory.get(node_id)
+        if previous is not None and previous.active:
+            raise PkiError(
+                f"{node_id} is already issued (keys v{previous.key_version}): "
+                f"re-key it with `gateway pki rotate --node {node_id}`"
+            )
         bundle = self.bundle(node_id)
-        if bundle.folder.exists():
+        if bundle.folder.exists():  # left by an issue that never reached the directory
             shutil.rmtree(bundle.folder)
         bundle.folder.mkdir(parents=True)
         cert = issue_node_certificate(self.ca(), consortium, node_id)
@@ -208,7 +222,6 @@ class PkiFolder:
         shutil.copy(self.root / "ca.crt", bundle.ca_cert)
         shutil.copy(self.root / "directory.pub", bundle.directory_pub)
         shutil.copy(self.root / "consortium.txt", bundle.folder / "consortium.txt")
-        previous = directory.get(node_id)
         member = Member(
             node_id=node_id,
             role=role,
@@ -290,7 +303,9 @@ class PkiFolder:
             new_directory = directory.with_member(updated)
             self._write_directory(new_directory)
         rotated = tuple(kind for kind in KEY_KINDS if wanted[kind])
-        return Rotation(node_id, rotated, updated.key_version, new_directory.serial, bundle)
+        return Rotation(
+            node_id, member.role, rotated, updated.key_version, new_directory.serial, bundle
+        )
 
     def revoke(self, node_id: str) -> None:
         """Mark a member revoked in a newly signed directory; its messages are refused."""

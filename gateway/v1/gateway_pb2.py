@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gateway/v1/gateway.proto\x12\ngateway.v1\"\x97\x02\n\x0b\x41\x63tionTerms\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x02 \x01(\x03\x12\x15\n\rwhole_balance\x18\x03 \x01(\x08\x12\x16\n\x0e\x64uration_hours\x18\x04 \x01(\x03\x12\x17\n\x0fissuing_officer\x18\x05 \x01(\t\x12\x19\n\x11\x61pproving_officer\x18\x06 \x01(\t\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12\x19\n\x11target_request_id\x18\x08 \x01(\t\x12\x1d\n\x15\x65xecuted_amount_minor\x18\t \x01(\x03\x12\x17\n\x0f\x65\x66\x66\x65\x63tive_at_ms\x18\n \x01(\x03\x12\x1a\n\x12hold_expires_at_ms\x18\x0b \x01(\x03\"\xd1\x02\n\x06Header\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x12\n\nrecipients\x18\x03 \x03(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61se_ref\x18\x05 \x01(\t\x12\x0f\n\x07purpose\x18\x06 \x01(\t\x12\x13\n\x0blegal_basis\x18\x07 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x08 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\t \x01(\x03\x12\x10\n\x08reply_to\x18\n \x01(\t\x12\x14\n\x0cpayload_type\x18\x0b \x01(\t\x12\x16\n\x0epayload_sha256\x18\x0c \x01(\x0c\x12\x0e\n\x06sealed\x18\r \x01(\x08\x12\x12\n\nbatch_size\x18\x0e \x01(\x03\x12&\n\x05terms\x18\x0f \x01(\x0b\x32\x17.gateway.v1.ActionTerms\x12\x0f\n\x07outcome\x18\x10 \x01(\t\">\n\x08\x45nvelope\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"6\n\x0c\x41uditReceipt\x12\x12\n\nleaf_index\x18\x01 \x01(\x03\x12\x12\n\ntlog_proof\x18\x02 \x01(\t\"\xb0\x01\n\x0bSubmitReply\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x02 \x01(\t\x12\x12\n\npolicy_ids\x18\x03 \x03(\t\x12)\n\x07receipt\x18\x04 \x01(\x0b\x32\x18.gateway.v1.AuditReceipt\x12\'\n\tresponses\x18\x05 \x03(\x0b\x32\x14.gateway.v1.Envelope\x12\x13\n\x0bundelivered\x18\x06 \x03(\t\"#\n\rStatusRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"\x82\x01\n\x0bStatusReply\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\'\n\tresponses\x18\x03 \x03(\x0b\x32\x14.gateway.v1.Envelope\x12\'\n\x06\x65vents\x18\x04 \x03(\x0b\x32\x17.gateway.v1.StatusEvent\";\n\x0bStatusEvent\x12\r\n\x05state\x18\x01 \x01(\t\x12\r\n\x05\x61t_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x12\n\x10\x44irectoryRequest\"7\n\x0fSignedDirectory\x12\x11\n\tdirectory\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"0\n\x10\x41uditReadRequest\x12\r\n\x05start\x18\x01 \x01(\x03\x12\r\n\x05limit\x18\x02 \x01(\x03\")\n\nAuditEntry\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0c\n\x04leaf\x18\x02 \x01(\x0c\"M\n\x0e\x41uditReadReply\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.gateway.v1.AuditEntry\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\"8\n\x12\x43onsistencyRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x03\x12\x10\n\x08new_size\x18\x02 \x01(\x03\"5\n\x10\x43onsistencyReply\x12\r\n\x05proof\x18\x01 \x03(\x0c\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\"\x13\n\x11\x43heckpointRequest\"%\n\x0f\x43heckpointReply\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\"l\n\x0c\x44\x65liverReply\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12&\n\x08response\x18\x03 \x01(\x0b\x32\x14.gateway.v1.Envelope\x12\x0e\n\x06reason\x18\x04 \x01(\t2\xae\x03\n\x06\x42roker\x12\x37\n\x06Submit\x12\x14.gateway.v1.Envelope\x1a\x17.gateway.v1.SubmitReply\x12<\n\x06Status\x12\x19.gateway.v1.StatusRequest\x1a\x17.gateway.v1.StatusReply\x12I\n\x0cGetDirectory\x12\x1c.gateway.v1.DirectoryRequest\x1a\x1b.gateway.v1.SignedDirectory\x12\x45\n\tReadAudit\x12\x1c.gateway.v1.AuditReadRequest\x1a\x1a.gateway.v1.AuditReadReply\x12N\n\x0eGetConsistency\x12\x1e.gateway.v1.ConsistencyRequest\x1a\x1c.gateway.v1.ConsistencyReply\x12K\n\rGetCheckpoint\x12\x1d.gateway.v1.CheckpointRequest\x1a\x1b.gateway.v1.CheckpointReply2A\n\x04Node\x12\x39\n\x07\x44\x65liver\x12\x14.gateway.v1.Envelope\x1a\x18.gateway.v1.DeliverReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gateway/v1/gateway.proto\x12\ngateway.v1\"\x97\x02\n\x0b\x41\x63tionTerms\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x02 \x01(\x03\x12\x15\n\rwhole_balance\x18\x03 \x01(\x08\x12\x16\n\x0e\x64uration_hours\x18\x04 \x01(\x03\x12\x17\n\x0fissuing_officer\x18\x05 \x01(\t\x12\x19\n\x11\x61pproving_officer\x18\x06 \x01(\t\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12\x19\n\x11target_request_id\x18\x08 \x01(\t\x12\x1d\n\x15\x65xecuted_amount_minor\x18\t \x01(\x03\x12\x17\n\x0f\x65\x66\x66\x65\x63tive_at_ms\x18\n \x01(\x03\x12\x1a\n\x12hold_expires_at_ms\x18\x0b \x01(\x03\"\xd1\x02\n\x06Header\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x12\n\nrecipients\x18\x03 \x03(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61se_ref\x18\x05 \x01(\t\x12\x0f\n\x07purpose\x18\x06 \x01(\t\x12\x13\n\x0blegal_basis\x18\x07 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x08 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\t \x01(\x03\x12\x10\n\x08reply_to\x18\n \x01(\t\x12\x14\n\x0cpayload_type\x18\x0b \x01(\t\x12\x16\n\x0epayload_sha256\x18\x0c \x01(\x0c\x12\x0e\n\x06sealed\x18\r \x01(\x08\x12\x12\n\nbatch_size\x18\x0e \x01(\x03\x12&\n\x05terms\x18\x0f \x01(\x0b\x32\x17.gateway.v1.ActionTerms\x12\x0f\n\x07outcome\x18\x10 \x01(\t\">\n\x08\x45nvelope\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"6\n\x0c\x41uditReceipt\x12\x12\n\nleaf_index\x18\x01 \x01(\x03\x12\x12\n\ntlog_proof\x18\x02 \x01(\t\"\xd7\x01\n\x0bSubmitReply\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x02 \x01(\t\x12\x12\n\npolicy_ids\x18\x03 \x03(\t\x12)\n\x07receipt\x18\x04 \x01(\x0b\x32\x18.gateway.v1.AuditReceipt\x12\'\n\tresponses\x18\x05 \x03(\x0b\x32\x14.gateway.v1.Envelope\x12\x13\n\x0bundelivered\x18\x06 \x03(\t\x12%\n\x08refusals\x18\x07 \x03(\x0b\x32\x13.gateway.v1.Refusal\",\n\x07Refusal\x12\x11\n\trecipient\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"#\n\rStatusRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"\x82\x01\n\x0bStatusReply\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\'\n\tresponses\x18\x03 \x03(\x0b\x32\x14.gateway.v1.Envelope\x12\'\n\x06\x65vents\x18\x04 \x03(\x0b\x32\x17.gateway.v1.StatusEvent\";\n\x0bStatusEvent\x12\r\n\x05state\x18\x01 \x01(\t\x12\r\n\x05\x61t_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x12\n\x10\x44irectoryRequest\"7\n\x0fSignedDirectory\x12\x11\n\tdirectory\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"0\n\x10\x41uditReadRequest\x12\r\n\x05start\x18\x01 \x01(\x03\x12\r\n\x05limit\x18\x02 \x01(\x03\")\n\nAuditEntry\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0c\n\x04leaf\x18\x02 \x01(\x0c\"M\n\x0e\x41uditReadReply\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.gateway.v1.AuditEntry\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\"8\n\x12\x43onsistencyRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x03\x12\x10\n\x08new_size\x18\x02 \x01(\x03\"5\n\x10\x43onsistencyReply\x12\r\n\x05proof\x18\x01 \x03(\x0c\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\"\x13\n\x11\x43heckpointRequest\"%\n\x0f\x43heckpointReply\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\"l\n\x0c\x44\x65liverReply\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12&\n\x08response\x18\x03 \x01(\x0b\x32\x14.gateway.v1.Envelope\x12\x0e\n\x06reason\x18\x04 \x01(\t2\xae\x03\n\x06\x42roker\x12\x37\n\x06Submit\x12\x14.gateway.v1.Envelope\x1a\x17.gateway.v1.SubmitReply\x12<\n\x06Status\x12\x19.gateway.v1.StatusRequest\x1a\x17.gateway.v1.StatusReply\x12I\n\x0cGetDirectory\x12\x1c.gateway.v1.DirectoryRequest\x1a\x1b.gateway.v1.SignedDirectory\x12\x45\n\tReadAudit\x12\x1c.gateway.v1.AuditReadRequest\x1a\x1a.gateway.v1.AuditReadReply\x12N\n\x0eGetConsistency\x12\x1e.gateway.v1.ConsistencyRequest\x1a\x1c.gateway.v1.ConsistencyReply\x12K\n\rGetCheckpoint\x12\x1d.gateway.v1.CheckpointRequest\x1a\x1b.gateway.v1.CheckpointReply2A\n\x04Node\x12\x39\n\x07\x44\x65liver\x12\x14.gateway.v1.Envelope\x1a\x18.gateway.v1.DeliverReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,35 +40,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDITRECEIPT']._serialized_start=726
   _globals['_AUDITRECEIPT']._serialized_end=780
   _globals['_SUBMITREPLY']._serialized_start=783
-  _globals['_SUBMITREPLY']._serialized_end=959
-  _globals['_STATUSREQUEST']._serialized_start=961
-  _globals['_STATUSREQUEST']._serialized_end=996
-  _globals['_STATUSREPLY']._serialized_start=999
-  _globals['_STATUSREPLY']._serialized_end=1129
-  _globals['_STATUSEVENT']._serialized_start=1131
-  _globals['_STATUSEVENT']._serialized_end=1190
-  _globals['_DIRECTORYREQUEST']._serialized_start=1192
-  _globals['_DIRECTORYREQUEST']._serialized_end=1210
-  _globals['_SIGNEDDIRECTORY']._serialized_start=1212
-  _globals['_SIGNEDDIRECTORY']._serialized_end=1267
-  _globals['_AUDITREADREQUEST']._serialized_start=1269
-  _globals['_AUDITREADREQUEST']._serialized_end=1317
-  _globals['_AUDITENTRY']._serialized_start=1319
-  _globals['_AUDITENTRY']._serialized_end=1360
-  _globals['_AUDITREADREPLY']._serialized_start=1362
-  _globals['_AUDITREADREPLY']._serialized_end=1439
-  _globals['_CONSISTENCYREQUEST']._serialized_start=1441
-  _globals['_CONSISTENCYREQUEST']._serialized_end=1497
-  _globals['_CONSISTENCYREPLY']._serialized_start=1499
-  _globals['_CONSISTENCYREPLY']._serialized_end=1552
-  _globals['_CHECKPOINTREQUEST']._serialized_start=1554
-  _globals['_CHECKPOINTREQUEST']._serialized_end=1573
-  _globals['_CHECKPOINTREPLY']._serialized_start=1575
-  _globals['_CHECKPOINTREPLY']._serialized_end=1612
-  _globals['_DELIVERREPLY']._serialized_start=1614
-  _globals['_DELIVERREPLY']._serialized_end=1722
-  _globals['_BROKER']._serialized_start=1725
-  _globals['_BROKER']._serialized_end=2155
-  _globals['_NODE']._serialized_start=2157
-  _globals['_NODE']._serialized_end=2222
+  _globals['_SUBMITREPLY']._serialized_end=998
+  _globals['_REFUSAL']._serialized_start=1000
+  _globals['_REFUSAL']._serialized_end=1044
+  _globals['_STATUSREQUEST']._serialized_start=1046
+  _globals['_STATUSREQUEST']._serialized_end=1081
+  _globals['_STATUSREPLY']._serialized_start=1084
+  _globals['_STATUSREPLY']._serialized_end=1214
+  _globals['_STATUSEVENT']._serialized_start=1216
+  _globals['_STATUSEVENT']._serialized_end=1275
+  _globals['_DIRECTORYREQUEST']._serialized_start=1277
+  _globals['_DIRECTORYREQUEST']._serialized_end=1295
+  _globals['_SIGNEDDIRECTORY']._serialized_start=1297
+  _globals['_SIGNEDDIRECTORY']._serialized_end=1352
+  _globals['_AUDITREADREQUEST']._serialized_start=1354
+  _globals['_AUDITREADREQUEST']._serialized_end=1402
+  _globals['_AUDITENTRY']._serialized_start=1404
+  _globals['_AUDITENTRY']._serialized_end=1445
+  _globals['_AUDITREADREPLY']._serialized_start=1447
+  _globals['_AUDITREADREPLY']._serialized_end=1524
+  _globals['_CONSISTENCYREQUEST']._serialized_start=1526
+  _globals['_CONSISTENCYREQUEST']._serialized_end=1582
+  _globals['_CONSISTENCYREPLY']._serialized_start=1584
+  _globals['_CONSISTENCYREPLY']._serialized_end=1637
+  _globals['_CHECKPOINTREQUEST']._serialized_start=1639
+  _globals['_CHECKPOINTREQUEST']._serialized_end=1658
+  _globals['_CHECKPOINTREPLY']._serialized_start=1660
+  _globals['_CHECKPOINTREPLY']._serialized_end=1697
+  _globals['_DELIVERREPLY']._serialized_start=1699
+  _globals['_DELIVERREPLY']._serialized_end=1807
+  _globals['_BROKER']._serialized_start=1810
+  _globals['_BROKER']._serialized_end=2240
+  _globals['_NODE']._serialized_start=2242
+  _globals['_NODE']._serialized_end=2307
 # @@protoc_insertion_point(module_scope)

@@ -87,20 +87,30 @@ class AuditReceipt(_message.Message):
     def __init__(self, leaf_index: _Optional[int] = ..., tlog_proof: _Optional[str] = ...) -> None: ...
 
 class SubmitReply(_message.Message):
-    __slots__ = ("message_id", "decision", "policy_ids", "receipt", "responses", "undelivered")
+    __slots__ = ("message_id", "decision", "policy_ids", "receipt", "responses", "undelivered", "refusals")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     POLICY_IDS_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     RESPONSES_FIELD_NUMBER: _ClassVar[int]
     UNDELIVERED_FIELD_NUMBER: _ClassVar[int]
+    REFUSALS_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     decision: str
     policy_ids: _containers.RepeatedScalarFieldContainer[str]
     receipt: AuditReceipt
     responses: _containers.RepeatedCompositeFieldContainer[Envelope]
     undelivered: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, message_id: _Optional[str] = ..., decision: _Optional[str] = ..., policy_ids: _Optional[_Iterable[str]] = ..., receipt: _Optional[_Union[AuditReceipt, _Mapping]] = ..., responses: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ..., undelivered: _Optional[_Iterable[str]] = ...) -> None: ...
+    refusals: _containers.RepeatedCompositeFieldContainer[Refusal]
+    def __init__(self, message_id: _Optional[str] = ..., decision: _Optional[str] = ..., policy_ids: _Optional[_Iterable[str]] = ..., receipt: _Optional[_Union[AuditReceipt, _Mapping]] = ..., responses: _Optional[_Iterable[_Union[Envelope, _Mapping]]] = ..., undelivered: _Optional[_Iterable[str]] = ..., refusals: _Optional[_Iterable[_Union[Refusal, _Mapping]]] = ...) -> None: ...
+
+class Refusal(_message.Message):
+    __slots__ = ("recipient", "reason")
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    recipient: str
+    reason: str
+    def __init__(self, recipient: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ("message_id",)

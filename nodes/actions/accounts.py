@@ -25,10 +25,12 @@ from nodes.actions.holds import (
     due_holds,
     other_active,
 )
-from nodes.actions.orders import EXECUTED, PARTIAL, Order, Outcome
+from nodes.actions.orders import EXECUTED, IDENTIFIER_KINDS, PARTIAL, Order, Outcome
+from nodes.records import sync_attribute
 
 HOUR_MS = 3_600_000
 ACTIVE_STATUS, FROZEN_STATUS, CLOSED_STATUS = "active", "frozen", "closed"
+BANK_KINDS = tuple(kind.value for kind in IDENTIFIER_KINDS["bank"])
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,10 @@ class SqlAccountAdapter:
         session.execute(
             update(self.table).where(self._c("identifier") == identifier).values(**mapped)
         )
+        if "status" in values:  # keep the match label's status true
+            sync_attribute(
+                session.connection(), BANK_KINDS, identifier, "status", str(values["status"])
+            )
 
     def execute(self, session: Session, order: Order, now_ms: int) -> Outcome:
         if order.action in ("STOP_PAYMENT", "FREEZE"):

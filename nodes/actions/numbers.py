@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session
 from gateway.db import NodeBase
 from nodes.actions import columns
 from nodes.actions.holds import ACTIVE, EXPIRED, RELEASED, HoldRow, active_hold, due_holds
-from nodes.actions.orders import EXECUTED, Order, Outcome
+from nodes.actions.orders import EXECUTED, IDENTIFIER_KINDS, Order, Outcome
+from nodes.records import sync_attribute
 
 HOUR_MS = 3_600_000
 ACTIVE_STATUS, SUSPENDED_STATUS = "active", "suspended"
+CARRIER_KINDS = tuple(kind.value for kind in IDENTIFIER_KINDS["carrier"])
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class SqlNumberAdapter:
 
     def _set_status(self, session: Session, number: str, status: str) -> None:
         session.execute(update(self.table).where(self.key == number).values({self.status: status}))
+        sync_attribute(session.connection(), CARRIER_KINDS, number, "status", status)  # the label
 
     def execute(self, session: Session, order: Order, now_ms: int) -> Outcome:
         if order.action == "SUSPEND_NUMBER":

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gateway.config import NodeConfig, load_config
+from gateway import migrate
+from gateway.config import ADAPTER_COLUMNS, NodeConfig, load_config
 from gateway.db import make_engine
+from gateway.identifiers import Identifier, IdentifierKind
 from nodes import schema
+from nodes.actions.accounts import AccountColumns
+from nodes.actions.numbers import NumberColumns
 from nodes.actions.orders import Order
 from nodes.actions.responder import adapter_for
+from nodes.records import current_version, live_records, upsert_records
+from tests.postgres import Databases, opened
 
 OWN_TABLE = """
 CREATE TABLE core_accounts (
@@ -103,3 +110,69 @@ def test_unknown_column_key_is_a_configuration_error(tmp_path: Path) -> None:
     bad = NodeConfig(**{**cfg.__dict__, "adapter_columns": {"acount": "acct_no"}})
     with pytest.raises(ValueError, match="adapter_columns: unknown keys acount"):
         adapter_for(bad)
+
+
+SUBSCRIBERS = """
+CREATE TABLE subscribers (
+    msisdn VARCHAR(20) PRIMARY KEY,
+    state VARCHAR(12) NOT NULL,
+    plan TEXT
+)
+"""
+PHONE = "+8613812345678"
+
+
+def carrier_config(tmp_path: Path, database: str) -> NodeConfig:
+    path = tmp_path / "carrier.toml"
+    path.write_text(
+        f"""
+node_id = "carrier-z"
+role = "carrier"
+listen = "127.0.0.1:0"
+broker_endpoint = "127.0.0.1:1"
+database = "{database}"
+pki_bundle = "pki"
+adapter_table = "subscribers"
+
+[adapter_columns]
+identifier = "msisdn"
+status = "state"
+"""
+    )
+    return load_config(NodeConfig, path)
+
+
+def test_a_carrier_suspends_on_its_own_subscribers_table_and_the_label_follows(
+    tmp_path: Path, databases: Databases
+) -> None:
+    cfg = carrier_config(tmp_path, databases.url("carrier"))
+    with opened(cfg.database) as engine:
+        migrate.upgrade(engine, "node")
+        with engine.begin() as conn:
+            conn.execute(text(SUBSCRIBERS))
+            conn.execute(text(f"INSERT INTO subscribers VALUES ('{PHONE}', 'active', 'prepaid')"))
+        phone = Identifier(IdentifierKind.PHONE, PHONE)
+        upsert_records(engine, [(phone, {"record_id": "S1", "status": "active"})])
+        version = current_version(engine)
+        adapter = adapter_for(cfg)
+        suspend = order("SUSPEND_NUMBER", identifier=PHONE, duration_hours=72)
+        with Session(engine) as session, session.begin():
+            assert adapter.execute(session, suspend, now_ms=1_000).outcome == "EXECUTED"
+        with engine.connect() as conn:
+            state = conn.execute(text("SELECT state, plan FROM subscribers")).one()
+        assert tuple(state) == ("suspended", "prepaid")
+        [record] = live_records(engine)
+        assert record.attribute_map() == {"record_id": "S1", "status": "suspended"}
+        assert current_version(engine) > version, "the index will redo this record"
+
+        restore = order("RESTORE_NUMBER", request_id="b" * 32, target_request_id="a" * 32)
+        with Session(engine) as session, session.begin():
+            assert adapter.execute(session, restore, now_ms=2_000).outcome == "EXECUTED"
+        [record] = live_records(engine)
+        assert record.attribute_map()["status"] == "active"
+
+
+def test_the_configs_column_keys_are_the_adapters() -> None:
+    """gateway.config validates [adapter_columns] without importing nodes: keep them equal."""
+    assert ADAPTER_COLUMNS["bank"] == tuple(f.name for f in fields(AccountColumns))
+    assert ADAPTER_COLUMNS["carrier"] == tuple(f.name for f in fields(NumberColumns))

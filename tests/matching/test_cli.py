@@ -41,7 +41,11 @@ def ingested(net: Consortium, tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("csv") / "subscribers.csv"
     path.write_text(CSV, encoding="utf-8")
     result = runner.invoke(app, ["node", "ingest", str(path), "--config", config(net, "carrier-1")])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # rows were rejected: a script must notice
+    assert result.output.strip().splitlines()[-1] == (
+        "error: 3 of 5 rows rejected (listed above); the other rows were loaded: fix those "
+        "rows and load the file again (--strict loads nothing when a row is bad)"
+    )
     return result.output
 
 
@@ -120,3 +124,72 @@ def test_a_responder_without_an_index_is_reported(net: Consortium) -> None:
         "bank-a: no answer: bank-a: FAILED_PRECONDITION match: this node has no match index yet"
         in flat(result.output)
     )
+
+
+ACCOUNTS_CSV = """kind,value,record_id,status,holder_name,balance_minor
+bank_account,6222020200112233445,A1,ACTIVE,王伟,120000
+bank_account,6222020200998877665,A2,ACTIVE,李娜,5000
+"""
+
+
+def bank_b_state(net: Consortium) -> tuple[int, list[dict[str, str]]]:
+    """bank-b's record version and its records' attributes (empty if it has no database)."""
+    from gateway.db import make_engine
+    from nodes.records import current_version, live_records
+
+    database = net.node_config("bank-b").database
+    if not Path(database).exists():
+        return 0, []
+    engine = make_engine(database)
+    try:
+        return current_version(engine), [r.attribute_map() for r in live_records(engine)]
+    finally:
+        engine.dispose()
+
+
+def test_ingest_dry_run_checks_the_file_and_writes_nothing(net: Consortium, tmp_path: Path) -> None:
+    path = tmp_path / "accounts.csv"
+    path.write_text(ACCOUNTS_CSV, encoding="utf-8")
+    args = ["node", "ingest", str(path), "--config", config(net, "bank-b"), "--dry-run"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "dry run: 2 rows would be loaded, 0 rejected; nothing written" in flat(result.output)
+    assert bank_b_state(net) == (0, [])
+    path.write_text(ACCOUNTS_CSV + "bank_account,12,A3,ACTIVE,张敏,1\n", encoding="utf-8")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        "error: dry run: 2 rows would be loaded, 1 rejected; nothing written"
+    )
+    assert bank_b_state(net) == (0, [])
+
+
+def test_ingest_strict_loads_nothing_when_a_row_is_bad(net: Consortium, tmp_path: Path) -> None:
+    path = tmp_path / "accounts.csv"
+    bad_balance = "bank_account,6222020200555544443,A3,ACTIVE,张敏,12.50\n"
+    path.write_text(ACCOUNTS_CSV + bad_balance, encoding="utf-8")
+    before = bank_b_state(net)
+    args = ["node", "ingest", str(path), "--config", config(net, "bank-b"), "--strict"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "│    4 │ balance_minor is not a whole number of minor units" in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "error: 1 of 3 rows rejected; nothing loaded (--strict)"
+    )
+    assert bank_b_state(net) == before
+
+
+def test_ingest_reads_a_gbk_export_given_its_encoding(net: Consortium, tmp_path: Path) -> None:
+    path = tmp_path / "accounts-gbk.csv"
+    path.write_bytes(ACCOUNTS_CSV.encode("gbk"))
+    args = ["node", "ingest", str(path), "--config", config(net, "bank-b")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "or give its encoding (e.g. --encoding gbk)" in result.output.strip().splitlines()[-1]
+    result = runner.invoke(app, [*args, "--encoding", "gbk"])
+    assert result.exit_code == 0, result.output
+    names = sorted(attributes["holder_name"] for attributes in bank_b_state(net)[1])
+    assert names == sorted(["王伟", "李娜"])
+    result = runner.invoke(app, [*args, "--encoding", "klingon"])
+    assert result.exit_code == 1
+    assert "unknown encoding 'klingon'" in result.output.strip().splitlines()[-1]

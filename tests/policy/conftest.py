@@ -8,7 +8,7 @@ import pytest
 
 from gateway.policy import CONTEXT_FIELDS, ContextValue, Party, PolicyEngine, make_context
 
-POLICIES = Path(__file__).resolve().parents[2] / "policies"
+POLICIES = Path(__file__).resolve().parents[2] / "gateway" / "policies"
 SCHEMA = POLICIES / "schema.cedarschema"
 NODE_ROLES = ("bank", "carrier", "police", "regulator")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.broker.delivery import NodeDialer
@@ -36,6 +36,7 @@ from nodes.journal import InboundRow
 from nodes.records import upsert_records
 from nodes.runtime import NodeContext, RunningNode, open_node, serve_node
 from tests.consortium import Consortium
+from tests.postgres import opened
 
 RECORDS = generate_bank_records(20, seed=41)
 """A responder's records for match queries (synthetic card and account numbers)."""
@@ -172,17 +173,11 @@ def submit_error(stub: rpc.BrokerStub, envelope: pb.Envelope) -> grpc.RpcError:
 
 def journalled(consortium: Consortium, node_id: str, message_id: str) -> int:
     """How many times a node recorded `message_id` as received."""
-    engine = create_engine(f"sqlite:///{consortium.node_config(node_id).database}")
-    try:
-        with Session(engine) as s:
-            count = s.scalar(
-                select(func.count())
-                .select_from(InboundRow)
-                .where(InboundRow.message_id == message_id)
-            )
-        return int(count or 0)
-    finally:
-        engine.dispose()
+    with opened(consortium.node_config(node_id).database) as engine, Session(engine) as s:
+        count = s.scalar(
+            select(func.count()).select_from(InboundRow).where(InboundRow.message_id == message_id)
+        )
+    return int(count or 0)
 
 
 def copy_tls(tls: TlsFiles, folder: Path) -> TlsFiles:

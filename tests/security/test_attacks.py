@@ -8,25 +8,31 @@ a broker that alters an answer is caught by the requester; quotas and size limit
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import grpc
 import pytest
-from sqlalchemy import create_engine
+from google.protobuf.message import DecodeError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.audit.store import AuditEntryRow
 from gateway.broker.delivery import DeliveryError
 from gateway.broker.models import MessageRow
 from gateway.envelope.build import Draft, now_ms
 from gateway.envelope.sealing import seal
-from gateway.transport import MAX_MESSAGE_BYTES, channel_options
+from gateway.transport import MAX_MESSAGE_BYTES, channel_options, secure_channel
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as rpc
 from nodes.actions.orders import request_payload
 from nodes.broker_client import AnswerError
 from tests.actions.seed import account, seed_accounts
 from tests.consortium import Consortium
+from tests.postgres import opened
 from tests.security.net import Net, journalled, ping, serving, submit_error
 
 ACCOUNT = "6222020200112233445"
@@ -35,10 +41,12 @@ BROKER_LIMIT = 256 * 1024
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    consortium = Consortium.create(tmp_path_factory.mktemp("attacks"))
-    seed_accounts(consortium, "bank-a", {ACCOUNT: 1_000_000})
-    with serving(consortium, ("bank-a", "bank-b"), max_envelope_bytes=BROKER_LIMIT) as network:
+def net(backend_consortium: Consortium) -> Iterator[Net]:
+    """Broker and banks storing on the module's backend (SQLite, then PostgreSQL)."""
+    seed_accounts(backend_consortium, "bank-a", {ACCOUNT: 1_000_000})
+    with serving(
+        backend_consortium, ("bank-a", "bank-b"), max_envelope_bytes=BROKER_LIMIT
+    ) as network:
         yield network
 
 
@@ -207,13 +215,9 @@ def clock(net: Net) -> Iterator[ManualClock]:
 
 
 def broker_state(net: Net, message_id: str) -> str:
-    engine = create_engine(f"sqlite:///{net.consortium.broker_database}")
-    try:
-        with Session(engine) as s:
-            row = s.get(MessageRow, message_id)
-            return row.state if row is not None else ""
-    finally:
-        engine.dispose()
+    with opened(net.consortium.broker_database) as engine, Session(engine) as s:
+        row = s.get(MessageRow, message_id)
+        return row.state if row is not None else ""
 
 
 def match_query(net: Net) -> Draft:
@@ -294,3 +298,68 @@ def test_oversized_envelope_is_refused_by_the_recipient(net: Net) -> None:
     with pytest.raises(DeliveryError, match="RESOURCE_EXHAUSTED size:"):
         net.as_broker("bank-a", draft.sign(net.signing_key("police-1")))
     assert journalled(net.consortium, "bank-a", draft.message_id) == 0
+
+
+# -- bytes that are not an envelope -------------------------------------------------------------
+
+UNDECODABLE = {
+    "truncated-field": b"\x0a\x05ab",  # field 1 announces 5 bytes, 2 follow
+    "bad-wire-type": b"\x0f",  # field 1 with wire type 7, which does not exist
+    "unfinished-varint": b"\xff" * 11,
+}
+"""Request bytes no protobuf decoder accepts as an Envelope, each for its own reason."""
+
+
+def raw_submit(net: Net, data: bytes) -> grpc.RpcError:
+    """Submit `data` as the request's bytes, over police-1's mTLS connection."""
+    tls = net.tls("police-1")
+    channel = secure_channel(f"127.0.0.1:{net.consortium.broker_port}", "broker", tls)
+    try:
+        submit = channel.unary_unary(
+            "/gateway.v1.Broker/Submit", response_deserializer=pb.SubmitReply.FromString
+        )
+        submit(data, timeout=10)
+    except grpc.RpcError as exc:
+        return exc
+    finally:
+        channel.close()
+    raise AssertionError("the broker accepted bytes it had to refuse")
+
+
+def rejections(net: Net) -> list[dict[str, object]]:
+    """The broker's audited rejections, read from its stored log."""
+    with opened(net.consortium.broker_database) as engine, Session(engine) as s:
+        leaves = s.scalars(select(AuditEntryRow.leaf)).all()
+    entries = [json.loads(leaf) for leaf in leaves]
+    return [e for e in entries if e["type"] == "rejection"]
+
+
+@pytest.mark.parametrize("name", sorted(UNDECODABLE))
+def test_bytes_that_are_not_an_envelope_are_refused_by_name_and_audited(
+    net: Net, name: str
+) -> None:
+    data = UNDECODABLE[name]
+    with pytest.raises(DecodeError):  # independently: these bytes are not an Envelope
+        pb.Envelope.FromString(data)
+    err = raw_submit(net, data)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details() == "envelope: request bytes do not decode as a gateway.v1.Envelope"
+    digest = hashlib.sha256(data).hexdigest()
+    [entry] = [e for e in rejections(net) if e["header_sha256"] == digest]
+    assert entry["check"] == "envelope" and entry["peer"] == "police-1"
+    assert entry["message_id"] == "" and entry["kind"] == ""
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.binary(max_size=64))
+def test_random_bytes_are_refused_with_a_named_check_never_internal(net: Net, data: bytes) -> None:
+    err = raw_submit(net, data)
+    assert err.code() in {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+    }, (err.code(), err.details())
+    check = err.details().split(":", 1)[0]
+    assert check in {"envelope", "header", "sender", "identity", "signature"}, err.details()

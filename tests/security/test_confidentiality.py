@@ -13,10 +13,11 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from sqlalchemy import MetaData, create_engine, select
+from sqlalchemy import MetaData, select
 from sqlalchemy.orm import Session
 
 from gateway.broker.models import MessageRow
+from gateway.db import BrokerBase
 from gateway.envelope.sealing import SealError, unseal
 from gateway.identifiers import Identifier, IdentifierKind, normalise
 from gateway.v1 import gateway_pb2 as pb
@@ -24,6 +25,7 @@ from nodes.actions.police import ActionSpec, issue_action
 from nodes.matching import query_responders
 from tests.actions.seed import seed_accounts
 from tests.consortium import Consortium, request_state
+from tests.postgres import opened
 from tests.security.net import RECORDS, Net, build_index, serving
 from tests.waiting import wait_for
 
@@ -32,11 +34,11 @@ CASE = {"case_ref": "C-2026-CONF", "legal_basis": "Anti-Telecom-Fraud Law art. 1
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    consortium = Consortium.create(tmp_path_factory.mktemp("confidentiality"))
-    seed_accounts(consortium, "bank-a", {ACCOUNT: 1_000_000})
-    build_index(consortium, "bank-b")
-    with serving(consortium, ("police-1", "bank-a", "bank-b")) as network:
+def net(backend_consortium: Consortium) -> Iterator[Net]:
+    """Broker and nodes storing on the module's backend (SQLite, then PostgreSQL)."""
+    seed_accounts(backend_consortium, "bank-a", {ACCOUNT: 1_000_000})
+    build_index(backend_consortium, "bank-b")
+    with serving(backend_consortium, ("police-1", "bank-a", "bank-b")) as network:
         yield network
 
 
@@ -72,23 +74,21 @@ def giveaways(identifier: Identifier) -> list[bytes]:
     return [identifier.value.encode(), canonical, digest.digest(), digest.hexdigest().encode()]
 
 
-def broker_cells(net: Net) -> list[bytes]:
-    """Every value in every table of the broker's database, as bytes."""
-    engine = create_engine(f"sqlite:///{net.consortium.broker_database}")
+def broker_cells(net: Net) -> dict[str, list[bytes]]:
+    """Every value in every table of the broker's database (whichever backend it is on,
+    read as the database holds it, not through the broker's models), by table."""
     metadata = MetaData()
-    metadata.reflect(engine)
-    cells: list[bytes] = []
-    try:
-        with engine.connect() as connection:
-            for table in metadata.sorted_tables:
-                for row in connection.execute(select(table)):
-                    for value in row:
-                        if isinstance(value, bytes):
-                            cells.append(value)
-                        elif value is not None:
-                            cells.append(str(value).encode())
-    finally:
-        engine.dispose()
+    cells: dict[str, list[bytes]] = {}
+    with opened(net.consortium.broker_database) as engine, engine.connect() as connection:
+        metadata.reflect(connection)
+        for table in metadata.sorted_tables:
+            found = cells.setdefault(table.name, [])
+            for row in connection.execute(select(table)):
+                for value in row:
+                    if isinstance(value, bytes | memoryview):
+                        found.append(bytes(value))
+                    elif value is not None:
+                        found.append(str(value).encode())
     return cells
 
 
@@ -97,23 +97,25 @@ def test_broker_stores_and_audits_no_identifier(net: Net, traffic: dict[str, str
         normalise(IdentifierKind.BANK_ACCOUNT, ACCOUNT),
         normalise(RECORDS[5].kind, RECORDS[5].value),
     ]
-    cells = broker_cells(net)
-    assert any(traffic["freeze"].encode() in cell for cell in cells)  # the search does see
+    tables = broker_cells(net)
+    assert set(BrokerBase.metadata.tables) <= set(tables)  # every table the broker has
+    for stored in ("messages", "events", "audit_entries", "checkpoints"):
+        assert tables[stored], f"nothing stored in {stored}"  # the search does see
+    cells = [cell for found in tables.values() for cell in found]
+    assert any(traffic["freeze"].encode() in cell for cell in cells)
     for identifier in identifiers:
         for form in giveaways(identifier):
             assert not any(form in cell for cell in cells), identifier.kind
 
 
 def test_answers_open_for_their_requester_only(net: Net, traffic: dict[str, str]) -> None:
-    engine = create_engine(f"sqlite:///{net.consortium.broker_database}")
-    with Session(engine) as s:
+    with opened(net.consortium.broker_database) as engine, Session(engine) as s:
         answers = {
             a.kind: (a.message_id, pb.Header.FromString(a.header), a.payload)
             for a in s.scalars(
                 select(MessageRow).where(MessageRow.reply_to.in_(list(traffic.values())))
             )
         }
-    engine.dispose()
     assert sorted(answers) == ["ACTION_RECEIPT", "MATCH_RESPONSE"]
     # Both are sealed to the police: the broker follows a receipt's outcome, amount and
     # expiry from its signed header (no identifier, see above), not from the payload.

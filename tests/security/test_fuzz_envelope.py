@@ -2,8 +2,10 @@
 
 Decoders (Envelope, Header, the signed directory, sealed payloads) raise only their
 documented error; the verifier never raises and refuses with one of its named checks
-and that check's status; a signed envelope changed in any byte never verifies; and the
-policy engine decides headers with extreme values without failing.
+and that check's status, never quoting the payload's identifier; a signed envelope
+changed in any byte never verifies, and one mutated on the wire verifies exactly when
+its signed parts came through unchanged; and the broker policy decides every request,
+extreme header values included, as an independent table of the rules says it must.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import string
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
@@ -29,6 +32,7 @@ from gateway.envelope.verify import EnvelopeVerifier, Rejected, Verified, Verifi
 from gateway.kinds import SEALED, Kind
 from gateway.pki.directory import REVOKED, Directory, DirectoryError, Member
 from gateway.policy import PolicyEngine, PolicyRequest
+from gateway.policy.request import Party
 from gateway.v1 import gateway_pb2 as pb
 
 NOW = 1_760_000_000_000
@@ -72,10 +76,17 @@ VERIFIER = EnvelopeVerifier(
 )
 
 
-def check_refusal(result: Verified | Rejected) -> None:
+IDENTIFIER = "6222020200112233445"
+"""The account number in the envelopes' payloads (in clear in `plain_envelope`'s): no
+refusal may quote any of it."""
+
+
+def check_refusal(result: Verified | Rejected) -> Rejected:
     assert isinstance(result, Rejected), "verified an envelope it had to refuse"
     assert result.status in REFUSALS.get(result.check, set()), str(result)
     assert result.reason
+    assert IDENTIFIER[-8:] not in str(result), "a refusal quotes the identifier"
+    return result
 
 
 def valid_envelope() -> pb.Envelope:
@@ -83,13 +94,27 @@ def valid_envelope() -> pb.Envelope:
         sender="police-1",
         recipients=["bank-a"],
         kind="FREEZE",
-        payload=b'{"identifier_kind": "bank_account", "value": "6222020200112233445"}',
+        payload=json.dumps({"identifier_kind": "bank_account", "value": IDENTIFIER}).encode(),
         case_ref="C-1",
         legal_basis="art. 11",
         seal_to=bytes(SEALING["bank-a"].public_key),
         terms=pb.ActionTerms(action="FREEZE", amount_minor=100, duration_hours=24),
         created_at_ms=NOW - 1_000,
     ).sign(SIGNING["police-1"])
+
+
+def plain_envelope() -> pb.Envelope:
+    """An unsealed envelope whose payload holds the identifier in clear."""
+    return Draft(
+        sender="police-1",
+        recipients=["bank-a"],
+        kind="PING",
+        payload=json.dumps({"note": IDENTIFIER}).encode(),
+        created_at_ms=NOW - 1_000,
+    ).sign(SIGNING["police-1"])
+
+
+ENVELOPES = st.sampled_from([valid_envelope, plain_envelope])
 
 
 # -- decoders ----------------------------------------------------------------------------
@@ -265,14 +290,15 @@ def test_verifier_never_raises_and_verifies_only_what_holds(
 
 @FUZZ
 @given(
+    ENVELOPES,
     st.sampled_from(["header", "payload", "signature"]),
-    st.integers(min_value=0),
+    st.integers(min_value=0, max_value=4095),
     st.integers(min_value=1, max_value=255),
 )
 def test_any_changed_byte_of_a_signed_envelope_is_refused(
-    part: str, position: int, mask: int
+    make: Callable[[], pb.Envelope], part: str, position: int, mask: int
 ) -> None:
-    envelope = valid_envelope()
+    envelope = make()
     assert VERIFIER.verify(envelope, peer_node_id="police-1")
     data = bytearray(getattr(envelope, part))
     data[position % len(data)] ^= mask
@@ -290,6 +316,53 @@ def test_truncated_or_extended_envelope_is_refused(part: str, extra: bytes) -> N
         check_refusal(VERIFIER.verify(envelope, peer_node_id="police-1"))
 
 
+EDITS = st.lists(
+    st.tuples(
+        st.sampled_from(["flip", "insert", "delete"]),
+        st.integers(min_value=0, max_value=4095),  # bounded: drawn across the whole envelope
+        st.integers(min_value=1, max_value=255),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@FUZZ
+@given(ENVELOPES, EDITS)
+def test_an_envelope_mutated_on_the_wire_verifies_only_if_its_signed_parts_are_intact(
+    make: Callable[[], pb.Envelope], edits: list[tuple[str, int, int]]
+) -> None:
+    original = make()
+    wire = bytearray(original.SerializeToString())
+    for edit, position, value in edits:
+        at = position % (len(wire) + 1)
+        if edit == "insert":
+            wire[at:at] = bytes([value])
+        elif at < len(wire):
+            if edit == "flip":
+                wire[at] ^= value
+            else:
+                del wire[at]
+    try:
+        envelope = pb.Envelope.FromString(bytes(wire))
+    except DecodeError:
+        return  # refused before the verifier (see test_attacks' malformed Submit)
+    result = VERIFIER.verify(envelope, peer_node_id="police-1")
+    changed = {
+        part
+        for part in ("header", "payload", "signature")
+        if getattr(envelope, part) != getattr(original, part)
+    }
+    if not changed:  # only unknown fields or nothing: the signed bytes are the same
+        assert isinstance(result, Verified), str(result)
+        return
+    refusal = check_refusal(result)
+    if changed == {"payload"}:
+        assert refusal.check == "digest", str(refusal)
+    elif changed == {"signature"}:
+        assert refusal.check == "signature", str(refusal)
+
+
 # -- the policy engine on extreme header values ------------------------------------------------
 
 
@@ -298,11 +371,222 @@ def broker_policy() -> PolicyEngine:
     return PolicyEngine.load(REPO_POLICIES / "broker.cedar", REPO_POLICIES / "schema.cedarschema")
 
 
+MEMBER_ROLES = ("police", "bank", "carrier", "regulator")
+ALL_PAIRS = frozenset((a, b) for a in MEMBER_ROLES for b in MEMBER_ROLES)
+MEMBERS_TO_POLICE = frozenset({("bank", "police"), ("carrier", "police")})
+BANK_CARRIER = frozenset({("bank", "carrier"), ("carrier", "bank")})
+POLICE_TO_MEMBERS = frozenset({("police", "bank"), ("police", "carrier")})
+PAIRS: dict[str, frozenset[tuple[str, str]]] = {
+    "PING": ALL_PAIRS - {(r, "regulator") for r in MEMBER_ROLES},
+    "PONG": ALL_PAIRS - {("regulator", r) for r in MEMBER_ROLES},
+    "MATCH_QUERY": POLICE_TO_MEMBERS,
+    "PSI_REQUEST": POLICE_TO_MEMBERS | BANK_CARRIER,
+    "MATCH_RESPONSE": MEMBERS_TO_POLICE,
+    "PSI_RESPONSE": MEMBERS_TO_POLICE | BANK_CARRIER,
+    "ACTION_RECEIPT": MEMBERS_TO_POLICE,
+    "FLAGGED_NUMBERS": frozenset({("carrier", "police")}),
+    "STOP_PAYMENT": frozenset({("police", "bank")}),
+    "FREEZE": frozenset({("police", "bank")}),
+    "EXTEND": frozenset({("police", "bank")}),
+    "RELEASE": frozenset({("police", "bank")}),
+    "SUSPEND_NUMBER": frozenset({("police", "carrier")}),
+    "RESTORE_NUMBER": frozenset({("police", "carrier")}),
+    "AUDIT_READ": frozenset({("regulator", "broker")}),
+}
+"""Which (sender role, recipient role) pairs may carry each kind, read off the rules."""
+HOURS = {"STOP_PAYMENT": 48, "FREEZE": 4320, "EXTEND": 4320, "SUSPEND_NUMBER": 720}
+"""Longest duration of the kinds that carry one (the shortest is always 1 hour)."""
+QUERIES = {"MATCH_QUERY", "PSI_REQUEST"}
+ACTION_REQUESTS = {*HOURS, "RELEASE", "RESTORE_NUMBER"}
+ANSWERS = {"MATCH_RESPONSE", "PSI_RESPONSE", "ACTION_RECEIPT"}
+BYTES_QUOTA = 256 * 2**20
+
+
+def payload_fits(kind: str, payload: int, batch: int) -> bool:
+    """The payload size bounds of docs/quotas.md and the broker.cedar comments."""
+    if kind in {"PING", "PONG"}:
+        return payload <= 256
+    if kind == "MATCH_QUERY":
+        return payload <= 41 * batch + 1024
+    if kind == "PSI_REQUEST":
+        return payload <= 32 * batch + 4096
+    if kind == "PSI_RESPONSE":
+        return payload <= 644_096
+    if kind == "MATCH_RESPONSE":
+        return 0 <= batch <= 10_000 and payload <= 8192 * batch + 4096
+    if kind == "FLAGGED_NUMBERS":
+        return 0 <= batch <= 10_000 and payload <= 64 * batch + 4096
+    if kind in ACTION_REQUESTS:
+        return payload <= 1024
+    if kind == "ACTION_RECEIPT":
+        return payload <= 16_384
+    return True  # AUDIT_READ carries nothing the broker stores
+
+
+def oracle(sender: str, recipient: str, kind: str, c: dict[str, str | int | bool]) -> bool:
+    """Whether the consortium's rules (docs, broker.cedar comments) let this through."""
+    if (sender, recipient) not in PAIRS[kind]:
+        return False
+    if not payload_fits(kind, int(c["payload_bytes"]), int(c["batch_size"])):
+        return False
+    if kind not in ANSWERS and int(c["sender_bytes_last_hour"]) > BYTES_QUOTA:
+        return False
+    if kind in ACTION_REQUESTS and int(c["sender_actions_last_hour"]) > 200:
+        return False
+    case = c["case_ref"] != "" and c["legal_basis"] != ""
+    answer_to_police = kind in {"MATCH_RESPONSE", "PSI_RESPONSE", "ACTION_RECEIPT"}
+    rate = int(c["sender_kind_last_hour"])
+    if kind in QUERIES:
+        return case and 1 <= int(c["batch_size"]) <= 10_000 and rate <= 200
+    if answer_to_police:
+        to_peer = kind == "PSI_RESPONSE" and recipient != "police"
+        return c["reply_to"] != "" and (case or not to_peer)
+    if kind == "FLAGGED_NUMBERS":
+        return c["case_ref"] != ""
+    if kind in ACTION_REQUESTS:
+        if not case or rate > 100:
+            return False
+        if kind in HOURS and not 1 <= int(c["duration_hours"]) <= HOURS[kind]:
+            return False
+        if kind in {"STOP_PAYMENT", "FREEZE"}:
+            amount = int(c["amount_minor"])
+            return amount > 0 or (amount == 0 and bool(c["whole_balance"]))
+        return True
+    if kind == "PING":
+        return rate <= 36_000
+    return True  # PONG and AUDIT_READ have no condition beyond who sends them to whom
+
+
+def edges(*bounds: int) -> st.SearchStrategy[int]:
+    """Values at and around each bound, and anywhere in int64."""
+    near = sorted({b + d for b in bounds for d in (-1, 0, 1)})
+    return st.sampled_from(near) | INT64
+
+
+CONTEXTS = st.fixed_dictionaries(
+    {
+        "purpose": st.sampled_from(["", "fraud"]),
+        "legal_basis": st.sampled_from(["", "art. 11"]),
+        "case_ref": st.sampled_from(["", "C-1"]),
+        "batch_size": edges(1, 10_000),
+        "amount_minor": edges(0),
+        "whole_balance": st.booleans(),
+        "duration_hours": edges(1, 48, 720, 4320),
+        "reply_to": st.sampled_from(["", "0123456789abcdef" * 2]),
+        "payload_bytes": edges(0, 256, 1024, 16_384, 644_096),
+        "sender_kind_last_hour": edges(0, 100, 200, 36_000),
+        "sender_actions_last_hour": edges(0, 200),
+        "sender_bytes_last_hour": edges(0, BYTES_QUOTA),
+    }
+)
+
+
+INT64_EDGES = (-(2**63), -1, 0, 1, 2**63 - 1)
+BOUNDARIES: dict[str, tuple[object, ...]] = {
+    "purpose": ("",),
+    "legal_basis": ("",),
+    "case_ref": ("",),
+    "reply_to": ("",),
+    "batch_size": (*INT64_EDGES, 2, 9_999, 10_000, 10_001),
+    "amount_minor": INT64_EDGES,
+    "whole_balance": (True,),
+    "duration_hours": (*INT64_EDGES, 2, 47, 48, 49, 719, 720, 721, 4319, 4320, 4321),
+    "sender_kind_last_hour": (*INT64_EDGES, 99, 100, 101, 199, 200, 201, 35_999, 36_000, 36_001),
+    # the size bounds at batch size 1 (FULL_CONTEXT's): 256, 41 + 1024, 32 + 4096,
+    # 8192 + 4096, 64 + 4096, 1024, 16384, 644096
+    "payload_bytes": (
+        *INT64_EDGES,
+        *(b + d for b in (256, 1065, 4128, 12_288, 4160, 1024, 16_384, 644_096) for d in (0, 1)),
+    ),
+    "sender_actions_last_hour": (*INT64_EDGES, 199, 200, 201),
+    "sender_bytes_last_hour": (*INT64_EDGES, BYTES_QUOTA, BYTES_QUOTA + 1),
+}
+"""Each context field's values at the rules' bounds, to set one at a time."""
+FULL_CONTEXT: dict[str, str | int | bool] = {
+    "purpose": "fraud",
+    "legal_basis": "art. 11",
+    "case_ref": "C-1",
+    "batch_size": 1,
+    "amount_minor": 1,
+    "whole_balance": False,
+    "duration_hours": 1,
+    "reply_to": "0123456789abcdef" * 2,
+    "payload_bytes": 0,
+    "sender_kind_last_hour": 0,
+    "sender_actions_last_hour": 0,
+    "sender_bytes_last_hour": 0,
+}
+"""A context every kind's conditions accept."""
+
+
+def boundary_requests() -> Iterator[tuple[str, str, str, bool, dict[str, str | int | bool]]]:
+    """Every kind between every pair of roles (and to itself) with a full context, then
+    every kind between each pair its rule names with one field (two for the amount and
+    whole-balance pair) moved to each of its bounds."""
+    senders, recipients = [*MEMBER_ROLES, "broker", "stranger"], [*MEMBER_ROLES, "broker"]
+    for kind in Kind:
+        for sender in senders:
+            for recipient in recipients:
+                for itself in (False, True):
+                    yield sender, recipient, kind, itself, FULL_CONTEXT
+        for sender, recipient in sorted(PAIRS[kind]):
+            for field, values in BOUNDARIES.items():
+                for value in values:
+                    for whole in (False, True) if field == "amount_minor" else (False,):
+                        context = {**FULL_CONTEXT, field: value}
+                        if whole:
+                            context["whole_balance"] = True
+                        yield sender, recipient, kind, False, context
+
+
+def test_policy_decides_every_boundary_as_the_rules_table_says(
+    broker_policy: PolicyEngine,
+) -> None:
+    requests = list(boundary_requests())
+    assert len(requests) > 2_000
+    wrong = []
+    for sender, recipient, kind, itself, context in requests:
+        to = Party("n-1", recipient, "a") if itself else Party("n-2", recipient, "b")
+        request = PolicyRequest(Party("n-1", sender, "a"), to, kind, context)
+        decision = broker_policy.decide(request)
+        if decision.allowed != (not itself and oracle(sender, recipient, kind, context)):
+            wrong.append((sender, recipient, kind, itself, context, decision.policy_ids))
+        assert decision.allowed or decision.reason
+    assert not wrong, wrong[:5]
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.sampled_from([*MEMBER_ROLES, "broker", "stranger"]),
+    st.sampled_from([*MEMBER_ROLES, "broker"]),
+    st.sampled_from(list(Kind)),
+    CONTEXTS,
+    st.booleans(),
+)
+def test_policy_decides_as_the_rules_table_says(
+    broker_policy: PolicyEngine,
+    sender: str,
+    recipient: str,
+    kind: Kind,
+    context: dict[str, str | int | bool],
+    itself: bool,
+) -> None:
+    to = Party("n-1", recipient, "a") if itself else Party("n-2", recipient, "b")
+    decision = broker_policy.decide(
+        PolicyRequest(sender=Party("n-1", sender, "a"), recipient=to, kind=kind, context=context)
+    )
+    expected = not itself and oracle(sender, recipient, kind, context)
+    assert decision.allowed == expected, (sender, recipient, kind, context, decision)
+    assert decision.allowed or decision.reason
+
+
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(headers(), st.sampled_from(list(ROLES)), st.sampled_from(list(ROLES)), INT64)
-def test_policy_decides_extreme_headers_without_failing(
+def test_policy_decides_extreme_headers_as_the_rules_table_says(
     broker_policy: PolicyEngine, made: tuple[pb.Header, bytes], sender: str, to: str, rate: int
 ) -> None:
     header, _ = made
@@ -310,13 +594,15 @@ def test_policy_decides_extreme_headers_without_failing(
         return  # the verifier refuses unknown kinds before the policy sees them
     sender_member, recipient = DIRECTORY.get(sender), DIRECTORY.get(to)
     assert sender_member is not None and recipient is not None
+    context = policy_context(header, rate)
     decision = broker_policy.decide(
         PolicyRequest(
             sender=party(sender_member),
             recipient=party(recipient),
             kind=header.kind,
-            context=policy_context(header, rate),
+            context=context,
         )
     )
-    assert decision.allowed in (True, False)
+    expected = sender != to and oracle(ROLES[sender], ROLES[to], header.kind, context)
+    assert decision.allowed == expected, (sender, to, header.kind, context, decision)
     assert decision.allowed or decision.reason

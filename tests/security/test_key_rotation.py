@@ -41,11 +41,11 @@ CASE = {"case_ref": "C-2026-ROT", "legal_basis": "Anti-Telecom-Fraud Law art. 11
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    consortium = Consortium.create(tmp_path_factory.mktemp("rotation"))
-    seed_accounts(consortium, "bank-a", {ACCOUNT: 1_000_000})
-    build_index(consortium, "bank-b")
-    with serving(consortium, ("police-1", "bank-a", "bank-b")) as network:
+def net(backend_consortium: Consortium) -> Iterator[Net]:
+    """Broker and nodes storing on the module's backend (SQLite, then PostgreSQL)."""
+    seed_accounts(backend_consortium, "bank-a", {ACCOUNT: 1_000_000})
+    build_index(backend_consortium, "bank-b")
+    with serving(backend_consortium, ("police-1", "bank-a", "bank-b")) as network:
         yield network
 
 

@@ -1,0 +1,70 @@
+"""Checks a node runs before it serves, and `gateway node check` prints as a checklist.
+
+Everything that would make the node's first real request fail is checked here: its
+configuration's policy, its PKI bundle against itself and against the broker's signed
+directory, its database and migrations, the action table its configuration maps, and
+its match index. `node serve` refuses to start on any failure; an unreachable broker is
+only a warning there (requests arrive through the broker, so none can fail meanwhile,
+and the node fetches the directory when the broker is back), but fails `node check`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.config import NodeConfig
+from gateway.db import make_engine
+from gateway.policy import PolicyEngine
+from gateway.policy.engine import PolicyLoadError
+from nodes.preflight.checks import FAIL, WARN, Check, PreflightError, fail, ok
+from nodes.preflight.pki import check_bundle, check_member, fetch_directory
+from nodes.preflight.tables import check_tables
+
+__all__ = ["Check", "PreflightError", "preflight", "run_checks"]
+
+log = logging.getLogger(__name__)
+
+
+def check_policy(config: NodeConfig) -> Check:
+    try:
+        PolicyEngine.load(config.node_policy(), config.schema)
+    except (PolicyLoadError, OSError) as exc:
+        return fail("policy", f"{str(exc).splitlines()[0]}; fix policy or schema")
+    return ok("policy", f"{config.node_policy().name} loads")
+
+
+def run_checks(config: NodeConfig, *, serve: bool = False) -> list[Check]:
+    """Every check, in order; `serve` migrates the database first and tolerates no broker."""
+    bundle, facts = check_bundle(config)
+    directory_check, directory = (
+        fetch_directory(config, serve=serve) if facts is not None else (None, None)
+    )
+    results = [bundle]
+    if directory_check is not None:
+        results.append(directory_check)
+    results.append(check_member(config, directory, facts))
+    results.append(check_policy(config))
+    try:
+        engine = make_engine(config.database)
+    except (SQLAlchemyError, ValueError) as exc:
+        results.append(fail("database", f"{config.database!r} is not a usable URL ({exc})"))
+        return results
+    try:
+        results.extend(check_tables(engine, config, serve=serve))
+    finally:
+        engine.dispose()
+    return results
+
+
+def preflight(config: NodeConfig) -> list[Check]:
+    """Run the checks before serving; raise `PreflightError` if the node must not start."""
+    results = run_checks(config, serve=True)
+    for result in results:
+        level = logging.WARNING if result.status in (WARN, FAIL) else logging.INFO
+        log.log(level, "preflight %s", result.line())
+    failures = [r for r in results if r.status == FAIL]
+    if failures:
+        raise PreflightError(failures)
+    return results
