@@ -1,5 +1,5 @@
 """The largest payload a well-behaved node can send of each kind, built from the real
-encoders and sealed as sent, so that the size bounds in policies/broker.cedar are checked
+encoders and sealed as sent, so that the size bounds in gateway/policies/broker.cedar are checked
 against traffic, not against numbers copied from the policy file."""
 
 from __future__ import annotations
