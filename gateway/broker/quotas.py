@@ -31,7 +31,7 @@ from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.schema import CreateTable
 
 from gateway.broker.models import QuotaRow
-from gateway.db import _use_wal
+from gateway.db import use_wal
 from gateway.envelope.build import now_ms
 from gateway.kinds import ACTIONS, ANSWERS, Kind
 from gateway.policy.rates import WINDOW_MS, Windows, last_window, window_no
@@ -203,7 +203,7 @@ def counter_engine(engine: Engine) -> Engine:
         @event.listens_for(counters, "connect")
         def _sqlite(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
-            _use_wal(cursor)
+            use_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
             dbapi_connection.isolation_level = None  # autocommit
