@@ -38,6 +38,8 @@ BROKER = Party("broker", "broker", "Consortium broker")
 def case_context(**numbers: int) -> dict[str, str | int | bool]:
     context = make_context(
         sender_kind_last_hour=3,
+        sender_actions_last_hour=3,
+        sender_bytes_last_hour=3,
         case_ref="CASE-2024-0001",
         legal_basis="CPL art. 144",
         purpose="fraud investigation",
@@ -64,13 +66,28 @@ def requests() -> dict[str, PolicyRequest]:
             case_context(batch_size=64),
         ),
         "PING police->bank (allow)": PolicyRequest(
-            POLICE, BANK, "PING", make_context(sender_kind_last_hour=1)
+            POLICE,
+            BANK,
+            "PING",
+            make_context(
+                sender_kind_last_hour=1, sender_actions_last_hour=1, sender_bytes_last_hour=1
+            ),
         ),
         "AUDIT_READ regulator->broker (allow)": PolicyRequest(
-            REGULATOR, BROKER, "AUDIT_READ", make_context(sender_kind_last_hour=1)
+            REGULATOR,
+            BROKER,
+            "AUDIT_READ",
+            make_context(
+                sender_kind_last_hour=1, sender_actions_last_hour=1, sender_bytes_last_hour=1
+            ),
         ),
         "unknown kind (refused before Cedar)": PolicyRequest(
-            POLICE, BANK, "TRANSFER", make_context(sender_kind_last_hour=1)
+            POLICE,
+            BANK,
+            "TRANSFER",
+            make_context(
+                sender_kind_last_hour=1, sender_actions_last_hour=1, sender_bytes_last_hour=1
+            ),
         ),
     }
 

@@ -43,7 +43,7 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
-            _use_wal(cursor)
+            use_wal(cursor)
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
@@ -166,7 +166,7 @@ WAL_SWITCH_S = 10.0
 """How long a new SQLite file may take to switch to WAL while other processes open it."""
 
 
-def _use_wal(cursor: Any) -> None:
+def use_wal(cursor: Any) -> None:
     """Put the file in WAL mode (it stays so). Switching needs the file to itself, and
     SQLite reports a clash with another process doing the same at once as "locked"
     without waiting, so the switch is retried for a while."""

@@ -27,13 +27,14 @@ from gateway.audit.log import Append, AuditLog
 from gateway.broker.delivery import DeliveryError, NodeDialer
 from gateway.broker.lifecycle import answer_deadline_ms, record_delivery
 from gateway.broker.models import DeliveryRow, EventRow, MessageRow
+from gateway.broker.quotas import QuotaCounter
 from gateway.broker.receipts import receipt_problem, stage_receipt_effects
 from gateway.envelope.build import now_ms
 from gateway.envelope.verify import EnvelopeVerifier, Rejected, Verified
 from gateway.kinds import ANSWER_TO, ANSWERS, DURABLE, INTERACTIVE, Kind
 from gateway.logs import event
 from gateway.pki.directory import Directory, Member
-from gateway.policy import Party, PolicyDecision, PolicyEngine, PolicyRequest, RateCounter
+from gateway.policy import Party, PolicyDecision, PolicyEngine, PolicyRequest
 from gateway.telemetry import current_traceparent, instruments, span
 from gateway.v1 import gateway_pb2 as pb
 
@@ -101,7 +102,16 @@ def header_entry(header: pb.Header, header_bytes: bytes, payload: bytes) -> dict
     return entry
 
 
-def policy_context(header: pb.Header, rate: int) -> dict[str, str | int | bool]:
+def policy_context(
+    header: pb.Header,
+    rate: int,
+    *,
+    actions_last_hour: int = 0,
+    bytes_last_hour: int = 0,
+    payload_bytes: int = 0,
+) -> dict[str, str | int | bool]:
+    """The facts a policy decides on. The broker passes every count (`Broker._decide_all`);
+    a node deciding its inbound messages passes none, as it keeps no quotas."""
     terms = header.terms
     return {
         "purpose": header.purpose,
@@ -112,7 +122,10 @@ def policy_context(header: pb.Header, rate: int) -> dict[str, str | int | bool]:
         "whole_balance": terms.whole_balance,
         "duration_hours": terms.duration_hours,
         "reply_to": header.reply_to,
+        "payload_bytes": payload_bytes,
         "sender_kind_last_hour": rate,
+        "sender_actions_last_hour": actions_last_hour,
+        "sender_bytes_last_hour": bytes_last_hour,
     }
 
 
@@ -143,7 +156,7 @@ class Broker:
         policy: PolicyEngine,
         audit: AuditLog,
         dialer: NodeDialer,
-        rates: RateCounter | None = None,
+        rates: QuotaCounter | None = None,
         clock_ms: Callable[[], int] = now_ms,
         stop_payment_answer_s: int = 15 * 60,
         action_answer_s: int = 24 * 3600,
@@ -154,7 +167,7 @@ class Broker:
         self.policy = policy
         self.audit = audit
         self.dialer = dialer
-        self.rates = rates or RateCounter()
+        self.rates = rates or QuotaCounter.beside(audit.engine, clock_ms=clock_ms)
         self.clock_ms = clock_ms
         self.stop_payment_answer_s = stop_payment_answer_s
         self.action_answer_s = action_answer_s
@@ -190,7 +203,7 @@ class Broker:
                 peer_node_id,
             )
             raise BrokerRefusal(grpc.StatusCode.INVALID_ARGUMENT, reason)
-        decision = self._decide(verdict)
+        decision = self._decide(verdict, envelope)
         if kind == Kind.ACTION_RECEIPT:
             routed = self._record_receipt(envelope, verdict, decision)
         else:
@@ -225,13 +238,13 @@ class Broker:
             then=effects,
         )
 
-    def _decide(self, verdict: Verified) -> PolicyDecision:
+    def _decide(self, verdict: Verified, envelope: pb.Envelope) -> PolicyDecision:
         """Allowed only if the policy allows the message to every one of its recipients."""
         header = verdict.header
         with span(
             "policy.decide", {"gateway.kind": header.kind, "gateway.sender": header.sender}
         ) as current:
-            decision = self._decide_all(verdict)
+            decision = self._decide_all(verdict, envelope)
             current.set_attribute("gateway.decision", "ALLOW" if decision.allowed else "DENY")
             current.set_attribute("gateway.policy_ids", list(decision.policy_ids))
         outcome = "ALLOW" if decision.allowed else "DENY"
@@ -241,10 +254,18 @@ class Broker:
             metrics.denials.add(1, {"gateway.kind": header.kind})
         return decision
 
-    def _decide_all(self, verdict: Verified) -> PolicyDecision:
+    def _decide_all(self, verdict: Verified, envelope: pb.Envelope) -> PolicyDecision:
+        """Count the message in its sender's quotas, then decide it for each recipient."""
         header = verdict.header
-        rate = self.rates.hit(header.sender, header.kind)
-        context = policy_context(header, rate)
+        size = len(envelope.header) + len(envelope.payload) + len(envelope.signature)
+        usage = self.rates.hit(header.sender, header.kind, size)
+        context = policy_context(
+            header,
+            usage.kind_messages,
+            actions_last_hour=usage.action_messages,
+            bytes_last_hour=usage.bytes,
+            payload_bytes=len(envelope.payload),
+        )
         directory = self.directory()
         decisions: list[PolicyDecision] = []
         for name in header.recipients:
@@ -507,7 +528,7 @@ class Broker:
         if problem or not isinstance(verdict, Verified):
             self._delivery_event(request.message_id, node_id, "bad-answer", problem)
             return None
-        decision = self._decide(verdict)
+        decision = self._decide(verdict, answer)
         now = self.clock_ms()
 
         def answered(_session: Session, append: Append, _final: PolicyDecision) -> int:
@@ -572,6 +593,7 @@ class Broker:
     def close(self) -> None:
         self._fanout.shutdown(wait=False, cancel_futures=True)
         self.dialer.close()
+        self.rates.close()
         self.audit.close()
 
 

@@ -67,3 +67,24 @@ class EventRow(BrokerBase):
     state: Mapped[str] = mapped_column(String(32))
     at_ms: Mapped[int] = mapped_column(BigInteger)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class QuotaRow(BrokerBase):
+    """Messages and bytes one sender sent in one scope, this hour and the hour before.
+
+    A scope is a message kind, ``*actions`` (every action request) or ``*all`` (every
+    kind). One row per (sender, scope) holds two fixed windows, so old windows need no
+    pruning: the window that starts rolls the current one into ``prev_*``
+    (`gateway.broker.quotas`).
+    """
+
+    __tablename__ = "sender_quotas"
+
+    sender: Mapped[str] = mapped_column(String(128), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    window_no: Mapped[int] = mapped_column(BigInteger)
+    """The current window's number: milliseconds since the epoch // window length."""
+    messages: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    prev_messages: Mapped[int] = mapped_column(BigInteger)
+    prev_bytes: Mapped[int] = mapped_column(BigInteger)

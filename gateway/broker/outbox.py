@@ -158,7 +158,7 @@ class OutboxWorker:
             refusal = "receipt refused: not an ACTION_RECEIPT for this request"
             self._finish(delivery_id, message_id, recipient, "delivered", refusal)
             return
-        decision = broker._decide(verdict)
+        decision = broker._decide(verdict, answer)
         now = broker.clock_ms()
 
         def effects(session: Session, append: Append, final: PolicyDecision) -> None:

@@ -204,7 +204,10 @@ def _empty_context() -> dict[str, str | int | bool]:
         "whole_balance": False,
         "duration_hours": 0,
         "reply_to": "",
+        "payload_bytes": 0,
         "sender_kind_last_hour": 0,
+        "sender_actions_last_hour": 0,
+        "sender_bytes_last_hour": 0,
     }
 
 

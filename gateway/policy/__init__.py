@@ -7,7 +7,7 @@ its inbound messages against its own ``gateway/policies/node-<role>.cedar``. Bot
 
 from gateway.policy.decision import PolicyDecision
 from gateway.policy.engine import PolicyEngine, PolicyLoadError
-from gateway.policy.rates import RateCounter
+from gateway.policy.rates import WINDOW_MS, Windows, last_window, window_no
 from gateway.policy.request import (
     BROKER,
     CONTEXT_FIELDS,
@@ -26,12 +26,15 @@ __all__ = [
     "KNOWN_ROLES",
     "MEMBER_ROLES",
     "MESSAGE_KINDS",
+    "WINDOW_MS",
     "ContextValue",
     "Party",
     "PolicyDecision",
     "PolicyEngine",
     "PolicyLoadError",
     "PolicyRequest",
-    "RateCounter",
+    "Windows",
+    "last_window",
     "make_context",
+    "window_no",
 ]

@@ -50,7 +50,10 @@ CONTEXT_FIELDS: Final[Mapping[str, type]] = {
     "whole_balance": bool,
     "duration_hours": int,
     "reply_to": str,
+    "payload_bytes": int,
     "sender_kind_last_hour": int,
+    "sender_actions_last_hour": int,
+    "sender_bytes_last_hour": int,
 }
 """The context record of the schema: every request carries exactly these fields."""
 
@@ -91,6 +94,9 @@ class PolicyRequest:
 def make_context(
     *,
     sender_kind_last_hour: int,
+    sender_actions_last_hour: int,
+    sender_bytes_last_hour: int,
+    payload_bytes: int = 0,
     purpose: str = "",
     legal_basis: str = "",
     case_ref: str = "",
@@ -102,8 +108,9 @@ def make_context(
 ) -> dict[str, ContextValue]:
     """A complete context record; absent header fields take their proto3 zero value.
 
-    ``sender_kind_last_hour`` has no default: it must come from a :class:`RateCounter`,
-    or a forgotten count would silently pass every quota.
+    The ``sender_*_last_hour`` counts have no default: they must come from the broker's
+    quota counters (`gateway.broker.quotas`), or a forgotten count would silently pass
+    every quota.
     """
     return {
         "purpose": purpose,
@@ -114,5 +121,8 @@ def make_context(
         "whole_balance": whole_balance,
         "duration_hours": duration_hours,
         "reply_to": reply_to,
+        "payload_bytes": payload_bytes,
         "sender_kind_last_hour": sender_kind_last_hour,
+        "sender_actions_last_hour": sender_actions_last_hour,
+        "sender_bytes_last_hour": sender_bytes_last_hour,
     }

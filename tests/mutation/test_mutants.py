@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.policy import PolicyEngine
 from tests.mutation import ROOT, Mutant, MutantError, load_mutants
 
 MUTANTS = load_mutants()
@@ -28,7 +29,11 @@ def test_mutant_applies_once_and_compiles(mutant: Mutant) -> None:
     assert source.count(mutant.find) == 1, f"{mutant.file} changed: the check's text moved"
     mutated = mutant.apply(source)
     assert mutated != source
-    compile(mutated, mutant.file, "exec")
+    if mutant.file.endswith(".cedar"):  # a policy rule: the mutated file must still load
+        schema = (ROOT / mutant.file).with_name("schema.cedarschema").read_text()
+        PolicyEngine.from_text(mutated.encode(), schema, source=mutant.file)
+    else:
+        compile(mutated, mutant.file, "exec")
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.id for m in MUTANTS])

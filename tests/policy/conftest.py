@@ -23,11 +23,14 @@ SEEDS = (POLICE, BANK_A, BANK_B, CARRIER, REGULATOR, BROKER_NODE)
 
 
 def case(**fields: ContextValue) -> dict[str, ContextValue]:
-    """A context for case work: case reference, legal basis, first message this hour."""
+    """A context for case work: case reference, legal basis, first message this hour,
+    empty payload."""
     unknown = set(fields) - set(CONTEXT_FIELDS)
     assert not unknown, f"not context fields: {unknown}"  # a typo here would fake a deny
     context = make_context(
         sender_kind_last_hour=1,
+        sender_actions_last_hour=1,
+        sender_bytes_last_hour=1,
         purpose="fraud investigation",
         legal_basis="Criminal Procedure Law art. 144",
         case_ref="CASE-2024-0001",
@@ -40,7 +43,9 @@ def bare(**fields: ContextValue) -> dict[str, ContextValue]:
     """A context with nothing set but ``fields`` (health checks, audit reads)."""
     unknown = set(fields) - set(CONTEXT_FIELDS)
     assert not unknown, f"not context fields: {unknown}"
-    context = make_context(sender_kind_last_hour=1)
+    context = make_context(
+        sender_kind_last_hour=1, sender_actions_last_hour=1, sender_bytes_last_hour=1
+    )
     context.update(fields)
     return context
 

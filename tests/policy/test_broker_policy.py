@@ -68,6 +68,10 @@ ALLOWED = [
     Row("regulator pings police", REGULATOR, POLICE, "PING", bare(), True, ("members-ping",)),
     Row("bank answers a ping", BANK_A, POLICE, "PONG", bare(), True, ("members-pong",)),
     Row("carrier answers the regulator's ping", CARRIER, REGULATOR, "PONG", bare(), True, ("members-pong",)),
+    Row("police action at the all-actions quota", POLICE, BANK_A, "STOP_PAYMENT", case(amount_minor=1, duration_hours=1, sender_actions_last_hour=200), True, ("police-stop-payment",)),
+    Row("police ping at the bytes quota", POLICE, BANK_A, "PING", bare(sender_bytes_last_hour=256 * 2**20), True, ("members-ping",)),
+    Row("police ping of 256 bytes", POLICE, BANK_A, "PING", bare(payload_bytes=256), True, ("members-ping",)),
+    Row("bank answers a PSI chunk over the bytes quota", BANK_A, POLICE, "PSI_RESPONSE", bare(reply_to="m-1", sender_bytes_last_hour=2**40), True, ("member-psi-response-to-police",)),
 ]
 
 DENIED = [
@@ -96,6 +100,21 @@ DENIED = [
     Row("police query over the hourly quota", POLICE, BANK_A, "MATCH_QUERY", case(batch_size=5, sender_kind_last_hour=201), False, ("forbid-queries-over-quota",)),
     Row("police PSI over the hourly quota", POLICE, CARRIER, "PSI_REQUEST", case(batch_size=5, sender_kind_last_hour=201), False, ("forbid-queries-over-quota",)),
     Row("bank pings over the hourly quota", BANK_A, CARRIER, "PING", bare(sender_kind_last_hour=36001), False, ("forbid-pings-over-quota",)),
+    # all kinds together, and bytes
+    Row("police stop-payment over the all-actions quota", POLICE, BANK_A, "STOP_PAYMENT", case(amount_minor=1, duration_hours=1, sender_actions_last_hour=201), False, ("forbid-all-actions-over-quota",)),
+    Row("police query over the bytes quota", POLICE, BANK_A, "MATCH_QUERY", case(batch_size=5, sender_bytes_last_hour=256 * 2**20 + 1), False, ("forbid-bytes-over-quota",)),
+    Row("bank pings over the bytes quota", BANK_A, CARRIER, "PING", bare(sender_bytes_last_hour=256 * 2**20 + 1), False, ("forbid-bytes-over-quota",)),
+    # sizes
+    Row("police ping of 257 bytes", POLICE, BANK_A, "PING", bare(payload_bytes=257), False, ("forbid-oversized-ping-pong",)),
+    Row("bank pong of 4 MiB", BANK_A, POLICE, "PONG", bare(payload_bytes=4 * 2**20), False, ("forbid-oversized-ping-pong",)),
+    Row("police query larger than its batch", POLICE, BANK_A, "MATCH_QUERY", case(batch_size=10, payload_bytes=41 * 10 + 1025), False, ("forbid-oversized-match-query",)),
+    Row("police PSI chunk larger than its batch", POLICE, CARRIER, "PSI_REQUEST", case(batch_size=10, payload_bytes=32 * 10 + 4097), False, ("forbid-oversized-psi-request",)),
+    Row("bank PSI answer over two chunks", BANK_A, POLICE, "PSI_RESPONSE", bare(reply_to="m-1", payload_bytes=644_097), False, ("forbid-oversized-psi-response",)),
+    Row("bank match answer larger than its batch", BANK_A, POLICE, "MATCH_RESPONSE", bare(reply_to="m-1", batch_size=1, payload_bytes=8192 + 4097), False, ("forbid-oversized-match-response",)),
+    Row("bank match answer claiming a huge batch", BANK_A, POLICE, "MATCH_RESPONSE", bare(reply_to="m-1", batch_size=2**60, payload_bytes=10), False, ("forbid-oversized-match-response",)),
+    Row("police freeze with a large payload", POLICE, BANK_A, "FREEZE", case(amount_minor=1, duration_hours=1, payload_bytes=1025), False, ("forbid-oversized-action-request",)),
+    Row("bank receipt of 16 KiB and more", BANK_A, POLICE, "ACTION_RECEIPT", bare(reply_to="m-1", payload_bytes=16385), False, ("forbid-oversized-action-receipt",)),
+    Row("carrier flags numbers in a large payload", CARRIER, POLICE, "FLAGGED_NUMBERS", case(batch_size=1, payload_bytes=64 + 4097), False, ("forbid-oversized-flagged-numbers",)),
     Row("police query without legal basis", POLICE, BANK_A, "MATCH_QUERY", case(batch_size=5, legal_basis=""), False, ("forbid-case-work-without-case",)),
     Row("bank match-queries a carrier", BANK_A, CARRIER, "MATCH_QUERY", case(batch_size=5), False),
     Row("bank PSI with another bank", BANK_A, BANK_B, "PSI_REQUEST", case(batch_size=5), False),

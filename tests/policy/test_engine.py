@@ -61,7 +61,12 @@ def overflowing() -> PolicyEngine:
 
 
 def test_evaluation_error_in_the_only_permit_denies(overflowing: PolicyEngine) -> None:
-    context = make_context(sender_kind_last_hour=1, amount_minor=2**62)
+    context = make_context(
+        sender_kind_last_hour=1,
+        sender_actions_last_hour=1,
+        sender_bytes_last_hour=1,
+        amount_minor=2**62,
+    )
     decision = overflowing.decide(PolicyRequest(POLICE, BANK_A, "FREEZE", context))
     assert not decision.allowed
     assert decision.policy_ids == ()
@@ -71,7 +76,12 @@ def test_evaluation_error_in_the_only_permit_denies(overflowing: PolicyEngine) -
 
 
 def test_same_permit_allows_when_it_evaluates(overflowing: PolicyEngine) -> None:
-    context = make_context(sender_kind_last_hour=1, amount_minor=2)
+    context = make_context(
+        sender_kind_last_hour=1,
+        sender_actions_last_hour=1,
+        sender_bytes_last_hour=1,
+        amount_minor=2,
+    )
     decision = overflowing.decide(PolicyRequest(POLICE, BANK_A, "FREEZE", context))
     assert decision.allowed
     assert decision.policy_ids == ("overflowing-permit",)
@@ -79,7 +89,12 @@ def test_same_permit_allows_when_it_evaluates(overflowing: PolicyEngine) -> None
 
 def test_evaluation_error_in_a_forbid_overrides_an_allow(overflowing: PolicyEngine) -> None:
     # Cedar skips a forbid that errs and would allow; the engine denies instead.
-    context = make_context(sender_kind_last_hour=1, batch_size=LONG_MAX)
+    context = make_context(
+        sender_kind_last_hour=1,
+        sender_actions_last_hour=1,
+        sender_bytes_last_hour=1,
+        batch_size=LONG_MAX,
+    )
     decision = overflowing.decide(PolicyRequest(POLICE, BANK_A, "PING", context))
     assert not decision.allowed
     assert any("`overflowing-forbid`" in error for error in decision.errors)

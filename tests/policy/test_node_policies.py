@@ -1,7 +1,8 @@
 """The shipped node policies: what each role accepts from the broker (defence in depth).
 
-Nodes decide with the same engine, with ``sender_kind_last_hour`` 0 (the broker keeps the
-rates), and always as the recipient.
+Nodes decide with the same engine, with the ``sender_*_last_hour`` counts and
+``payload_bytes`` 0 (the broker keeps the quotas and size bounds), and always as the
+recipient.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from tests.policy.conftest import BANK_A, BANK_B, CARRIER, POLICE, REGULATOR, ba
 
 
 def inbound(**fields: ContextValue) -> dict[str, ContextValue]:
-    return case(sender_kind_last_hour=0, **fields)
+    counts: dict[str, ContextValue] = {
+        "sender_kind_last_hour": 0,
+        "sender_actions_last_hour": 0,
+        "sender_bytes_last_hour": 0,
+    }
+    return case(**{**counts, **fields})
 
 
 # fmt: off

@@ -398,11 +398,40 @@ HOURS = {"STOP_PAYMENT": 48, "FREEZE": 4320, "EXTEND": 4320, "SUSPEND_NUMBER": 7
 """Longest duration of the kinds that carry one (the shortest is always 1 hour)."""
 QUERIES = {"MATCH_QUERY", "PSI_REQUEST"}
 ACTION_REQUESTS = {*HOURS, "RELEASE", "RESTORE_NUMBER"}
+ANSWERS = {"MATCH_RESPONSE", "PSI_RESPONSE", "ACTION_RECEIPT"}
+BYTES_QUOTA = 256 * 2**20
+
+
+def payload_fits(kind: str, payload: int, batch: int) -> bool:
+    """The payload size bounds of docs/quotas.md and the broker.cedar comments."""
+    if kind in {"PING", "PONG"}:
+        return payload <= 256
+    if kind == "MATCH_QUERY":
+        return payload <= 41 * batch + 1024
+    if kind == "PSI_REQUEST":
+        return payload <= 32 * batch + 4096
+    if kind == "PSI_RESPONSE":
+        return payload <= 644_096
+    if kind == "MATCH_RESPONSE":
+        return 0 <= batch <= 10_000 and payload <= 8192 * batch + 4096
+    if kind == "FLAGGED_NUMBERS":
+        return 0 <= batch <= 10_000 and payload <= 64 * batch + 4096
+    if kind in ACTION_REQUESTS:
+        return payload <= 1024
+    if kind == "ACTION_RECEIPT":
+        return payload <= 16_384
+    return True  # AUDIT_READ carries nothing the broker stores
 
 
 def oracle(sender: str, recipient: str, kind: str, c: dict[str, str | int | bool]) -> bool:
     """Whether the consortium's rules (docs, broker.cedar comments) let this through."""
     if (sender, recipient) not in PAIRS[kind]:
+        return False
+    if not payload_fits(kind, int(c["payload_bytes"]), int(c["batch_size"])):
+        return False
+    if kind not in ANSWERS and int(c["sender_bytes_last_hour"]) > BYTES_QUOTA:
+        return False
+    if kind in ACTION_REQUESTS and int(c["sender_actions_last_hour"]) > 200:
         return False
     case = c["case_ref"] != "" and c["legal_basis"] != ""
     answer_to_police = kind in {"MATCH_RESPONSE", "PSI_RESPONSE", "ACTION_RECEIPT"}
@@ -444,7 +473,10 @@ CONTEXTS = st.fixed_dictionaries(
         "whole_balance": st.booleans(),
         "duration_hours": edges(1, 48, 720, 4320),
         "reply_to": st.sampled_from(["", "0123456789abcdef" * 2]),
+        "payload_bytes": edges(0, 256, 1024, 16_384, 644_096),
         "sender_kind_last_hour": edges(0, 100, 200, 36_000),
+        "sender_actions_last_hour": edges(0, 200),
+        "sender_bytes_last_hour": edges(0, BYTES_QUOTA),
     }
 )
 
@@ -460,6 +492,14 @@ BOUNDARIES: dict[str, tuple[object, ...]] = {
     "whole_balance": (True,),
     "duration_hours": (*INT64_EDGES, 2, 47, 48, 49, 719, 720, 721, 4319, 4320, 4321),
     "sender_kind_last_hour": (*INT64_EDGES, 99, 100, 101, 199, 200, 201, 35_999, 36_000, 36_001),
+    # the size bounds at batch size 1 (FULL_CONTEXT's): 256, 41 + 1024, 32 + 4096,
+    # 8192 + 4096, 64 + 4096, 1024, 16384, 644096
+    "payload_bytes": (
+        *INT64_EDGES,
+        *(b + d for b in (256, 1065, 4128, 12_288, 4160, 1024, 16_384, 644_096) for d in (0, 1)),
+    ),
+    "sender_actions_last_hour": (*INT64_EDGES, 199, 200, 201),
+    "sender_bytes_last_hour": (*INT64_EDGES, BYTES_QUOTA, BYTES_QUOTA + 1),
 }
 """Each context field's values at the rules' bounds, to set one at a time."""
 FULL_CONTEXT: dict[str, str | int | bool] = {
@@ -471,7 +511,10 @@ FULL_CONTEXT: dict[str, str | int | bool] = {
     "whole_balance": False,
     "duration_hours": 1,
     "reply_to": "0123456789abcdef" * 2,
+    "payload_bytes": 0,
     "sender_kind_last_hour": 0,
+    "sender_actions_last_hour": 0,
+    "sender_bytes_last_hour": 0,
 }
 """A context every kind's conditions accept."""
 
