@@ -208,11 +208,10 @@ def test_an_answer_signed_by_a_member_nobody_asked_is_not_passed_on(
 def test_an_answer_the_policy_denies_is_neither_passed_on_nor_shown(
     net: Net, rogue: RogueNode
 ) -> None:
-    # Only carriers may send police flagged numbers; a bank slipping them into an answer
-    # is denied, and the denied answer is not handed out by Status either.
-    rogue.answer = lambda request: sealed_answer(net, request, "FLAGGED_NUMBERS").sign(
-        net.signing_key("bank-a")
-    )
+    # A PONG of the right kind for the right request, but larger than any pong may be
+    # (256 bytes): the policy denies it, and Status does not hand the denied answer out.
+    padded = b'{"node": "bank-a", "pad": "' + b"x" * 256 + b'"}'
+    rogue.answer = lambda request: pong(request, payload=padded).sign(net.signing_key("bank-a"))
 
     draft, reply = submit_ping(net)
 
