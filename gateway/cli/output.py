@@ -137,9 +137,10 @@ def render(
     if dropped:
         names = ", ".join(c.title for c in dropped)
         console.print(
-            f"(not shown at this width: {names}; widen the terminal or use --output json)",
+            f"(left out at this width: {names}; all in --output json)",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
 
 

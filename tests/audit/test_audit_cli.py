@@ -106,7 +106,7 @@ def test_police_may_not_read_the_log(net: Consortium) -> None:
     config = str(net.config_path("police-1"))
     result = runner.invoke(app, ["audit", "verify", "--config", config])
     assert result.exit_code == 1
-    assert "PERMISSION_DENIED" in result.output
+    assert "error: refused by policy: " in result.output
     assert "Traceback" not in result.output
 
 
