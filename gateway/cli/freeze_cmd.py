@@ -7,7 +7,6 @@ broker's outbox and shows in `status` and `list`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from gateway.cli.common import console, fail, node_config
-from gateway.cli.output import OUTPUT, Column, Output, render
+from gateway.cli.output import OUTPUT, Column, Output, render, short_utc
 from gateway.identifiers import InvalidIdentifier
 
 app = typer.Typer(no_args_is_help=True, help="Stop-payments, freezes and number suspensions.")
@@ -41,9 +40,7 @@ def minor_units(amount: str | None) -> int:
 
 
 def when(ms: int) -> str:
-    if not ms:
-        return ""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{short_utc(ms)} UTC" if ms else ""
 
 
 def resolve(engine: Engine, prefix: str) -> str:
