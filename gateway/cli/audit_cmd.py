@@ -313,14 +313,14 @@ UNTIL = typer.Option(None, help="Until this time (ISO 8601), exclusive.")
 
 SEARCH_COLUMNS = (
     Column("index", "#", keep=True),
-    Column("at", "time (UTC)", time=True, rank=4),
-    Column("type", rank=2),
+    Column("at", "time (UTC)", time=True, rank=5),
+    Column("type", rank=1),
     Column("kind", rank=6),
-    Column("sender", rank=5),
-    Column("to", rank=3),
-    Column("case_ref", "case", rank=1),
+    Column("sender", rank=3),
+    Column("to", rank=4),
+    Column("case_ref", "case", rank=2),
     Column("decision", rank=8),
-    Column("reason", "why", rank=7),
+    Column("reason", "why", rank=7, fold=True),
 )
 
 

@@ -233,13 +233,13 @@ def status(
 LIST_COLUMNS = (
     Column("request_id", "request", keep=True),
     Column("recipient", "to", rank=4),
-    Column("action", rank=5),
+    Column("action", rank=6),
     Column("case_ref", "case", rank=3),
     Column("state", rank=8),
     Column("amount", rank=7),
     Column("requested_at", "requested", time=True, rank=1),
     Column("hold_expires_at", "until", time=True, rank=2),
-    Column("reason", rank=6),
+    Column("reason", rank=5, fold=True),
 )
 
 

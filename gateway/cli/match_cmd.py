@@ -190,7 +190,7 @@ QUERY_COLUMNS = (
     Column("result", rank=3),
     Column("responder", rank=2),
     Column("handle", keep=True),
-    Column("label", rank=1),
+    Column("label", rank=1, fold=True),
 )
 
 

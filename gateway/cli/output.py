@@ -1,8 +1,9 @@
 """`--output table|json|csv` for query, freeze list and audit search: one formatter.
 
-A table is for a person at a terminal of any width: identifiers a follow-up command
-needs (request ids, handles) are never cut; long cells fold onto more lines; when even
-that does not fit, the least important columns are left out and named below the table.
+A table is for a person at a terminal of any width: no cell is cut, free text (reasons,
+labels) folds onto more lines, and when the table would still be too wide the least
+important columns are left out, named below it; the identifiers a follow-up command
+takes (request ids, handles) are never left out.
 JSON and CSV are for programs: every column, times as ISO 8601 UTC, never epoch ms.
 """
 
@@ -47,7 +48,10 @@ class Column:
     """Columns with the lowest rank are left out first when the terminal is too narrow."""
     time: bool = False
     """Values are epoch milliseconds (0: none)."""
-    min_width: int = 6
+    fold: bool = False
+    """Free text (a reason, a label): folds onto more lines; other columns never do."""
+    min_width: int = 12
+    """The narrowest a folding column gets before it is left out."""
 
     @property
     def title(self) -> str:
@@ -93,9 +97,7 @@ def fitted(
     dropped: list[Column] = []
 
     def need(c: Column) -> int:
-        cells = [len(_cell(c, r.get(c.key))) for r in rows]
-        widest = max([len(c.title), *cells])
-        return widest if c.keep else min(widest, max(c.min_width, len(c.title)))
+        return min(natural(rows, c), c.min_width) if c.fold else natural(rows, c)
 
     while sum(need(c) + 3 for c in shown) + 1 > width:
         optional = [c for c in shown if not c.keep]
@@ -105,6 +107,11 @@ def fitted(
         shown.remove(least)
         dropped.append(least)
     return shown, dropped
+
+
+def natural(rows: Sequence[dict[str, object]], column: Column) -> int:
+    """The width of a column's widest cell or of its title."""
+    return max([len(column.title), *(len(_cell(column, r.get(column.key))) for r in rows)])
 
 
 def render(
@@ -127,10 +134,10 @@ def render(
     shown, dropped = fitted(rows, columns, console.width)
     table = Table(title=title or None, expand=False)
     for c in shown:
-        if c.keep:
-            table.add_column(c.title, no_wrap=True, overflow="ignore", min_width=len(c.title))
-        else:
+        if c.fold:
             table.add_column(c.title, overflow="fold")
+        else:
+            table.add_column(c.title, no_wrap=True, min_width=natural(rows, c))
     for r in rows:
         table.add_row(*(Text(_cell(c, r.get(c.key))) for c in shown))
     console.print(table, markup=False, highlight=False)
