@@ -147,7 +147,6 @@ def render(
             f"(left out at this width: {names}; all in --output json)",
             markup=False,
             highlight=False,
-            soft_wrap=True,
         )
 
 
