@@ -9,7 +9,6 @@ non-zero with exactly one `error:` line on stderr and no traceback anywhere.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,7 +302,7 @@ def test_a_bad_identifier(net: Consortium, broker_only: None) -> None:
             "p",
         ],
     )
-    one_error_line(result, "freeze request")
+    assert "12ab" not in one_error_line(result, "freeze request")
     result = runner.invoke(
         app,
         [
@@ -321,7 +320,7 @@ def test_a_bad_identifier(net: Consortium, broker_only: None) -> None:
             "b",
         ],
     )
-    one_error_line(result, "query")
+    assert "12ab" not in one_error_line(result, "query")
 
 
 def test_an_internal_error_is_one_line_and_verbose_shows_the_traceback(
@@ -341,4 +340,3 @@ def test_an_internal_error_is_one_line_and_verbose_shows_the_traceback(
     )
     result = runner.invoke(app, ["--verbose", "pki", "show", "--dir", pki])
     assert "Traceback" in result.stderr and "ZeroDivisionError: bug" in result.stderr
-    shutil.rmtree(tmp_path, ignore_errors=True)
