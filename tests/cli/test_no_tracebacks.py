@@ -101,6 +101,8 @@ def one_error_line(result: Result, where: str) -> str:
 
 
 def run(command: Command, given: dict[str, str]) -> Result:
+    if command.path == "db backup":  # its --to is a file, not a node: never the cwd
+        given = {**given, "to": given.get("out", "")}
     return runner.invoke(app, command.argv(given))
 
 
@@ -110,7 +112,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Consortium:
 
 
 @pytest.fixture(autouse=True)
-def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+def quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative default path (var/pki, var/broker.db) lands here
     monkeypatch.delenv("GATEWAY_VERBOSE", raising=False)
     monkeypatch.setenv("COLUMNS", "80")
 
