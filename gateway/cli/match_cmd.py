@@ -25,7 +25,7 @@ from rich.progress import (
 from gateway.cli.common import console, err_console, fail, node_config
 from gateway.cli.output import OUTPUT, Column, Output, render
 from gateway.config import NodeConfig
-from gateway.matching.index_build import IndexUpdate
+from nodes.index_build import IndexUpdate
 
 if TYPE_CHECKING:
     from nodes.matching import ResponderOutcome
