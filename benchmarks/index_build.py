@@ -30,9 +30,9 @@ from gateway.crypto.blinded import OprfServer
 from gateway.db import NodeBase, make_engine
 from gateway.identifiers import Identifier, normalise
 from gateway.matching.derive import bucket_of, seal_label, tag_and_key
-from gateway.matching.index_build import update_index
 from gateway.matching.index_store import write_entries
 from gateway.synthetic import generate_bank_records
+from nodes.index_build import update_index
 from nodes.records import upsert_records
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -38,11 +38,11 @@ from gateway.crypto.blinded import OprfServer
 from gateway.db import NodeBase, make_engine
 from gateway.identifiers import Identifier, normalise
 from gateway.localnet import Consortium, processes
-from gateway.matching.index_build import index_params, update_index
 from gateway.matching.index_store import fetch_buckets, read_state
 from gateway.matching.responder import ResponderLimits, answer_query
 from gateway.synthetic import bank_card_number, generate_bank_records
 from nodes import matching
+from nodes.index_build import index_params, update_index
 from nodes.records import RecordRow, upsert_records
 from nodes.runtime import open_node
 from tests.consortium import running

@@ -29,14 +29,6 @@ from gateway.envelope.build import Draft
 from gateway.identifiers import Identifier
 from gateway.kinds import Kind
 from gateway.matching.errors import MatchError, Problem
-from gateway.matching.index_build import (
-    IndexBacklog,
-    IndexUpdate,
-    Progress,
-    index_params,
-    key_id,
-    update_index,
-)
 from gateway.matching.index_store import fetch_buckets, read_state
 from gateway.matching.querier import KeyMismatch, Match, PendingQuery, check_batch
 from gateway.matching.responder import ResponderLimits, answer_query
@@ -44,6 +36,14 @@ from gateway.matching.wire import QUERY_TYPE, RESPONSE_TYPE
 from gateway.pki.directory import Directory
 from gateway.pki.keys import read_hex
 from nodes.broker_client import AnswerError
+from nodes.index_build import (
+    IndexBacklog,
+    IndexUpdate,
+    Progress,
+    index_params,
+    key_id,
+    update_index,
+)
 from nodes.records import current_version
 from nodes.roles.base import Inbound, RoleRefusal
 

@@ -16,6 +16,7 @@ from gateway.cli import (
     psi_cmd,
     serve_cmd,
 )
+from gateway.cli.errors import guard_commands, state
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(pki_cmd.app, name="pki")
@@ -31,3 +32,16 @@ app.command("psi")(psi_cmd.psi)
 app.add_typer(psi_cmd.offers_app, name="psi-offers")
 node_cmd.app.command("ingest")(ingest_cmd.ingest)
 node_cmd.app.command("reindex")(match_cmd.reindex)
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(
+        False, "--verbose", help="On an internal error, print its traceback too."
+    ),
+) -> None:
+    """Privacy-preserving gateway: PKI, serving, data, queries, freezes, audit and the demo."""
+    state.verbose = verbose
+
+
+guard_commands(app)

@@ -16,14 +16,13 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-from rich.table import Table
 
 from gateway.audit.checkpoint import Checkpoint, open_checkpoint
 from gateway.audit.merkle import MerkleTree, leaf_hash
@@ -44,6 +43,8 @@ from gateway.audit.verify import (
     verify_log,
 )
 from gateway.cli.common import console, fail, node_config
+from gateway.cli.errors import describe_rpc
+from gateway.cli.output import OUTPUT, Column, Output, iso_utc, render
 from gateway.db import DatabaseError, open_read_only
 from gateway.pki.directory import DirectoryError
 from gateway.pki.store import PkiError, PkiFolder
@@ -69,7 +70,7 @@ def remote_errors() -> Iterator[None]:
     try:
         yield
     except grpc.RpcError as exc:
-        fail(f"broker: {exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+        fail(describe_rpc(exc))
     except LogIntegrityError as exc:
         fail(f"log integrity: {exc}")
 
@@ -310,6 +311,37 @@ SINCE = typer.Option(None, help="From this time (ISO 8601), inclusive.")
 UNTIL = typer.Option(None, help="Until this time (ISO 8601), exclusive.")
 
 
+SEARCH_COLUMNS = (
+    Column("index", "#", keep=True),
+    Column("at", "time (UTC)", time=True, rank=5),
+    Column("type", rank=1),
+    Column("kind", rank=6),
+    Column("sender", rank=3),
+    Column("to", rank=4),
+    Column("case_ref", "case", rank=2),
+    Column("decision", rank=8),
+    Column("reason", "why", rank=7, fold=True),
+)
+
+
+def search_row(index: int, entry: dict[str, Any]) -> dict[str, object]:
+    """One audit entry as a search result; a DENY or a refusal says why."""
+    to = entry.get("recipients") or [entry.get("recipient", "")]
+    check = entry.get("check", "")
+    reason = str(entry.get("reason", ""))
+    return {
+        "index": index,
+        "at": int(entry.get("at_ms", 0)),
+        "type": entry.get("type", ""),
+        "kind": entry.get("kind", ""),
+        "sender": entry.get("sender", entry.get("peer", "")),
+        "to": [str(t) for t in to if t],
+        "case_ref": entry.get("case_ref", ""),
+        "decision": entry.get("decision", entry.get("state", "")),
+        "reason": f"{check}: {reason}" if check and reason else reason,
+    }
+
+
 @app.command("search")
 def search(
     case: str = CASE,
@@ -323,41 +355,28 @@ def search(
     config: Path | None = CONFIG,
     broker: str = BROKER,
     limit: int = typer.Option(200, help="Show at most this many entries."),
+    output: Output = OUTPUT,
 ) -> None:
-    """Entries by case, node, kind, decision and time range, as a table."""
+    """Entries by case, node, kind, decision and time range; a DENY shows its reason."""
     criteria = criteria_from(case, node, kind, decision, since, until)
     source = LogSource(database, pki_dir, config, broker)
-    table = Table(title="audit entries")
-    for column in ("#", "time (UTC)", "type", "kind", "sender", "to", "case", "decision"):
-        table.add_column(column)
-    shown = 0
+    rows: list[dict[str, object]] = []
     try:
         for index, entry in matching(source, criteria):
-            if shown == limit:
+            if len(rows) == limit:
                 break
-            shown += 1
-            at = datetime.fromtimestamp(int(entry.get("at_ms", 0)) / 1000, tz=UTC)
-            to = entry.get("recipients") or [entry.get("recipient", "")]
-            table.add_row(
-                str(index),
-                at.strftime("%Y-%m-%d %H:%M:%S"),
-                str(entry.get("type", "")),
-                str(entry.get("kind", "")),
-                str(entry.get("sender", entry.get("peer", ""))),
-                ",".join(str(t) for t in to),
-                str(entry.get("case_ref", "")),
-                str(entry.get("decision", entry.get("state", ""))),
-            )
+            rows.append(search_row(index, entry))
     finally:
         source.close()
-    console.print(table)
-    console.print(f"{shown} entries shown")
+    render(rows, SEARCH_COLUMNS, output, title="audit entries")
+    if output is Output.table:
+        console.print(f"{len(rows)} entries shown")
 
 
 EXPORT_COLUMNS = (
     "index",
     "type",
-    "at_ms",
+    "at",
     "message_id",
     "kind",
     "sender",
@@ -389,7 +408,11 @@ def export(
     config: Path | None = CONFIG,
     broker: str = BROKER,
 ) -> None:
-    """Export matching entries as JSON Lines (exact entries) or CSV (main columns)."""
+    """Export matching entries as JSON Lines (exact entries) or CSV (main columns).
+
+    CSV gives the time as ISO 8601 UTC (`at`); JSON Lines keeps each entry exactly as
+    logged (with `at_ms`), so that its hash can be checked against the log.
+    """
     if fmt not in ("jsonl", "csv"):
         fail("--format must be jsonl or csv")
     criteria = criteria_from(case, node, kind, decision, since, until)
@@ -406,7 +429,7 @@ def export(
                 stream.write(json.dumps({"index": index, **entry}, sort_keys=True) + "\n")
             else:
                 row = {k: _cell(v) for k, v in entry.items()}
-                writer.writerow({"index": index, **row})
+                writer.writerow({"index": index, "at": iso_utc(int(entry.get("at_ms", 0))), **row})
             written += 1
     finally:
         source.close()
@@ -423,22 +446,42 @@ def _cell(value: object) -> object:
 @app.command("prove")
 def prove(
     entry: int = typer.Argument(..., help="Entry index."),
-    database: str = typer.Option(..., help="The broker's database (path or URL)."),
+    database: str | None = typer.Option(None, help="The broker's database (path or URL)."),
+    config: Path | None = CONFIG,
+    pki_dir: Path = PKI,
+    broker: str = BROKER,
 ) -> None:
-    """Print a C2SP tlog-proof of one entry under the latest stored checkpoint."""
-    try:
-        engine = open_read_only(database, ("audit_entries", "checkpoints"))
-    except DatabaseError as exc:
-        fail(str(exc))
-    checkpoints = stored_checkpoints(engine)
+    """Print a C2SP tlog-proof of one entry under the latest signed checkpoint.
+
+    From a copy of the broker's database (`--database`) or, as the regulator, from the
+    live log (`--config regulator.toml`), like the other audit commands.
+    """
+    if (database is None) == (config is None):
+        fail("give --database (a copy of the broker's database) or --config (regulator)")
+    if config is not None:
+        source = LogSource(None, pki_dir, config, broker)
+        try:
+            with remote_errors():
+                checkpoints = source.checkpoints()
+                entries = list(source.entries())
+        finally:
+            source.close()
+    else:
+        assert database is not None
+        try:
+            engine = open_read_only(database, ("audit_entries", "checkpoints"))
+        except DatabaseError as exc:
+            fail(str(exc))
+        checkpoints = stored_checkpoints(engine)
+        entries = list(stored_entries(engine))
     usable = [c for c in checkpoints if c.size > entry]
     if entry < 0 or not usable:
         fail(f"no signed checkpoint covers entry {entry}")
     checkpoint = usable[-1]
     tree = MerkleTree()
-    tree.extend(leaf_hash(e.leaf) for e in stored_entries(engine) if e.position < checkpoint.size)
+    tree.extend(leaf_hash(e.leaf) for e in entries if e.position < checkpoint.size)
     if tree.size < checkpoint.size:
-        fail(f"the database holds {tree.size} entries, fewer than checkpoint {checkpoint.size}")
+        fail(f"the log holds {tree.size} entries, fewer than checkpoint {checkpoint.size}")
     proof = TlogProof(
         index=entry,
         hashes=tuple(tree.inclusion_proof(entry, checkpoint.size)),

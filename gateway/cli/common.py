@@ -32,7 +32,12 @@ def setup_logging(verbose: bool = False, log_format: str = "text") -> None:
 
 
 def node_config(path: Path) -> NodeConfig:
+    """The node's configuration; its broker's address is remembered for error lines."""
+    from gateway.cli.errors import remember_broker
+
     try:
-        return load_config(NodeConfig, path)
+        cfg = load_config(NodeConfig, path)
     except ConfigError as exc:
         fail(str(exc))
+    remember_broker(cfg.broker_endpoint)
+    return cfg

@@ -7,15 +7,15 @@ broker's outbox and shows in `status` and `list`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-import grpc
 import typer
 from rich.table import Table
+from sqlalchemy.engine import Engine
 
 from gateway.cli.common import console, fail, node_config
+from gateway.cli.output import OUTPUT, Column, Output, render, short_utc
 from gateway.identifiers import InvalidIdentifier
 
 app = typer.Typer(no_args_is_help=True, help="Stop-payments, freezes and number suspensions.")
@@ -40,9 +40,33 @@ def minor_units(amount: str | None) -> int:
 
 
 def when(ms: int) -> str:
-    if not ms:
-        return ""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{short_utc(ms)} UTC" if ms else ""
+
+
+def resolve(engine: Engine, prefix: str) -> str:
+    """The full id of this node's one request whose id starts with `prefix`, or `fail`."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from nodes.actions.police import ActionRequestRow
+
+    column = ActionRequestRow.request_id
+    with Session(engine) as session:
+        if session.get(ActionRequestRow, prefix) is not None:
+            return prefix
+        found = list(
+            session.scalars(
+                select(column).where(column.startswith(prefix, autoescape=True)).limit(50)
+            )
+        )
+    if not prefix or not found:
+        fail(
+            f"no request {prefix or '(empty id)'} in this node's journal (see gateway freeze list)"
+        )
+    if len(found) > 1:
+        more = "50 or more" if len(found) == 50 else str(len(found))
+        fail(f"request id prefix {prefix} matches {more} requests; give more characters")
+    return found[0]
 
 
 def submit(config: Path, spec: object) -> None:
@@ -53,8 +77,6 @@ def submit(config: Path, spec: object) -> None:
     ctx = open_node(node_config(config))
     try:
         result = issue_action(ctx, spec)
-    except grpc.RpcError as exc:
-        fail(f"refused: {exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
     except (InvalidIdentifier, ValueError) as exc:
         fail(str(exc))
     finally:
@@ -122,11 +144,11 @@ def follow_up(
     from nodes.runtime import open_node
 
     ctx = open_node(node_config(config))
+    ctx.client.close()
+    request_id = resolve(ctx.engine, request_id)
     with Session(ctx.engine) as session:
         original = session.get(ActionRequestRow, request_id)
-    ctx.client.close()
-    if original is None:
-        fail(f"no request {request_id} in this node's journal")
+    assert original is not None
     if action == "RELEASE" and original.action == "SUSPEND_NUMBER":
         action = "RESTORE_NUMBER"
     submit(
@@ -146,7 +168,9 @@ def follow_up(
 
 @app.command("extend")
 def extend(
-    request_id: str = typer.Argument(..., help="The request whose hold to extend."),
+    request_id: str = typer.Argument(
+        ..., help="The request whose hold to extend (or a unique prefix)."
+    ),
     config: Path = CONFIG,
     hours: int = typer.Option(..., help="Hours to add."),
     case: str = typer.Option("", "--case", help="Case reference (default: the request's)."),
@@ -160,7 +184,9 @@ def extend(
 
 @app.command("release")
 def release(
-    request_id: str = typer.Argument(..., help="The request whose hold to release."),
+    request_id: str = typer.Argument(
+        ..., help="The request whose hold to release (or a unique prefix)."
+    ),
     config: Path = CONFIG,
     case: str = typer.Option("", "--case", help="Case reference (default: the request's)."),
     basis: str = BASIS,
@@ -172,7 +198,10 @@ def release(
 
 
 @app.command("status")
-def status(request_id: str = typer.Argument(...), config: Path = CONFIG) -> None:
+def status(
+    request_id: str = typer.Argument(..., help="The request id, or a unique prefix of it."),
+    config: Path = CONFIG,
+) -> None:
     """A request's lifecycle as the broker recorded it, and the receipt we hold."""
     from sqlalchemy.orm import Session
 
@@ -180,10 +209,9 @@ def status(request_id: str = typer.Argument(...), config: Path = CONFIG) -> None
     from nodes.runtime import open_node
 
     ctx = open_node(node_config(config))
+    request_id = resolve(ctx.engine, request_id)
     try:
         reply = ctx.client.status(request_id)
-    except grpc.RpcError as exc:
-        fail(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
     finally:
         ctx.client.close()
     with Session(ctx.engine) as session:
@@ -202,30 +230,45 @@ def status(request_id: str = typer.Argument(...), config: Path = CONFIG) -> None
         )
 
 
+LIST_COLUMNS = (
+    Column("request_id", "request", keep=True),
+    Column("recipient", "to", rank=4),
+    Column("action", rank=6),
+    Column("case_ref", "case", rank=3),
+    Column("state", rank=8),
+    Column("amount", rank=7),
+    Column("requested_at", "requested", time=True, rank=1),
+    Column("hold_expires_at", "until", time=True, rank=2),
+    Column("reason", rank=5, fold=True),
+)
+
+
 @app.command("list")
 def list_requests(
     config: Path = CONFIG,
     case: str | None = typer.Option(None, "--case", help="Only this case."),
+    output: Output = OUTPUT,
 ) -> None:
-    """This node's requests and what their receipts say."""
+    """This node's requests and what their receipts say (ids in full: status takes them)."""
     from nodes.actions.police import requests_for_case
     from nodes.runtime import open_node
 
     ctx = open_node(node_config(config))
-    rows = requests_for_case(ctx, case)
     ctx.client.close()
-    table = Table(title=f"action requests{f' for case {case}' if case else ''}")
-    for column in ("request", "to", "action", "case", "state", "amount", "until", "reason"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
-            r.request_id,
-            r.recipient,
-            r.action,
-            r.case_ref,
-            r.state,
-            f"{r.executed_amount_minor / 100:.2f}" if r.executed_amount_minor else "",
-            when(r.hold_expires_at_ms),
-            r.reason,
-        )
-    console.print(table)
+    rows = [
+        {
+            "request_id": r.request_id,
+            "recipient": r.recipient,
+            "action": r.action,
+            "case_ref": r.case_ref,
+            "state": r.state,
+            "amount": f"{r.executed_amount_minor / 100:.2f}" if r.executed_amount_minor else "",
+            "requested_at": r.requested_at_ms,
+            "hold_expires_at": r.hold_expires_at_ms,
+            "reason": r.reason,
+        }
+        for r in requests_for_case(ctx, case)
+    ]
+    render(
+        rows, LIST_COLUMNS, output, title=f"action requests{f' for case {case}' if case else ''}"
+    )

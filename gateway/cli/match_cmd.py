@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import (
@@ -20,11 +21,14 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
-from gateway.cli.common import console, fail, node_config
+from gateway.cli.common import console, err_console, fail, node_config
+from gateway.cli.output import OUTPUT, Column, Output, render
 from gateway.config import NodeConfig
-from gateway.matching.index_build import IndexUpdate
+from nodes.index_build import IndexUpdate
+
+if TYPE_CHECKING:
+    from nodes.matching import ResponderOutcome
 
 __all__ = ["query", "reindex"]
 
@@ -97,8 +101,14 @@ def query(
     case: str = typer.Option(..., "--case", help="Case reference."),
     basis: str = typer.Option(..., "--basis", help="Legal basis of the query."),
     purpose: str = typer.Option("targeted match", "--purpose"),
+    output: Output = OUTPUT,
 ) -> None:
-    """Ask responders whether they hold the identifiers; print what they hold as a table."""
+    """Ask responders whether they hold the identifiers; list matches and absent ones.
+
+    A match shows its handle: the responder's own id for the matched record, to name that
+    record in a follow-up with the bank or carrier without repeating the identifier. An
+    identifier that no responder holds is listed as absent.
+    """
     from gateway.identifiers import (
         IdentifierKind,
         InvalidIdentifier,
@@ -154,30 +164,71 @@ def query(
     finally:
         ctx.client.close()
 
-    table = Table(
-        title=f"case {case}: {len(identifiers)} identifiers, {len(recipients)} responders"
+    rows, absent = result_rows(outcomes, shown, len(identifiers))
+    render(
+        rows,
+        QUERY_COLUMNS,
+        output,
+        title=f"case {case}: {len(identifiers)} identifiers, {len(recipients)} responders",
     )
-    table.add_column("identifier")
-    table.add_column("responder")
-    table.add_column("handle")
-    table.add_column("label")
-    found = 0
+    failed = [o for o in outcomes if not o.ok]
+    matched = sum(len(o.matches) for o in outcomes)
+    summary = (
+        f"{matched} matches, {absent} identifiers absent from every responder that answered"
+        f" ({len(outcomes) - len(failed)} of {len(outcomes)} answered)"
+    )
+    err_console.print(summary, markup=False, highlight=False, soft_wrap=True)
+    for outcome in failed:
+        wrong = "WRONG KEY: " if outcome.key_mismatch else ""
+        err_console.print(f"{outcome.node_id}: {wrong}{outcome.error}", markup=False)
+    if failed:
+        fail("; ".join(unanswered(o) for o in failed))
+
+
+QUERY_COLUMNS = (
+    Column("identifier", keep=True),
+    Column("result", rank=3),
+    Column("responder", rank=2),
+    Column("handle", keep=True),
+    Column("label", rank=1, fold=True),
+)
+
+
+def result_rows(
+    outcomes: list[ResponderOutcome], shown: list[str], count: int
+) -> tuple[list[dict[str, object]], int]:
+    """One row per match, then one 'absent' row per identifier no responder holds."""
+    rows: list[dict[str, object]] = []
+    held: set[int] = set()
     for outcome in outcomes:
         for match in outcome.matches:
-            found += 1
+            held.add(match.position)
             fields = dict(match.fields)
             handle = fields.pop("handle", "")
-            details = ", ".join(f"{k}={v}" for k, v in sorted(fields.items()))
-            table.add_row(shown[match.position], outcome.node_id, handle, details)
-    console.print(table)
-    failed = [o for o in outcomes if not o.ok]
-    for outcome in outcomes:
-        if outcome.ok:
-            console.print(f"{outcome.node_id}: {len(outcome.matches)} matches")
-        elif outcome.key_mismatch:
-            console.print(f"[bold red]{outcome.node_id}: WRONG KEY: {outcome.error}[/]")
-        else:
-            console.print(f"[red]{outcome.node_id}: {outcome.error}[/]")
-    console.print(f"{found} matches")
-    if failed:
-        raise typer.Exit(1)
+            label = ", ".join(f"{k}={v}" for k, v in sorted(fields.items()))
+            rows.append(
+                {
+                    "identifier": shown[match.position],
+                    "result": "match",
+                    "responder": outcome.node_id,
+                    "handle": handle,
+                    "label": label,
+                }
+            )
+    absent = [p for p in range(count) if p not in held]
+    for position in absent:
+        rows.append({"identifier": shown[position], "result": "absent"})
+    return rows, len(absent)
+
+
+def unanswered(outcome: ResponderOutcome) -> str:
+    """Why a responder gave no usable answer, with a bare gRPC status in plain words."""
+    prefix = f"no answer: {outcome.node_id}: "
+    if outcome.error.startswith(prefix):
+        reason = outcome.error.removeprefix(prefix)
+        if reason.isupper():
+            reason = reason.replace("_", " ").lower()
+        return f"{outcome.node_id} did not answer: {reason}"
+    if outcome.key_mismatch:
+        return f"{outcome.node_id}: wrong key: {outcome.error}"
+    return f"{outcome.node_id}: {outcome.error}"

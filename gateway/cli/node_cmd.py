@@ -119,8 +119,6 @@ def ping(
                 purpose="connectivity",
             )
         )
-    except grpc.RpcError as exc:
-        fail(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
     finally:
         ctx.client.close()
     table = Table(title=f"PING {result.message_id} (audit entry {result.leaf_index})")
@@ -131,3 +129,16 @@ def ping(
     for name in result.undelivered:
         table.add_row(name, "[red]no answer[/]")
     console.print(table)
+    if result.undelivered:
+        fail(
+            "; ".join(
+                f"{n} did not answer: {why(result.refusals.get(n, ''))}" for n in result.undelivered
+            )
+        )
+
+
+def why(reason: str) -> str:
+    """A recipient's refusal as the broker passed it on; a bare gRPC status in lower case."""
+    if not reason:
+        return "no answer"
+    return reason.replace("_", " ").lower() if reason.isupper() else reason

@@ -18,12 +18,12 @@ from sqlalchemy.sql import sqltypes
 from gateway import migrate
 from gateway.config import NodeConfig
 from gateway.crypto.blinded import OprfServer
-from gateway.matching.index_build import index_params, key_id
 from gateway.matching.index_store import read_state
 from gateway.migrate import MigrationError
 from gateway.pki.keys import read_hex
 from gateway.pki.store import RESPONDER_ROLES, NodeBundle
 from nodes.actions import accounts, numbers
+from nodes.index_build import index_params, key_id
 from nodes.preflight.checks import Check, fail, ok, skip, warn
 from nodes.records import current_version
 

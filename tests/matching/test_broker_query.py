@@ -20,7 +20,6 @@ from gateway.db import NodeBase, make_engine
 from gateway.identifiers import Identifier, IdentifierKind, normalise
 from gateway.localnet import Consortium
 from gateway.matching.errors import MatchError
-from gateway.matching.index_build import update_index
 from gateway.pki.keys import read_hex, write_secret
 from gateway.synthetic import (
     SyntheticRow,
@@ -28,6 +27,7 @@ from gateway.synthetic import (
     generate_carrier_records,
     luhn_check_digit,
 )
+from nodes.index_build import update_index
 from nodes.matching import query_responders, responders_of
 from nodes.records import RecordRow, delete_records, upsert_records
 from nodes.runtime import NodeContext

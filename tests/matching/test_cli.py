@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,7 +98,22 @@ def test_query_prints_matches_as_a_table(net: Consortium, tmp_path: Path) -> Non
     assert "record_id=C1" in result.output and "status=ACTIVE" in result.output
     assert "record_id=C3" in result.output and "status=SUSPENDED" in result.output
     assert "王伟" not in result.output, "holder_name is not a label attribute"
-    assert "carrier-1: 2 matches" in result.output
+    summary = "2 matches, 1 identifiers absent from every responder that answered (1 of 1 answered)"
+    assert summary in result.output
+    counts = [x for x in result.output.splitlines() if " INFO " not in x and "matches" in x]
+    assert counts == [summary], "the match count is printed once"
+    assert "absent" in result.output
+    as_json = runner.invoke(
+        app, [*args, "--case", "CASE-1", "--basis", "CPL art. 143", "--output", "json"]
+    )
+    assert as_json.exit_code == 0, as_json.output
+    rows = json.loads(as_json.stdout)
+    assert {r["identifier"]: r["result"] for r in rows} == {
+        HELD_TYPED: "match",
+        "+8613000000000": "absent",
+        "+8613987654321": "match",
+    }
+    assert all(r["handle"] for r in rows if r["result"] == "match")
 
 
 def test_query_refuses_malformed_identifiers_and_sends_nothing(net: Consortium) -> None:

@@ -15,8 +15,8 @@ from sqlalchemy import Engine, select
 from gateway.crypto.blinded import OprfClient, OprfServer
 from gateway.db import NodeBase, make_engine
 from gateway.identifiers import Identifier, IdentifierKind
-from gateway.matching.index_build import INLINE_BELOW, IndexBacklog, IndexUpdate, update_index
 from gateway.matching.index_store import MatchIndexRow, fetch_buckets, read_state
+from nodes.index_build import INLINE_BELOW, IndexBacklog, IndexUpdate, update_index
 from nodes.records import RecordRow, delete_records, upsert_records
 from tests.matching import reference
 from tests.postgres import Databases, opened

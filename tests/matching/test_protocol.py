@@ -25,10 +25,10 @@ from gateway.matching import (
     ResponderLimits,
     ResponseRejected,
     answer_query,
-    update_index,
 )
 from gateway.matching.index_store import fetch_buckets
 from gateway.matching.wire import mpb
+from nodes.index_build import update_index
 from nodes.records import upsert_records
 from tests.matching import reference
 

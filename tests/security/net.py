@@ -24,7 +24,6 @@ from gateway.broker.server import RunningBroker, serve_broker
 from gateway.db import NodeBase, make_engine
 from gateway.envelope.build import Draft
 from gateway.identifiers import normalise
-from gateway.matching.index_build import update_index
 from gateway.pki.directory import Directory
 from gateway.pki.directory_source import FileDirectory
 from gateway.pki.keys import read_hex
@@ -32,6 +31,7 @@ from gateway.synthetic import generate_bank_records
 from gateway.transport import TlsFiles, secure_channel
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as rpc
+from nodes.index_build import update_index
 from nodes.journal import InboundRow
 from nodes.records import upsert_records
 from nodes.runtime import NodeContext, RunningNode, open_node, serve_node
