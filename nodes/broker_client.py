@@ -21,10 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from gateway.audit.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint
-from gateway.audit.merkle import leaf_hash
 from gateway.audit.note import Ed25519Verifier, NoteError, parse_note
 from gateway.audit.proof import ProofError, verify_consistency
-from gateway.audit.tlog_proof import TlogProofError, parse_tlog_proof, verify_tlog_proof
+from gateway.audit.tlog_proof import TlogProofError, parse_tlog_proof
 from gateway.audit.verify import StoredCheckpoint, StoredEntry
 from gateway.envelope.build import Draft, now_ms
 from gateway.envelope.sealing import unseal
@@ -264,8 +263,9 @@ class BrokerClient:
         """A receipt must be a tlog-proof under a broker-signed, consistent checkpoint.
 
         The leaf itself is not known to the sender (the broker adds the decision and
-        time), so inclusion is checked when the node reads the entry (`verify_entry`);
-        here the checkpoint's signature and its consistency with earlier ones are.
+        time), so its inclusion is proven by whole-log verification (`gateway audit
+        verify`) against the checkpoints the node kept; here the checkpoint's signature
+        and its consistency with earlier ones are checked.
         """
         try:
             proof = parse_tlog_proof(proof_text)
@@ -280,15 +280,6 @@ class BrokerClient:
             raise LogIntegrityError("receipt index is outside its checkpoint's tree")
         self.observe_checkpoint(proof.checkpoint.decode(), checkpoint)
         return checkpoint
-
-    def verify_entry(self, leaf: bytes, proof_text: str) -> None:
-        """Check that `leaf` is the entry the receipt proves (inclusion under its root)."""
-        try:
-            verify_tlog_proof(
-                proof_text, leaf_hash(leaf), [self.broker_note_verifier()], origin=self.log_origin
-            )
-        except (NoteError, TlogProofError, ProofError, ValueError) as exc:
-            raise LogIntegrityError(f"entry not proven by its receipt: {exc}") from exc
 
     def observe_checkpoint(self, note: str, checkpoint: Checkpoint) -> None:
         """Check a new checkpoint against the largest one seen before; keep it.

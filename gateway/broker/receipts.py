@@ -27,6 +27,9 @@ from gateway.v1 import gateway_pb2 as pb
 
 AWAITING = ("requested", "delivered")
 """States of an action request that has had no receipt yet."""
+OUTCOMES = ("EXECUTED", "PARTIAL", "REJECTED")
+"""What a receipt may say was done; each moves the request out of AWAITING, so a request
+takes one receipt from its recipient."""
 
 
 def receipt_problem(session: Session, receipt: pb.Header, *, submitted: bool) -> str:
@@ -56,15 +59,8 @@ def receipt_problem(session: Session, receipt: pb.Header, *, submitted: bool) ->
         return "receipt: the request was never delivered to the receipt's sender"
     if request.state not in AWAITING:
         return f"receipt: the request awaits no receipt (it is {request.state})"
-    answered = session.scalars(
-        select(MessageRow.message_id)
-        .where(MessageRow.reply_to == request.message_id)
-        .where(MessageRow.sender == receipt.sender)
-        .where(MessageRow.kind == Kind.ACTION_RECEIPT)
-        .where(MessageRow.state != "denied")
-    ).first()
-    if answered is not None:
-        return "receipt: the request already has a receipt from this sender"
+    if receipt.outcome not in OUTCOMES:
+        return f"receipt: the outcome must be one of {', '.join(OUTCOMES)}"
     return ""
 
 

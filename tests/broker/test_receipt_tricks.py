@@ -1,12 +1,12 @@
 """Receipts that slip past one of the broker's checks unless each check holds on its own.
 
 `test_receipts.py` tries the plain attacks; these are the ones that need a little more:
-a receipt for a request the policy refused (it was never delivered), a second receipt
-after a first one that left the request awaiting, and, returned over a delivery, a
-receipt for another request the bank also holds, an answer of another kind, a receipt
-signed by another bank, and a receipt the broker refused before (sent by Submit too
-early), which must end the request's redelivery rather than start it over. The module
-runs on SQLite and on PostgreSQL.
+a receipt for a request the policy refused (it was never delivered), a receipt with an
+outcome no action has, and, returned over a delivery, a receipt for another request the
+bank also holds, an answer of another kind, a receipt signed by another bank, and a
+receipt the broker refused before (sent by Submit too early), which must end the
+request's redelivery rather than start it over. The module runs on SQLite and on
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -61,19 +61,21 @@ def test_a_receipt_for_a_request_the_policy_refused_is_denied(net: Net) -> None:
     assert_denied_and_routed_nowhere(net, forged, err, "never delivered")
 
 
-def test_a_second_receipt_after_one_that_left_the_request_awaiting_is_denied(net: Net) -> None:
+def test_a_receipt_with_an_outcome_no_action_has_is_denied(net: Net) -> None:
+    """The asked bank cannot leave its request awaiting, or give it a made-up state."""
     request_id = stop_payment(net, "bank-b")
     tried_at_least_once(net, request_id)
-    stub = stub_as(net, "bank-b")
-    # A first receipt whose outcome names no final state leaves the request awaiting.
-    assert stub.Submit(receipt(net, "bank-b", request_id, outcome="DELIVERED"), timeout=10)
+    for outcome in ("DELIVERED", "RELEASED", ""):
+        odd = receipt(net, "bank-b", request_id, outcome=outcome)
+        err = refusal(net, "bank-b", odd)
+        assert_denied_and_routed_nowhere(
+            net, odd, err, "the outcome must be one of EXECUTED, PARTIAL, REJECTED"
+        )
     row = broker_row(net, request_id)
-    assert row is not None and row.state == "delivered"
-    second = receipt(net, "bank-b", request_id)
-    err = refusal(net, "bank-b", second)
-    assert_denied_and_routed_nowhere(net, second, err, "already has a receipt from this sender")
+    assert row is not None and row.state == "requested"
+    stub_as(net, "bank-b").Submit(receipt(net, "bank-b", request_id), timeout=10)
     row = broker_row(net, request_id)
-    assert row is not None and row.state == "delivered"  # the second one changed nothing
+    assert row is not None and row.state == "executed"  # the real receipt still counts
 
 
 def test_a_direct_receipt_for_another_request_the_bank_holds_is_refused(
