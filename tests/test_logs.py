@@ -18,11 +18,10 @@ import pytest
 from gateway.envelope.build import Draft
 from gateway.localnet import Consortium, gateway_command
 from gateway.logs import FIELDS, JsonFormatter, TextFormatter, event, setup_logging
-from nodes.actions.police import ActionSpec, issue_action
+from nodes.actions.police import issue_action
+from tests.actions.seed import ACCOUNT, spec
 from tests.consortium import client, running
 from tests.waiting import wait_for
-
-ACCOUNT = "6222020200112233445"
 
 
 @pytest.fixture(scope="module")
@@ -63,18 +62,7 @@ def test_broker_logs_each_message_once_without_identifiers(
             police.client.submit(ping)
             to_down_bank = issue_action(
                 police,
-                ActionSpec(
-                    recipient="bank-b",
-                    action="STOP_PAYMENT",
-                    case_ref="C-LOGS",
-                    legal_basis="Anti-Telecom-Fraud Law art. 11",
-                    issuing_officer="o-1",
-                    approving_officer="o-2",
-                    identifier_kind="bank_account",
-                    identifier=ACCOUNT,
-                    amount_minor=1_000,
-                    duration_hours=2,
-                ),
+                spec(recipient="bank-b", case_ref="C-LOGS", amount_minor=1_000, duration_hours=2),
             ).message_id
             bank = police.client.directory().get("bank-a")
             assert bank is not None

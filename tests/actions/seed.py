@@ -9,6 +9,7 @@ from gateway.localnet import Consortium
 from gateway.migrate import upgrade
 from nodes.actions.accounts import BUILTIN_ACCOUNTS
 from nodes.actions.numbers import BUILTIN_NUMBERS
+from nodes.actions.police import ActionSpec
 from tests.postgres import opened
 
 
@@ -55,3 +56,25 @@ def number_status(c: Consortium, carrier: str, number: str) -> str:
                 select(BUILTIN_NUMBERS.c.status).where(BUILTIN_NUMBERS.c.number == number)
             ).scalar_one()
         )
+
+
+ACCOUNT = "6222020200112233445"
+"""A valid (Luhn) account number the tests seed and act on."""
+
+
+def spec(**changes: object) -> ActionSpec:
+    """A stop-payment on ACCOUNT at bank-a, with `changes` to any field."""
+    values: dict[str, object] = {
+        "recipient": "bank-a",
+        "action": "STOP_PAYMENT",
+        "case_ref": "C-2026-001",
+        "legal_basis": "Anti-Telecom-Fraud Law art. 11",
+        "issuing_officer": "officer-7",
+        "approving_officer": "chief-2",
+        "identifier_kind": "bank_account",
+        "identifier": ACCOUNT,
+        "amount_minor": 200_000,
+        "duration_hours": 24,
+    }
+    values.update(changes)
+    return ActionSpec(**values)  # type: ignore[arg-type]

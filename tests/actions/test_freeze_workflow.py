@@ -15,14 +15,13 @@ from sqlalchemy.orm import Session
 
 from gateway.broker.models import MessageRow
 from gateway.localnet import Consortium
-from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
+from nodes.actions.police import ActionRequestRow, issue_action
 from nodes.runtime import NodeContext
-from tests.actions.seed import account, number_status, seed_accounts, seed_numbers
+from tests.actions.seed import ACCOUNT, account, number_status, seed_accounts, seed_numbers, spec
 from tests.consortium import client, request_state, running
 from tests.postgres import Databases, opened
 from tests.waiting import wait_for
 
-ACCOUNT = "6222020200112233445"
 POOR = "6222020200998877665"
 FROZEN = "6222020200555544443"
 PHONE = "+8613812345678"
@@ -46,23 +45,6 @@ def police(net: Consortium) -> Iterator[NodeContext]:
     ctx = client(net, "police-1")
     yield ctx
     ctx.client.close()
-
-
-def spec(**changes: object) -> ActionSpec:
-    values: dict[str, object] = {
-        "recipient": "bank-a",
-        "action": "STOP_PAYMENT",
-        "case_ref": "C-2026-001",
-        "legal_basis": "Anti-Telecom-Fraud Law art. 11",
-        "issuing_officer": "officer-7",
-        "approving_officer": "chief-2",
-        "identifier_kind": "bank_account",
-        "identifier": ACCOUNT,
-        "amount_minor": 200_000,
-        "duration_hours": 24,
-    }
-    values.update(changes)
-    return ActionSpec(**values)  # type: ignore[arg-type]
 
 
 def settled(ctx: NodeContext, request_id: str) -> ActionRequestRow:

@@ -28,15 +28,14 @@ from gateway.localnet import DEFAULT_NODES, Consortium
 from gateway.transport import TlsFiles, secure_channel, server_credentials, server_options
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as rpc
-from nodes.actions.police import ActionSpec, issue_action
+from nodes.actions.police import issue_action
 from nodes.runtime import NodeContext
-from tests.actions.seed import seed_accounts
+from tests.actions.seed import ACCOUNT, seed_accounts, spec
 from tests.consortium import client, request_state, running
 from tests.postgres import Databases
 from tests.security.net import ping
 from tests.waiting import wait_for
 
-ACCOUNT = "6222020200112233445"
 NODES = (*DEFAULT_NODES, ("police-2", "police", "District Police"))
 
 
@@ -66,18 +65,7 @@ def net(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def stop_payment(net: Net, recipient: str) -> str:
     return issue_action(
         net.police,
-        ActionSpec(
-            recipient=recipient,
-            action="STOP_PAYMENT",
-            case_ref="C-RECEIPTS",
-            legal_basis="Anti-Telecom-Fraud Law art. 11",
-            issuing_officer="o-1",
-            approving_officer="o-2",
-            identifier_kind="bank_account",
-            identifier=ACCOUNT,
-            amount_minor=10_000,
-            duration_hours=2,
-        ),
+        spec(recipient=recipient, case_ref="C-RECEIPTS", amount_minor=10_000, duration_hours=2),
     ).message_id
 
 

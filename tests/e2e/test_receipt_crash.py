@@ -27,15 +27,14 @@ from gateway.db import make_engine
 from gateway.faults import CRASH_AT_VARIABLE
 from gateway.localnet import Consortium, gateway_command, processes
 from nodes.actions.holds import HoldRow
-from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
+from nodes.actions.police import ActionRequestRow, issue_action
 from nodes.journal import InboundRow
-from tests.actions.seed import account, seed_accounts
+from tests.actions.seed import ACCOUNT, account, seed_accounts, spec
 from tests.consortium import client, request_state
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
-ACCOUNT = "6222020200112233445"
 AMOUNT = 25_000
 STEPS = ("receipt.received", "receipt.staged", "receipt.committed", "receipt.forwarded")
 """Bank's reply in hand; receipt and state staged, not committed; committed, not yet
@@ -56,18 +55,7 @@ def test_broker_killed_at_each_step_of_receipt_handling(
         try:
             request_id = issue_action(
                 police,
-                ActionSpec(
-                    recipient="bank-a",
-                    action="STOP_PAYMENT",
-                    case_ref="C-CRASH",
-                    legal_basis="Anti-Telecom-Fraud Law art. 11",
-                    issuing_officer="o-1",
-                    approving_officer="o-2",
-                    identifier_kind="bank_account",
-                    identifier=ACCOUNT,
-                    amount_minor=AMOUNT,
-                    duration_hours=24,
-                ),
+                spec(case_ref="C-CRASH", amount_minor=AMOUNT),
             ).message_id
             broker_log = procs.logs["broker"]
             exit_code = procs.wait_exit("broker", timeout_s=90)
