@@ -128,6 +128,21 @@ def gateway_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "gateway", *args]
 
 
+def broker_command(consortium: Consortium, database: str, *options: str) -> list[str]:
+    """`gateway broker serve` for the consortium's broker on `database`, with `options`."""
+    return gateway_command(
+        "broker",
+        "serve",
+        "--pki",
+        str(consortium.root / "pki"),
+        "--listen",
+        f"127.0.0.1:{consortium.broker_port}",
+        "--database",
+        database,
+        *options,
+    )
+
+
 @dataclass
 class Processes:
     """The processes started for one test, by node id, with their log files."""
@@ -141,16 +156,7 @@ class Processes:
         c = self.consortium
         self._start(
             "broker",
-            gateway_command(
-                "broker",
-                "serve",
-                "--pki",
-                str(c.root / "pki"),
-                "--listen",
-                f"127.0.0.1:{c.broker_port}",
-                "--database",
-                c.broker_database,
-            ),
+            broker_command(c, c.broker_database),
             c.broker_port,
             "broker",
             env,

@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from gateway.envelope.build import Draft
-from gateway.localnet import Consortium, gateway_command
+from gateway.localnet import Consortium, broker_command, gateway_command
 from gateway.logs import FIELDS, JsonFormatter, TextFormatter, event, setup_logging
 from nodes.actions.police import issue_action
 from tests.actions.seed import ACCOUNT, spec
@@ -100,17 +100,8 @@ def test_broker_logs_each_message_once_without_identifiers(
 
 
 def test_broker_serve_writes_json_lines_naming_host_and_port(consortium: Consortium) -> None:
-    command = gateway_command(
-        "broker",
-        "serve",
-        "--pki",
-        str(consortium.root / "pki"),
-        "--listen",
-        f"127.0.0.1:{consortium.broker_port}",
-        "--database",
-        str(consortium.root / "logs-broker.db"),
-        "--log-format",
-        "json",
+    command = broker_command(
+        consortium, str(consortium.root / "logs-broker.db"), "--log-format", "json"
     )
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from gateway.envelope.build import Draft
-from gateway.localnet import Consortium, free_port, gateway_command
+from gateway.localnet import Consortium, broker_command, free_port
 from gateway.ops_http import OpsServer, database_readiness
 from nodes.runtime import serve_node
 from tests.consortium import client
@@ -34,14 +34,8 @@ def broker(consortium: Consortium) -> Iterator[str]:
     """A broker process with its operations endpoint; yields the endpoint's base URL."""
     ops_port = free_port()
     proc = subprocess.Popen(
-        gateway_command(
-            "broker",
-            "serve",
-            "--pki",
-            str(consortium.root / "pki"),
-            "--listen",
-            f"127.0.0.1:{consortium.broker_port}",
-            "--database",
+        broker_command(
+            consortium,
             str(consortium.root / "ops-broker.db"),
             "--ops-listen",
             f"127.0.0.1:{ops_port}",

@@ -25,11 +25,9 @@ from sqlalchemy.orm import Session
 from gateway.localnet import Consortium
 from gateway.telemetry import metrics_on
 from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
-from tests.actions.seed import seed_accounts
+from tests.actions.seed import ACCOUNT, seed_accounts, spec
 from tests.consortium import client, running
 from tests.waiting import wait_for
-
-ACCOUNT = "6222020200112233445"
 
 
 @pytest.fixture(scope="module")
@@ -52,18 +50,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
 
 
 def stop_payment(amount_minor: int) -> ActionSpec:
-    return ActionSpec(
-        recipient="bank-a",
-        action="STOP_PAYMENT",
-        case_ref="C-OTEL",
-        legal_basis="art. 11",
-        issuing_officer="o-1",
-        approving_officer="o-2",
-        identifier_kind="bank_account",
-        identifier=ACCOUNT,
-        amount_minor=amount_minor,
-        duration_hours=4,
-    )
+    return spec(case_ref="C-OTEL", amount_minor=amount_minor, duration_hours=4)
 
 
 def freeze(c: Consortium) -> str:

@@ -16,13 +16,12 @@ from gateway.localnet import Consortium
 from gateway.pki.store import NodeBundle
 from gateway.transport import TlsFiles
 from gateway.v1 import gateway_pb2 as pb
-from nodes.actions.police import ActionSpec, issue_action
+from nodes.actions.police import issue_action
 from nodes.actions.responder import HoldSweeper
 from nodes.runtime import RunningNode
-from tests.actions.seed import account, seed_accounts
+from tests.actions.seed import ACCOUNT, account, seed_accounts, spec
 from tests.consortium import client, request_state, running
 
-ACCOUNT = "6222020200112233445"
 HOUR_MS = 3_600_000
 
 
@@ -41,18 +40,7 @@ def stop_payment(c: Consortium, hours: int = 2, recipient: str = "bank-a") -> st
     try:
         return issue_action(
             ctx,
-            ActionSpec(
-                recipient=recipient,
-                action="STOP_PAYMENT",
-                case_ref="C-9",
-                legal_basis="Anti-Telecom-Fraud Law art. 11",
-                issuing_officer="o-1",
-                approving_officer="o-2",
-                identifier_kind="bank_account",
-                identifier=ACCOUNT,
-                amount_minor=10_000,
-                duration_hours=hours,
-            ),
+            spec(recipient=recipient, case_ref="C-9", amount_minor=10_000, duration_hours=hours),
         ).message_id
     finally:
         ctx.client.close()

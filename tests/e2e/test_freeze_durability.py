@@ -19,15 +19,14 @@ from sqlalchemy.orm import Session
 from gateway.db import make_engine
 from gateway.localnet import Consortium, Processes, processes
 from nodes.actions.holds import HoldRow
-from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
+from nodes.actions.police import ActionRequestRow, issue_action
 from nodes.journal import InboundRow
-from tests.actions.seed import account, seed_accounts
+from tests.actions.seed import ACCOUNT, account, seed_accounts, spec
 from tests.consortium import client
 
 pytestmark = pytest.mark.slow
 
 REQUESTS = 20
-ACCOUNT = "6222020200112233445"
 
 
 @pytest.fixture
@@ -50,18 +49,7 @@ def test_acknowledged_requests_survive_bank_downtime_and_a_broker_kill(
         for i in range(REQUESTS):
             result = issue_action(
                 police,
-                ActionSpec(
-                    recipient="bank-a",
-                    action="STOP_PAYMENT",
-                    case_ref="C-DURABLE",
-                    legal_basis="Anti-Telecom-Fraud Law art. 11",
-                    issuing_officer="officer-7",
-                    approving_officer="chief-2",
-                    identifier_kind="bank_account",
-                    identifier=ACCOUNT,
-                    amount_minor=1_000 + i,
-                    duration_hours=24,
-                ),
+                spec(case_ref="C-DURABLE", amount_minor=1_000 + i),
             )
             acknowledged.append(result.message_id)
     finally:
