@@ -64,6 +64,7 @@ def test_broker_logs_each_message_once_without_identifiers(
                 police,
                 spec(recipient="bank-b", case_ref="C-LOGS", amount_minor=1_000, duration_hours=2),
             ).message_id
+            executed = issue_action(police, spec(case_ref="C-LOGS", amount_minor=1_000)).message_id
             bank = police.client.directory().get("bank-a")
             assert bank is not None
             denied = Draft(  # no case, no legal basis: the policy denies it
@@ -80,6 +81,7 @@ def test_broker_logs_each_message_once_without_identifiers(
                 police.client.submit(ping)
             assert replayed.value.code() == grpc.StatusCode.ALREADY_EXISTS
             wait_for(lambda: any(e["message_id"] == to_down_bank for e in events(caplog, "retry")))
+            wait_for(lambda: any(e["message_id"] == executed for e in events(caplog, "delivery")))
     finally:
         police.client.close()
 
@@ -93,6 +95,10 @@ def test_broker_logs_each_message_once_without_identifiers(
     assert [e["sender"] for e in routed.values() if e["kind"] == "PONG"] == ["bank-a"]
     [retry, *_] = [e for e in events(caplog, "retry") if e["message_id"] == to_down_bank]
     assert retry["recipient"] == "bank-b" and retry["attempt"] == 1
+    [done] = [e for e in events(caplog, "delivery") if e["message_id"] == executed]
+    assert done["recipient"] == "bank-a" and done["state"] == "delivered"
+    receipt_id = done["detail"]  # the bank's receipt, itself routed on to the police
+    assert routed[str(receipt_id)]["kind"] == "ACTION_RECEIPT"
 
     for record in caplog.records:
         for formatter in (TextFormatter(), JsonFormatter()):

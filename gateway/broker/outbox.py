@@ -186,6 +186,16 @@ class OutboxWorker:
             return
         if routed.resent:  # recorded before, by another broker process or by Submit
             self._finish(delivery_id, message_id, recipient, "delivered", header.message_id)
+        else:  # closed in the receipt's own transaction
+            detail = header.message_id if routed.decision.allowed else "receipt refused"
+            event(
+                log,
+                "delivery",
+                message_id=message_id,
+                recipient=recipient,
+                state="delivered",
+                detail=detail,
+            )
         crash_point("receipt.committed")
         broker.outbox_wakeup.set()
 
