@@ -21,8 +21,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from gateway.audit.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint
+from gateway.audit.merkle import leaf_hash
 from gateway.audit.note import Ed25519Verifier, NoteError, parse_note
-from gateway.audit.proof import ProofError, verify_consistency
+from gateway.audit.proof import ProofError, verify_consistency, verify_inclusion
+from gateway.audit.source import ProvenEntry
 from gateway.audit.tlog_proof import TlogProofError, parse_tlog_proof
 from gateway.audit.verify import StoredCheckpoint, StoredEntry
 from gateway.envelope.build import Draft, now_ms
@@ -238,6 +240,45 @@ class BrokerClient:
             if len(reply.entries) < page:
                 return
             start = int(reply.entries[-1].index) + 1
+
+    def read_audit_proven(
+        self, start: int = 0, *, whole_log: bool = False, page: int = 1000
+    ) -> Iterator[ProvenEntry]:
+        """Entries from `start` on, each proven included under a checkpoint we checked.
+
+        Without `whole_log` the broker returns only the entries that name this node
+        (policy AUDIT_READ_OWN); with it, every entry (AUDIT_READ, the regulator). Each
+        page's checkpoint must carry the broker's signature and be consistent with those
+        seen before, and each entry's proof must lead to its root, else
+        `LogIntegrityError`. The log grows while it is read (each read is audited), so
+        the read ends at the size of the first page's checkpoint.
+        """
+        end = 0
+        while True:
+            reply: pb.AuditProvenReply = self._stub.ReadAuditProven(
+                pb.AuditProvenRequest(start=start, limit=page, whole_log=whole_log, end=end),
+                timeout=self.timeout_s,
+            )
+            try:
+                checkpoint, _sigs = open_checkpoint(
+                    reply.checkpoint, [self.broker_note_verifier()], origin=self.log_origin
+                )
+            except (NoteError, ValueError) as exc:
+                raise LogIntegrityError(f"checkpoint refused: {exc}") from exc
+            self.observe_checkpoint(reply.checkpoint, checkpoint)
+            end = end or checkpoint.size
+            for entry in reply.entries:
+                leaf, proof = bytes(entry.leaf), [bytes(h) for h in entry.proof]
+                try:
+                    verify_inclusion(
+                        leaf_hash(leaf), entry.index, checkpoint.size, proof, checkpoint.root_hash
+                    )
+                except ProofError as exc:
+                    raise LogIntegrityError(f"entry {entry.index}: {exc}") from exc
+                yield ProvenEntry(int(entry.index), leaf, tuple(proof), reply.checkpoint)
+            if reply.next_start <= start or reply.next_start >= end:
+                return
+            start = int(reply.next_start)
 
     def latest_checkpoint(self) -> str:
         """The broker's current signed checkpoint, checked against the ones seen before."""

@@ -324,6 +324,11 @@ class AuditLog:
             TlogProof(index=index, hashes=tuple(proof), checkpoint=note.encode())
         )
 
+    def inclusion(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of entry `index` in the tree of the first `size` entries."""
+        with self._state:
+            return self._tree.inclusion_proof(index, size)
+
     def consistency(self, old_size: int, new_size: int) -> list[bytes]:
         with self._lock:
             return self._tree.consistency_proof(old_size, new_size)

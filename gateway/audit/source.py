@@ -6,6 +6,7 @@ constant memory; the entry bytes are exactly what was hashed into the tree.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from gateway.audit.store import AuditEntryRow, CheckpointRow
+from gateway.audit.tlog_proof import TlogProof, format_tlog_proof
 from gateway.audit.verify import StoredCheckpoint, StoredEntry
 
 PAGE = 5000
@@ -65,7 +67,7 @@ class EntryFilter:
             return False
         if self.decision and entry.get("decision") != self.decision.upper():
             return False
-        if self.node and self.node not in _nodes(entry):
+        if self.node and self.node not in nodes_of(entry):
             return False
         at = int(entry.get("at_ms", 0))
         if self.since_ms and at < self.since_ms:
@@ -73,8 +75,37 @@ class EntryFilter:
         return not (self.until_ms and at >= self.until_ms)
 
 
-def _nodes(entry: dict[str, Any]) -> set[str]:
+def nodes_of(entry: dict[str, Any]) -> set[str]:
+    """The nodes an entry concerns: its sender, recipients and peer."""
     nodes = {str(entry.get(k, "")) for k in ("sender", "recipient", "peer")}
-    nodes.update(str(r) for r in entry.get("recipients", []))
+    recipients = entry.get("recipients", [])
+    if isinstance(recipients, list):
+        nodes.update(str(r) for r in recipients)
     nodes.discard("")
     return nodes
+
+
+def concerns(leaf: bytes, node_id: str) -> bool:
+    """Whether the entry `leaf` names `node_id` as sender, recipient or peer.
+
+    This decides what a member may read of the log (policy action AUDIT_READ_OWN), so
+    anything that is not a JSON object concerns nobody.
+    """
+    try:
+        entry = json.loads(leaf)
+    except ValueError:
+        return False
+    return isinstance(entry, dict) and node_id in nodes_of(entry)
+
+
+@dataclass(frozen=True)
+class ProvenEntry:
+    """An entry with its inclusion proof under a signed checkpoint (C2SP tlog-proof parts)."""
+
+    index: int
+    leaf: bytes
+    hashes: tuple[bytes, ...]
+    checkpoint: str
+
+    def tlog_proof(self) -> str:
+        return format_tlog_proof(TlogProof(self.index, self.hashes, self.checkpoint.encode()))

@@ -14,8 +14,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gateway import migrate
+from gateway.audit.checkpoint import parse_checkpoint
 from gateway.audit.log import AuditLog
-from gateway.audit.note import Ed25519Signer
+from gateway.audit.note import Ed25519Signer, parse_note
+from gateway.audit.source import concerns
 from gateway.broker.core import Broker, BrokerRefusal, party
 from gateway.broker.delivery import NodeDialer
 from gateway.broker.lifecycle import DeadlineWatcher
@@ -25,6 +27,7 @@ from gateway.config import BrokerConfig
 from gateway.db import make_engine
 from gateway.envelope.build import now_ms
 from gateway.envelope.verify import EnvelopeVerifier, VerifierLimits
+from gateway.kinds import Kind
 from gateway.ops_http import OpsServer, database_readiness
 from gateway.pki.directory_source import FileDirectory
 from gateway.pki.store import NodeBundle
@@ -43,6 +46,8 @@ from gateway.v1 import gateway_pb2_grpc as rpc
 log = logging.getLogger(__name__)
 
 MAX_AUDIT_PAGE = 1000
+MAX_AUDIT_SCAN = 50_000
+"""Most entries one ReadAuditProven call looks through for a member's own entries."""
 
 
 @dataclass(frozen=True)
@@ -139,13 +144,44 @@ class BrokerServicer(rpc.BrokerServicer):
     def ReadAudit(
         self, request: pb.AuditReadRequest, context: grpc.ServicerContext
     ) -> pb.AuditReadReply:
-        self._authorise_audit_read(context)
+        self._authorise_audit_read(context, Kind.AUDIT_READ)
         limit = max(1, min(MAX_AUDIT_PAGE, request.limit or MAX_AUDIT_PAGE))
         entries = self.broker.audit.read(max(0, request.start), limit)
         return pb.AuditReadReply(
             entries=[pb.AuditEntry(index=i, leaf=leaf) for i, leaf in entries],
             checkpoint=self.broker.audit.checkpoint(),
         )
+
+    def ReadAuditProven(
+        self, request: pb.AuditProvenRequest, context: grpc.ServicerContext
+    ) -> pb.AuditProvenReply:
+        """A page of entries, each with its inclusion proof under one signed checkpoint.
+
+        The whole log for a reader the policy lets read it (AUDIT_READ); else only the
+        entries that name the reader (AUDIT_READ_OWN), looking through at most
+        MAX_AUDIT_SCAN entries per call: `next_start` says where to go on.
+        """
+        kind = Kind.AUDIT_READ if request.whole_log else Kind.AUDIT_READ_OWN
+        reader = self._authorise_audit_read(context, kind)
+        audit = self.broker.audit
+        note = audit.checkpoint()
+        size = parse_checkpoint(parse_note(note).text).size
+        end = min(size, request.end) if request.end > 0 else size
+        limit = max(1, min(MAX_AUDIT_PAGE, request.limit or MAX_AUDIT_PAGE))
+        start = next_start = max(0, request.start)
+        entries: list[pb.ProvenEntry] = []
+        while next_start < end and len(entries) < limit and next_start - start < MAX_AUDIT_SCAN:
+            rows = audit.read(next_start, min(MAX_AUDIT_PAGE, end - next_start))
+            if not rows:
+                break
+            for index, leaf in rows:
+                next_start = index + 1
+                if request.whole_log or concerns(leaf, reader):
+                    proof = audit.inclusion(index, size)
+                    entries.append(pb.ProvenEntry(index=index, leaf=leaf, proof=proof))
+                    if len(entries) == limit:
+                        break
+        return pb.AuditProvenReply(entries=entries, checkpoint=note, next_start=next_start)
 
     def GetConsistency(
         self, request: pb.ConsistencyRequest, context: grpc.ServicerContext
@@ -167,7 +203,8 @@ class BrokerServicer(rpc.BrokerServicer):
         """The latest signed checkpoint: a tree head only, no entries, for every member."""
         return pb.CheckpointReply(checkpoint=self.broker.audit.checkpoint())
 
-    def _authorise_audit_read(self, context: grpc.ServicerContext) -> None:
+    def _authorise_audit_read(self, context: grpc.ServicerContext, kind: Kind) -> str:
+        """Decide and log a read of the audit log; returns the reader's node id."""
         directory = self.directory.current()
         reader = directory.get(current_peer() or "")
         broker = directory.get(self.broker.node_id)
@@ -177,12 +214,13 @@ class BrokerServicer(rpc.BrokerServicer):
             PolicyRequest(
                 sender=party(reader),
                 recipient=party(broker),
-                kind="AUDIT_READ",
+                kind=kind,
                 context=_empty_context(),
             )
         )
         entry = {
             "type": "audit-read",
+            "kind": kind.value,
             "at_ms": now_ms(),
             "sender": reader.node_id,
             "decision": "ALLOW" if decision.allowed else "DENY",
@@ -192,6 +230,7 @@ class BrokerServicer(rpc.BrokerServicer):
         self.broker.audit.run(lambda _session, append: append(entry))
         if not decision.allowed:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"policy: {decision.reason}")
+        return reader.node_id
 
 
 def _empty_context() -> dict[str, str | int | bool]:

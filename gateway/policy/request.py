@@ -38,6 +38,7 @@ MESSAGE_KINDS: Final = (
     "ACTION_RECEIPT",
     "FLAGGED_NUMBERS",
     "AUDIT_READ",
+    "AUDIT_READ_OWN",
 )
 """Every message kind; each is a Cedar action ``Gateway::Action::"<KIND>"``."""
 

@@ -176,6 +176,38 @@ class AuditReadReply(_message.Message):
     checkpoint: str
     def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., checkpoint: _Optional[str] = ...) -> None: ...
 
+class AuditProvenRequest(_message.Message):
+    __slots__ = ("start", "limit", "whole_log", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    WHOLE_LOG_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    limit: int
+    whole_log: bool
+    end: int
+    def __init__(self, start: _Optional[int] = ..., limit: _Optional[int] = ..., whole_log: _Optional[bool] = ..., end: _Optional[int] = ...) -> None: ...
+
+class ProvenEntry(_message.Message):
+    __slots__ = ("index", "leaf", "proof")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    LEAF_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    leaf: bytes
+    proof: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, index: _Optional[int] = ..., leaf: _Optional[bytes] = ..., proof: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class AuditProvenReply(_message.Message):
+    __slots__ = ("entries", "checkpoint", "next_start")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_START_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[ProvenEntry]
+    checkpoint: str
+    next_start: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[ProvenEntry, _Mapping]]] = ..., checkpoint: _Optional[str] = ..., next_start: _Optional[int] = ...) -> None: ...
+
 class ConsistencyRequest(_message.Message):
     __slots__ = ("old_size", "new_size")
     OLD_SIZE_FIELD_NUMBER: _ClassVar[int]

@@ -56,6 +56,11 @@ class BrokerStub:
                 request_serializer=gateway_dot_v1_dot_gateway__pb2.AuditReadRequest.SerializeToString,
                 response_deserializer=gateway_dot_v1_dot_gateway__pb2.AuditReadReply.FromString,
                 _registered_method=True)
+        self.ReadAuditProven = channel.unary_unary(
+                '/gateway.v1.Broker/ReadAuditProven',
+                request_serializer=gateway_dot_v1_dot_gateway__pb2.AuditProvenRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_gateway__pb2.AuditProvenReply.FromString,
+                _registered_method=True)
         self.GetConsistency = channel.unary_unary(
                 '/gateway.v1.Broker/GetConsistency',
                 request_serializer=gateway_dot_v1_dot_gateway__pb2.ConsistencyRequest.SerializeToString,
@@ -97,6 +102,12 @@ class BrokerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadAuditProven(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetConsistency(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -131,6 +142,11 @@ def add_BrokerServicer_to_server(servicer, server):
                     servicer.ReadAudit,
                     request_deserializer=gateway_dot_v1_dot_gateway__pb2.AuditReadRequest.FromString,
                     response_serializer=gateway_dot_v1_dot_gateway__pb2.AuditReadReply.SerializeToString,
+            ),
+            'ReadAuditProven': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadAuditProven,
+                    request_deserializer=gateway_dot_v1_dot_gateway__pb2.AuditProvenRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_gateway__pb2.AuditProvenReply.SerializeToString,
             ),
             'GetConsistency': grpc.unary_unary_rpc_method_handler(
                     servicer.GetConsistency,
@@ -253,6 +269,33 @@ class Broker:
             '/gateway.v1.Broker/ReadAudit',
             gateway_dot_v1_dot_gateway__pb2.AuditReadRequest.SerializeToString,
             gateway_dot_v1_dot_gateway__pb2.AuditReadReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadAuditProven(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.Broker/ReadAuditProven',
+            gateway_dot_v1_dot_gateway__pb2.AuditProvenRequest.SerializeToString,
+            gateway_dot_v1_dot_gateway__pb2.AuditProvenReply.FromString,
             options,
             channel_credentials,
             insecure,

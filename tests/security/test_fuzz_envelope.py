@@ -392,6 +392,7 @@ PAIRS: dict[str, frozenset[tuple[str, str]]] = {
     "SUSPEND_NUMBER": frozenset({("police", "carrier")}),
     "RESTORE_NUMBER": frozenset({("police", "carrier")}),
     "AUDIT_READ": frozenset({("regulator", "broker")}),
+    "AUDIT_READ_OWN": frozenset({("police", "broker"), ("bank", "broker"), ("carrier", "broker")}),
 }
 """Which (sender role, recipient role) pairs may carry each kind, read off the rules."""
 HOURS = {"STOP_PAYMENT": 48, "FREEZE": 4320, "EXTEND": 4320, "SUSPEND_NUMBER": 720}

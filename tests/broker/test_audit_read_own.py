@@ -1,0 +1,131 @@
+"""Every member reads the audit entries that concern it, each proven under a checkpoint.
+
+Through the real broker over mTLS: a bank sees the entries that name it and never one
+that names only another member; its reads are themselves audited (AUDIT_READ_OWN); only
+the regulator may read the whole log this way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from gateway.audit.merkle import leaf_hash
+from gateway.audit.tlog_proof import verify_tlog_proof
+from gateway.envelope.build import Draft
+from gateway.localnet import Consortium
+from nodes.runtime import NodeContext
+from tests.consortium import client, running
+
+NODES = ("police-1", "bank-a", "bank-b", "regulator-1")
+
+
+@pytest.fixture(scope="module")
+def net(consortium: Consortium) -> Iterator[Consortium]:
+    with running(consortium, NODES):
+        police = client(consortium, "police-1")
+        try:
+            for bank, case in (("bank-a", "C-A"), ("bank-b", "C-B"), ("bank-b", "C-B2")):
+                police.client.submit(
+                    Draft(
+                        sender="police-1",
+                        recipients=[bank],
+                        kind="PING",
+                        payload=b"{}",
+                        case_ref=case,
+                    )
+                )
+        finally:
+            police.client.close()
+        yield consortium
+
+
+@pytest.fixture
+def bank_a(net: Consortium) -> Iterator[NodeContext]:
+    ctx = client(net, "bank-a")
+    yield ctx
+    ctx.client.close()
+
+
+def names(entry: dict[str, Any]) -> set[str]:
+    """Sender, recipients and peer, read straight off the entry's fields."""
+    found = {entry.get("sender"), entry.get("recipient"), entry.get("peer")}
+    found.update(entry.get("recipients", []))
+    return {n for n in found if n}
+
+
+def whole_log(net: Consortium) -> list[tuple[int, dict[str, Any]]]:
+    regulator = client(net, "regulator-1")
+    try:
+        return [(e.position, json.loads(e.leaf)) for e in regulator.client.read_audit()]
+    finally:
+        regulator.client.close()
+
+
+def test_a_bank_sees_its_own_entries_and_no_other_members(
+    net: Consortium, bank_a: NodeContext
+) -> None:
+    own = list(bank_a.client.read_audit_proven())
+    assert own, "bank-a was pinged, so entries name it"
+    entries = {e.index: json.loads(e.leaf) for e in own}
+    assert all("bank-a" in names(entry) for entry in entries.values())
+    assert not any(entry.get("case_ref") in ("C-B", "C-B2") for entry in entries.values())
+    # Every entry of the whole log that names bank-a (below the page's checkpoint) is there.
+    size = max(e.index for e in own) + 1
+    expected = {i for i, entry in whole_log(net) if i < size and "bank-a" in names(entry)}
+    assert set(entries) == expected
+    assert {e.get("case_ref") for e in entries.values()} >= {"C-A"}
+
+
+def test_each_entry_carries_a_proof_anyone_can_check(net: Consortium, bank_a: NodeContext) -> None:
+    verifier = bank_a.client.broker_note_verifier()
+    for entry in bank_a.client.read_audit_proven():
+        verified = verify_tlog_proof(entry.tlog_proof(), leaf_hash(entry.leaf), [verifier])
+        assert verified.proof.index == entry.index
+
+
+def test_paging_gives_the_same_entries(bank_a: NodeContext) -> None:
+    big = [e.index for e in bank_a.client.read_audit_proven()]
+    small = list(bank_a.client.read_audit_proven(page=1))
+    assert [e.index for e in small[: len(big)]] == big
+    # Later entries are the first read's own audit entry: reads are logged.
+    later = [json.loads(e.leaf) for e in small[len(big) :]]
+    assert len(later) == 1 and later[0]["type"] == "audit-read"
+
+
+def test_a_banks_reads_are_audited(net: Consortium, bank_a: NodeContext) -> None:
+    list(bank_a.client.read_audit_proven())
+    reads = [
+        e
+        for _, e in whole_log(net)
+        if e.get("type") == "audit-read" and e.get("sender") == "bank-a"
+    ]
+    assert reads and all(e["kind"] == "AUDIT_READ_OWN" for e in reads)
+    assert reads[-1]["decision"] == "ALLOW" and reads[-1]["policy_ids"] == ["member-audit-read-own"]
+
+
+def test_a_bank_may_not_read_the_whole_log(net: Consortium, bank_a: NodeContext) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        list(bank_a.client.read_audit_proven(whole_log=True))
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    denied = [
+        e
+        for _, e in whole_log(net)
+        if e.get("sender") == "bank-a" and e.get("kind") == "AUDIT_READ" and e["decision"] == "DENY"
+    ]
+    assert denied
+
+
+def test_the_regulator_reads_the_whole_log_with_proofs(net: Consortium) -> None:
+    regulator = client(net, "regulator-1")
+    try:
+        proven = list(regulator.client.read_audit_proven(whole_log=True))
+    finally:
+        regulator.client.close()
+    assert [e.index for e in proven] == list(range(len(proven)))
+    cases = {json.loads(e.leaf).get("case_ref") for e in proven}
+    assert {"C-A", "C-B", "C-B2"} <= cases
