@@ -59,8 +59,7 @@ async def login(request: Request) -> Response:
     code = form.get("totp", "").strip()[:16]
     try:
         user = await run_in_threadpool(authenticate, console.ctx.engine, user_id, password, code)
-    except LoginRefused as refused:
-        await run_in_threadpool(console.audit, user_id or "-", "login", "refused", refused.reason)
+    except LoginRefused as refused:  # authenticate wrote the refusal to the staff trail
         set_language(form.get("lang", DEFAULT_LANGUAGE))
         return render_page(
             console,
@@ -68,14 +67,10 @@ async def login(request: Request) -> Response:
             "login.html",
             401,
             user_id=user_id,
-            error=gettext_(
-                "Login refused: the user id, password or one-time code is wrong, the code was "
-                "used already, or the account is locked for a while after failed attempts."
-            ),
+            error=gettext_("Login refused: %(reason)s.") % {"reason": gettext_(refused.reason)},
         )
     console.sessions.end(session)
     fresh = console.sessions.new(user)
-    await run_in_threadpool(console.audit, user.user_id, "login", "ok", f"role {user.role}")
     response = RedirectResponse("/", status_code=303)
     console.set_cookie(response, fresh)
     return response
@@ -114,12 +109,14 @@ def choose_language(page: Page) -> Response:
     store_language(page.ctx.engine, page.user.user_id, language)
     page.session.user = replace(page.user, language=language)
     page.audit("language", "ok", language)
-    return RedirectResponse(page.form.get("back", "/") if _local(page.form.get("back")) else "/", 303)
+    back = page.request.headers.get("referer", "")
+    path = back.split(str(page.request.base_url).rstrip("/"), 1)[-1] if back else "/"
+    return RedirectResponse(path if local(path) else "/", 303)
 
 
-def _local(path: str | None) -> bool:
+def local(path: str) -> bool:
     """Only redirect to a path of this site (never to another host)."""
-    return bool(path) and path.startswith("/") and not path.startswith("//")  # type: ignore[union-attr]
+    return path.startswith("/") and not path.startswith("//")
 
 
 ROUTES: list[BaseRoute] = [

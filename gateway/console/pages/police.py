@@ -10,21 +10,30 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.console.formatting import KIND_NAMES
+from gateway.console.formatting import KIND_NAMES, parse_yuan
 from gateway.console.framework import NavItem, Page, page
 from gateway.console.i18n import gettext_ as _
 from gateway.envelope.build import now_ms
 from gateway.identifiers import Identifier, IdentifierKind, InvalidIdentifier, normalise
 from gateway.ingest_csv import IngestError, read_identifiers
 from gateway.matching.errors import MatchError
-from nodes.actions.police import ActionRequestRow
+from nodes.actions.police import ActionRequestRow, ActionSpec
 from nodes.matching import RESPONDER_ROLES, ResponderOutcome, query_responders, responders_of
+from nodes.staff.drafts import (
+    APPROVERS,
+    DraftRefused,
+    approve_draft,
+    create_draft,
+    list_drafts,
+    reject_draft,
+)
 
 POLICE = ("police",)
 OFFICERS = ("officer", "approver")
@@ -74,7 +83,9 @@ def parse_identifiers(
             identifiers.append(normalise(kind, value, default_region=region))
             shown.append(value)
         except InvalidIdentifier as exc:
-            query.errors.append(_("Pasted line %(line)d: %(reason)s") % {"line": line, "reason": exc})
+            query.errors.append(
+                _("Pasted line %(line)d: %(reason)s") % {"line": line, "reason": exc}
+            )
     if upload:
         try:
             text = upload.decode("utf-8-sig")
@@ -88,7 +99,8 @@ def parse_identifiers(
             return identifiers, shown
         for row in loaded.rejected:
             query.errors.append(
-                _("Uploaded file line %(line)d: %(reason)s") % {"line": row.line, "reason": row.reason}
+                _("Uploaded file line %(line)d: %(reason)s")
+                % {"line": row.line, "reason": row.reason}
             )
         identifiers.extend(loaded.identifiers)
         shown.extend(i.value for i in loaded.identifiers)
@@ -131,7 +143,9 @@ def result_tables(
             handle = fields.pop("handle", "")
             label = ", ".join(f"{k}={v}" for k, v in sorted(fields.items()))
             rows.append(ResultRow(match.position, shown[match.position], handle, label))
-        tables.append(ResponderResult(outcome.node_id, roles.get(outcome.node_id, ""), outcome.error, rows))
+        tables.append(
+            ResponderResult(outcome.node_id, roles.get(outcome.node_id, ""), outcome.error, rows)
+        )
     absent = [value for position, value in enumerate(shown) if position not in held]
     return tables, absent
 
@@ -170,8 +184,10 @@ def query_form(page: Page) -> Response:
 @page(OFFICERS, POLICE)
 def run_query(page: Page) -> Response:
     form = QueryForm.from_post(page.form)
-    identifiers, shown = parse_identifiers(form, page.files.get("file"), page.ctx.config.default_region)
-    context = {"form": form, "kinds": KIND_NAMES, "targets": _targets(page)}
+    identifiers, shown = parse_identifiers(
+        form, page.files.get("file"), page.ctx.config.default_region
+    )
+    context: dict[str, Any] = {"form": form, "kinds": KIND_NAMES, "targets": _targets(page)}
     if form.errors:
         page.audit("query", "refused", f"case {form.case_ref}: {len(form.errors)} input errors")
         return page.render("police/query.html", 400, **context)
@@ -234,10 +250,221 @@ def action_detail(page: Page) -> Response:
         )
     if row is None:
         return page.render("error.html", 404, code=404, message=_("No such action request."))
-    return page.render("police/action.html", row=row, follow_ups=follow_ups, now_ms=now_ms())
+    basis = next(
+        (
+            str(d.spec.get("legal_basis", ""))
+            for d in list_drafts(page.ctx.engine)
+            if d.request_id == request_id
+        ),
+        "",
+    )
+    return page.render(
+        "police/action.html",
+        row=row,
+        follow_ups=follow_ups,
+        now_ms=now_ms(),
+        next_actions=FOLLOW_UPS.get(row.action, ())
+        if row.state in ("executed", "extended", "partial")
+        else (),
+        legal_basis=basis,
+        can_draft=page.user.role in OFFICERS,
+    )
+
+
+# -- drafts and four-eyes approval ---------------------------------------------------
+
+ACTION_NAMES = ("STOP_PAYMENT", "FREEZE", "EXTEND", "RELEASE", "SUSPEND_NUMBER", "RESTORE_NUMBER")
+FOLLOW_UPS = {
+    "STOP_PAYMENT": ("EXTEND", "RELEASE"),
+    "FREEZE": ("EXTEND", "RELEASE"),
+    "SUSPEND_NUMBER": ("RESTORE_NUMBER",),
+}
+"""What may follow an executed action, by its action."""
+
+
+def _draft_values(form: dict[str, str]) -> dict[str, str]:
+    names = [
+        "recipient",
+        "action",
+        "case_ref",
+        "legal_basis",
+        "identifier_kind",
+        "identifier",
+        "amount",
+        "whole_balance",
+        "duration_hours",
+        "target_request_id",
+        "purpose",
+    ]
+    return {name: form.get(name, "").strip()[:256] for name in names}
+
+
+def spec_from_form(values: dict[str, str]) -> ActionSpec:
+    """The action the officer filled in; ValueError naming the field that is wrong."""
+    try:
+        amount = parse_yuan(values["amount"]) if values["amount"] else 0
+    except ValueError:
+        raise ValueError(_("Amount: give yuan with at most two decimals, e.g. 5000.00.")) from None
+    hours_text = values["duration_hours"] or "0"
+    if not hours_text.isdigit() or int(hours_text) > 24 * 366:
+        raise ValueError(_("Duration: give whole hours, at most a year."))
+    return ActionSpec(
+        recipient=values["recipient"],
+        action=values["action"],
+        case_ref=values["case_ref"],
+        legal_basis=values["legal_basis"],
+        issuing_officer="",
+        approving_officer="",
+        identifier_kind=values["identifier_kind"] if values["identifier"] else "",
+        identifier=values["identifier"],
+        amount_minor=amount,
+        whole_balance=values["whole_balance"] == "on",
+        duration_hours=int(hours_text),
+        target_request_id=values["target_request_id"],
+        purpose=values["purpose"] or "telecom fraud",
+    )
+
+
+def _draft_form(
+    page: Page, values: dict[str, str], errors: list[str], status: int = 200
+) -> Response:
+    directory = page.ctx.client.directory()
+    recipients = [
+        (m.node_id, m.agency, m.role)
+        for m in directory.members
+        if m.role in RESPONDER_ROLES and m.active
+    ]
+    return page.render(
+        "police/draft_form.html",
+        status,
+        values=values,
+        errors=errors,
+        recipients=recipients,
+        actions=ACTION_NAMES,
+        kinds=KIND_NAMES,
+    )
+
+
+@page(OFFICERS, POLICE)
+def new_draft(page: Page) -> Response:
+    """The draft form, empty (GET) or filled from a matched row or an action (POST)."""
+    values = _draft_values(page.form if page.request.method == "POST" else {})
+    if not values["action"]:
+        values["action"] = (
+            "STOP_PAYMENT"
+            if values["identifier_kind"].startswith("bank")
+            else ("SUSPEND_NUMBER" if values["identifier_kind"] == "phone" else "STOP_PAYMENT")
+        )
+    if values["action"] == "STOP_PAYMENT" and not values["duration_hours"]:
+        values["duration_hours"] = "48"
+        values["whole_balance"] = values["whole_balance"] or "on"
+    return _draft_form(page, values, [])
+
+
+@page(OFFICERS, POLICE)
+def create(page: Page) -> Response:
+    values = _draft_values(page.form)
+    try:
+        spec = spec_from_form(values)
+        draft_id = create_draft(
+            page.ctx.engine, page.user, spec, default_region=page.ctx.config.default_region
+        )
+    except (ValueError, DraftRefused) as exc:
+        if isinstance(exc, ValueError):
+            page.audit("draft", "refused", f"case {values['case_ref']}: form")
+        return _draft_form(page, values, [str(exc)], 400)
+    return page.redirect(
+        "/police/drafts",
+        "ok",
+        _("Draft %(id)s saved; an approver must approve it before it is sent.")
+        % {"id": draft_id[:12]},
+    )
+
+
+@page(READERS, POLICE)
+def drafts(page: Page) -> Response:
+    waiting = list_drafts(page.ctx.engine, "drafted")
+    decided = [d for d in list_drafts(page.ctx.engine) if d.state != "drafted"][:100]
+    return page.render(
+        "police/drafts.html",
+        waiting=waiting,
+        decided=decided,
+        can_decide=page.user.role in APPROVERS,
+    )
+
+
+@page(("approver",), POLICE)
+def approve(page: Page) -> Response:
+    draft_id = page.request.path_params["draft_id"]
+    try:
+        submitted = approve_draft(
+            page.ctx, page.user, draft_id, expected_sha256=page.form.get("spec_sha256", "")
+        )
+    except DraftRefused as refused:
+        return page.redirect(
+            "/police/drafts", "error", _("Not approved: %(reason)s") % {"reason": _(str(refused))}
+        )
+    return page.redirect(
+        f"/police/actions/{submitted.message_id}",
+        "ok",
+        _("Approved and sent; the broker recorded it as audit entry %(leaf)d.")
+        % {"leaf": submitted.leaf_index},
+    )
+
+
+@page(("approver",), POLICE)
+def reject(page: Page) -> Response:
+    draft_id = page.request.path_params["draft_id"]
+    try:
+        reject_draft(page.ctx.engine, page.user, draft_id, page.form.get("reason", ""))
+    except DraftRefused as refused:
+        return page.redirect(
+            "/police/drafts", "error", _("Not rejected: %(reason)s") % {"reason": _(str(refused))}
+        )
+    return page.redirect("/police/drafts", "ok", _("Draft rejected; nothing was sent."))
+
+
+@dataclass
+class Case:
+    """One case as the desk lists it: what was drafted and sent under its reference."""
+
+    case_ref: str
+    legal_bases: set[str] = field(default_factory=set)
+    officers: set[str] = field(default_factory=set)
+    drafts: int = 0
+    requests: int = 0
+    open_holds: int = 0
+    last_ms: int = 0
+
+
+@page(READERS, POLICE)
+def cases(page: Page) -> Response:
+    found: dict[str, Case] = {}
+    for draft in list_drafts(page.ctx.engine):
+        ref = str(draft.spec.get("case_ref", ""))
+        case = found.setdefault(ref, Case(ref))
+        case.drafts += 1
+        case.legal_bases.add(str(draft.spec.get("legal_basis", "")))
+        case.officers.update(o for o in (draft.created_by, draft.decided_by) if o)
+        case.last_ms = max(case.last_ms, draft.decided_at_ms, draft.created_at_ms)
+    for row in action_rows(page):
+        case = found.setdefault(row.case_ref, Case(row.case_ref))
+        case.requests += 1
+        case.open_holds += row.state in ("executed", "extended", "partial") and bool(
+            row.hold_expires_at_ms
+        )
+        case.last_ms = max(case.last_ms, row.requested_at_ms)
+    listed = sorted(found.values(), key=lambda c: c.last_ms, reverse=True)
+    return page.render("police/cases.html", cases=listed)
 
 
 ROUTES: list[BaseRoute] = [
+    Route("/police/cases", cases, methods=["GET"]),
+    Route("/police/drafts", drafts, methods=["GET"]),
+    Route("/police/drafts", create, methods=["POST"]),
+    Route("/police/drafts/new", new_draft, methods=["GET", "POST"]),
+    Route("/police/drafts/{draft_id}/approve", approve, methods=["POST"]),
+    Route("/police/drafts/{draft_id}/reject", reject, methods=["POST"]),
     Route("/police/query", query_form, methods=["GET"]),
     Route("/police/query", run_query, methods=["POST"]),
     Route("/police/actions", actions, methods=["GET"]),
@@ -245,6 +472,8 @@ ROUTES: list[BaseRoute] = [
 ]
 
 NAV = [
-    NavItem("Actions", "/police/actions", READERS, POLICE),
+    NavItem("Cases", "/police/cases", READERS, POLICE),
     NavItem("Match query", "/police/query", OFFICERS, POLICE),
+    NavItem("Drafts and approvals", "/police/drafts", READERS, POLICE),
+    NavItem("Actions", "/police/actions", READERS, POLICE),
 ]
