@@ -254,10 +254,11 @@ def authenticate(
             )
         else:
             error = _login(session, row, user_id, password, totp_code, now)
+        user = _user(row) if error is None and row is not None else None
     if error is not None:
         raise error
-    assert row is not None
-    return _user(row)
+    assert user is not None
+    return user
 
 
 def _login(

@@ -2,9 +2,8 @@
 
 Each event is chained to the one before by SHA-256 over its fields and the previous
 event's hash, so an edited, inserted or deleted event (anywhere but at the very end) is
-found by `verify_trail`. Event numbers are consecutive and `prev_hash` is unique, so two
-writers racing to append the same successor cannot fork the chain: one of them fails
-and appends again after the other.
+found by `verify_trail`. Appends take a lock, so event numbers stay consecutive; and
+`prev_hash` is unique, so even a writer that skipped the lock could not fork the chain.
 
 Detail text is free but must never hold an identifier (a phone, account, card or ID
 number); draft ids, request ids and case references are fine.
@@ -16,8 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Engine, Integer, String, Text, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import BigInteger, Engine, Integer, String, Text, false, select, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gateway.db import NodeBase
@@ -25,9 +23,6 @@ from gateway.envelope.build import now_ms
 
 GENESIS = "0" * 64
 """The `prev_hash` of the first event."""
-
-APPEND_ATTEMPTS = 20
-"""How often an append is tried again after losing a race for the next event number."""
 
 DETAIL_LIMIT = 500
 
@@ -66,7 +61,21 @@ def entry_hash(
     return hashlib.sha256(encoded).hexdigest()
 
 
+def _take_append_lock(session: Session) -> None:
+    """Hold, until the transaction ends, the lock that makes appends one at a time:
+    PostgreSQL's advisory lock named after this table and schema; elsewhere (SQLite) the
+    database's write lock, which an UPDATE takes even when it matches no row."""
+    if session.get_bind().dialect.name == "postgresql":
+        schema = session.scalar(text("SELECT current_schema()")) or ""
+        digest = hashlib.sha256(f"gateway-staff-trail:{schema}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    else:
+        session.execute(update(StaffEventRow).where(false()).values(id=StaffEventRow.id))
+
+
 def _append(session: Session, user_id: str, event: str, outcome: str, detail: str) -> None:
+    _take_append_lock(session)
     last = session.execute(
         select(StaffEventRow.id, StaffEventRow.entry_hash)
         .order_by(StaffEventRow.id.desc())
@@ -92,23 +101,18 @@ def _append(session: Session, user_id: str, event: str, outcome: str, detail: st
 def record(
     where: Session | Engine, user_id: str, event: str, outcome: str, detail: str = ""
 ) -> None:
-    """Append one event. Given a session, it joins that transaction (a savepoint, so a
-    lost race is retried without undoing the caller's work); given an engine, it commits."""
+    """Append one event. Given a session, it joins that transaction (so the event and
+    the caller's change are kept or undone together); given an engine, it commits.
+
+    Appends wait for each other, so keep the caller's transaction short after this call
+    and make no remote call in it.
+    """
     detail = detail[:DETAIL_LIMIT]
-    for attempt in range(APPEND_ATTEMPTS):
-        try:
-            if isinstance(where, Session):
-                with where.begin_nested():
-                    _append(where, user_id, event, outcome, detail)
-            else:
-                with Session(where) as session, session.begin():
-                    _append(session, user_id, event, outcome, detail)
-            return
-        except (IntegrityError, OperationalError):
-            if attempt == APPEND_ATTEMPTS - 1 or (
-                isinstance(where, Session) and not where.in_transaction()
-            ):
-                raise
+    if isinstance(where, Session):
+        _append(where, user_id, event, outcome, detail)
+        return
+    with Session(where) as session, session.begin():
+        _append(session, user_id, event, outcome, detail)
 
 
 def verify_trail(engine: Engine) -> list[str]:
