@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from gateway.config import NodeConfig
-from gateway.console.i18n import DEFAULT_LANGUAGE, gettext_, set_language
+from gateway.console.i18n import gettext_, set_language
 from gateway.console.sessions import COOKIE, ConsoleSession, Expired, SessionStore
 from gateway.console.staff import StaffUser, record
 from gateway.console.templating import render
@@ -167,9 +167,11 @@ def page(
             try:
                 session = console.sessions.from_cookie(request.cookies.get(COOKIE))
             except Expired as expired:
-                console.audit(expired.user_id, "session", "expired", request.url.path)
+                user = expired.user
+                console.audit(user.user_id, "session", "expired", request.url.path)
                 fresh = console.sessions.new()
-                set_language(DEFAULT_LANGUAGE)
+                fresh.language = user.language
+                set_language(user.language)
                 fresh.flash(
                     "error",
                     gettext_("Your session expired after a time without use; log in again."),

@@ -30,7 +30,9 @@ async def login_form(request: Request) -> Response:
         return RedirectResponse("/", status_code=303)
     if session is None:
         session = console.sessions.new()
-    set_language(request.query_params.get("lang", DEFAULT_LANGUAGE))
+    if "lang" in request.query_params:
+        session.language = request.query_params["lang"]
+    set_language(session.language or DEFAULT_LANGUAGE)
     response = render_page(console, session, "login.html", user_id="")
     console.set_cookie(response, session)
     return response
@@ -81,6 +83,7 @@ def logout(page: Page) -> Response:
     page.audit("logout", "ok")
     page.console.sessions.end(page.session)
     fresh = page.console.sessions.new()
+    fresh.language = page.user.language
     fresh.flash("info", gettext_("You are logged out."))
     response = RedirectResponse("/login", status_code=303)
     page.console.set_cookie(response, fresh)

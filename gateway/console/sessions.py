@@ -28,6 +28,8 @@ class ConsoleSession:
     csrf_token: str
     user: StaffUser | None = None
     last_seen: float = field(default_factory=time.monotonic)
+    language: str = ""
+    """The login page's language before anyone logs in ("" = the default)."""
     flashes: list[tuple[str, str]] = field(default_factory=list)
     """Messages to show once on the next page: (level, text)."""
 
@@ -42,9 +44,9 @@ class ConsoleSession:
 class Expired(Exception):
     """The session was idle longer than the timeout; it is gone."""
 
-    def __init__(self, user_id: str) -> None:
-        super().__init__(user_id)
-        self.user_id = user_id
+    def __init__(self, user: StaffUser) -> None:
+        super().__init__(user.user_id)
+        self.user = user
 
 
 class SessionStore:
@@ -81,10 +83,16 @@ class SessionStore:
             if now - session.last_seen > self.idle_timeout_s:
                 del self._sessions[session_id]
                 if session.user is not None:
-                    raise Expired(session.user.user_id)
+                    raise Expired(session.user)
                 return None
             session.last_seen = now
             return session
+
+    def age_all(self, seconds: float) -> None:
+        """Make every session `seconds` older (tests of the idle timeout)."""
+        with self._lock:
+            for session in self._sessions.values():
+                session.last_seen -= seconds
 
     def end(self, session: ConsoleSession) -> None:
         with self._lock:

@@ -71,8 +71,8 @@ def csrf_of(html: str) -> str:
 class Client:
     """An in-process HTTP client of one console, with login and form posting."""
 
-    def __init__(self, ctx: NodeContext, **settings: Any) -> None:
-        self.app = create_app(ctx, **settings)
+    def __init__(self, ctx: NodeContext, app: Any = None, **settings: Any) -> None:
+        self.app = app if app is not None else create_app(ctx, **settings)
         self.http = TestClient(self.app, follow_redirects=True)
         self.token = ""
 

@@ -5,6 +5,8 @@ Each refusal is checked on the page the user sees and in the node's staff trail.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,10 +31,15 @@ def police(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeContext]:
         ctx.client.close()
 
 
-@pytest.fixture(scope="module")
+_made = itertools.count(1)
+
+
+@pytest.fixture
 def staff(police: NodeContext) -> dict[str, Staff]:
+    """A user of each role, new for each test: a TOTP code logs in once only."""
+    n = next(_made)
     return {
-        role: make_staff(police, f"{role}-1", role)
+        role: make_staff(police, f"{role}-{n}", role)
         for role in ("officer", "approver", "auditor", "admin")
     }
 
@@ -51,7 +58,7 @@ def test_a_login_sets_a_strict_http_only_cookie_and_opens_the_role_s_first_page(
     assert response.url.path == "/police/cases"
     cookie = response.history[0].headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "secure" not in cookie
-    assert last_event(police, "officer-1")[:2] == ("login", "ok")
+    assert last_event(police, staff["officer"].user_id)[:2] == ("login", "ok")
 
 
 def test_behind_tls_the_cookie_is_secure(police: NodeContext) -> None:
@@ -76,7 +83,7 @@ def test_a_wrong_password_is_refused_without_saying_which_part_was_wrong(
     response = client.login(staff["approver"], password="not the password at all")
     assert response.status_code == 401
     assert "Login refused: wrong user, password or code." in response.text
-    assert last_event(police, "approver-1") == ("login", "refused", "password")
+    assert last_event(police, staff["approver"].user_id) == ("login", "refused", "password")
     assert client.get("/police/drafts").url.path == "/login"
 
 
@@ -96,24 +103,32 @@ def test_a_post_without_or_with_a_forged_csrf_token_does_nothing(
     client = Client(police)
     client.login(staff["admin"])
     client.get("/admin/users")
-    for data in ({"user_id": "sneaky-1", "role": "admin"},
-                 {"user_id": "sneaky-1", "role": "admin", "csrf_token": "forged"}):
+    for data in (
+        {"user_id": "sneaky-1", "role": "admin"},
+        {"user_id": "sneaky-1", "role": "admin", "csrf_token": "forged"},
+    ):
         response = client.post("/admin/users", data, csrf=False)
         assert response.status_code == 403
         assert "security token is missing or wrong" in response.text
-        assert last_event(police, "admin-1") == ("csrf", "refused", "POST /admin/users")
+        assert last_event(police, staff["admin"].user_id) == (
+            "csrf",
+            "refused",
+            "POST /admin/users",
+        )
     assert "sneaky-1" not in client.get("/admin/users").text
 
 
 def test_an_idle_session_expires_and_the_user_must_log_in_again(
     police: NodeContext, staff: dict[str, Staff]
 ) -> None:
-    client = Client(police, idle_timeout_s=0.0)
+    client = Client(police, idle_timeout_s=900)
     client.login(staff["auditor"])
+    assert client.get("/police/actions").url.path == "/police/actions"
+    client.app.state.console.sessions.age_all(901)
     response = client.get("/police/actions")
     assert response.url.path == "/login"
     assert "Your session expired" in response.text
-    assert last_event(police, "auditor-1") == ("session", "expired", "/police/actions")
+    assert last_event(police, staff["auditor"].user_id) == ("session", "expired", "/police/actions")
 
 
 def test_an_auditor_may_read_but_not_draft(police: NodeContext, staff: dict[str, Staff]) -> None:
@@ -123,7 +138,7 @@ def test_an_auditor_may_read_but_not_draft(police: NodeContext, staff: dict[str,
     response = client.get("/police/drafts/new")
     assert response.status_code == 403
     assert "Your role may not use this page" in response.text
-    assert last_event(police, "auditor-1") == (
+    assert last_event(police, staff["auditor"].user_id) == (
         "access",
         "denied",
         "GET /police/drafts/new: role auditor",
@@ -137,14 +152,12 @@ def test_logout_ends_the_session(police: NodeContext, staff: dict[str, Staff]) -
     client.login(staff["officer"])
     assert client.post("/logout", {}).url.path == "/login"
     assert client.get("/police/cases").url.path == "/login"
-    assert last_event(police, "officer-1")[:2] == ("logout", "ok")
+    assert last_event(police, staff["officer"].user_id)[:2] == ("logout", "ok")
 
 
 def test_an_admin_adds_a_user_whose_credentials_are_shown_once_and_work(
     police: NodeContext, staff: dict[str, Staff]
 ) -> None:
-    import re
-
     client = Client(police)
     client.login(staff["admin"])
     client.get("/admin/users")
@@ -168,7 +181,7 @@ def test_a_disabled_user_is_logged_out_and_cannot_log_in(
     victim = make_staff(police, "leaver-1", "officer")
     theirs = Client(police)
     theirs.login(victim)
-    admin = Client(police)
+    admin = Client(police, theirs.app)  # the same console: its sessions
     admin.login(staff["admin"])
     admin.get("/admin/users")
     admin.post("/admin/users/leaver-1/disable", {})
