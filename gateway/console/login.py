@@ -45,7 +45,8 @@ async def login(request: Request) -> Response:
     except Expired:
         session = None
     form, _files = await read_form(request)
-    set_language(form.get("lang", DEFAULT_LANGUAGE))
+    language = form.get("lang") or (session.language if session else "") or DEFAULT_LANGUAGE
+    set_language(language)
     user_id = form.get("user_id", "").strip()[:MAX_FIELD]
     if session is None or not csrf_ok(session, form):
         console.audit(user_id or "-", "login", "refused", "missing or wrong CSRF token")
@@ -62,7 +63,7 @@ async def login(request: Request) -> Response:
     try:
         user = await run_in_threadpool(authenticate, console.ctx.engine, user_id, password, code)
     except LoginRefused as refused:  # authenticate wrote the refusal to the staff trail
-        set_language(form.get("lang", DEFAULT_LANGUAGE))
+        set_language(language)
         return render_page(
             console,
             session,

@@ -22,8 +22,9 @@ class ConsoleServer:
         self.host = host or "127.0.0.1"
         self._socket = socket.create_server((self.host, int(port)))
         self.port: int = self._socket.getsockname()[1]
+        self.app = create_app(ctx, **settings)  # type: ignore[arg-type]
         config = uvicorn.Config(
-            create_app(ctx, **settings),  # type: ignore[arg-type]
+            self.app,
             log_level="warning",
             access_log=False,  # paths only, but an access log is not a staff trail
             lifespan="off",

@@ -77,7 +77,7 @@ class Client:
         self.token = ""
 
     def login(self, staff: Staff, code: str | None = None, password: str | None = None) -> Any:
-        page = self.http.get("/login")
+        page = self.http.get("/login?lang=en")
         response = self.http.post(
             "/login",
             data={
