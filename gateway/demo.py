@@ -3,7 +3,8 @@
 1. A consortium CA, keys and signed directory for a broker, a police node, two banks, a
    carrier and a regulator; synthetic but valid data loaded into each responder's own
    database (tens of thousands of records) and its match index built.
-2. Broker and nodes start as separate processes on loopback, over mTLS.
+2. Broker and nodes start as separate processes on loopback, over mTLS; each node
+   serves its staff console, and a console login per role is printed.
 3. The police query a suspect list against every bank and carrier, blinded (RFC 9497):
    which bank holds each account, which carrier each number.
 4. The police issue a stop-payment on a matched account and a suspension of a matched
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyotp
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -37,6 +39,7 @@ from gateway.pki.keys import read_hex
 from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
 from nodes.matching import query_responders, refresh_index
 from nodes.runtime import NodeContext, open_node
+from nodes.staff.accounts import add_user
 
 console = Console(width=120) if not Console().is_terminal else Console()
 CASE = "C-2026-0815"
@@ -211,16 +214,58 @@ def verify_as_regulator(consortium: Consortium) -> bool:
     return report.ok
 
 
-def run_demo(folder: Path | None = None, keep: bool = False, records: int = 20_000) -> int:
-    """Run the scenario; returns a process exit code (0 when every step worked)."""
+DEMO_STAFF = {
+    "police": ("officer", "approver", "auditor", "admin"),
+    "bank": ("officer", "admin"),
+    "carrier": ("officer", "admin"),
+    "regulator": ("auditor", "admin"),
+}
+"""The console accounts the demo makes at each node, by node role."""
+
+
+def demo_logins(consortium: Consortium) -> None:
+    """Make the demo's console accounts and print each console's URL and logins."""
+    console.print("[bold]Staff consoles[/] (log in with user, password and the TOTP code)")
+    for node_id, port in consortium.console_ports.items():
+        engine = make_engine(consortium.node_config(node_id).database)
+        console.print(f"  {node_id}: http://127.0.0.1:{port}", soft_wrap=True)
+        for role in DEMO_STAFF.get(consortium.roles[node_id], ()):
+            user_id = f"{role}-{node_id}"
+            made = add_user(engine, user_id, role, display_name=user_id, by="demo")
+            console.print(
+                f"    {role:<9} user {user_id:<20} password {made.password}  "
+                f"TOTP secret {made.totp_secret}",
+                soft_wrap=True,
+                markup=False,
+                highlight=False,
+            )
+        engine.dispose()
+    console.print(
+        "  A current TOTP code: python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\"",
+        soft_wrap=True,
+        markup=False,
+    )
+
+
+def run_demo(
+    folder: Path | None = None,
+    keep: bool = False,
+    records: int = 20_000,
+    keep_running: Callable[[], None] | None = None,
+) -> int:
+    """Run the scenario; returns a process exit code (0 when every step worked).
+
+    With `keep_running`, the consortium stays up (consoles included) until it returns.
+    """
     root = folder or Path(tempfile.mkdtemp(prefix="gateway-demo-"))
     try:
         with console.status("creating the consortium: CA, node keys, signed directory"):
-            consortium = Consortium.create(root)
+            consortium = Consortium.create(root, consoles=True)
         console.print(f"consortium [bold]{consortium.name}[/] in {root}")
         wanted = prepare(consortium, records)
         with processes(consortium) as procs:
             start(consortium, procs)
+            demo_logins(consortium)
             police = open_node(consortium.node_config("police-1"))
             try:
                 found = query(police, consortium, wanted)
@@ -228,6 +273,9 @@ def run_demo(folder: Path | None = None, keep: bool = False, records: int = 20_0
             finally:
                 police.client.close()
             verified = verify_as_regulator(consortium)
+            if keep_running is not None:
+                console.print("[bold]consortium and consoles running; Ctrl-C stops them[/]")
+                keep_running()
         expected = {i: s.held_by for i, s in enumerate(wanted) if s.held_by}
         ok = found == expected and executed == 2 and verified
         summary = Table(title="Summary", show_header=False)

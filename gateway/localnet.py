@@ -55,6 +55,8 @@ class Consortium:
     roles: dict[str, str] = field(default_factory=dict)
     broker_database: str = ""
     name: str = CONSORTIUM
+    console_ports: dict[str, int] = field(default_factory=dict)
+    """Each node's staff console port, when created with consoles=True."""
 
     @property
     def pki(self) -> PkiFolder:
@@ -68,6 +70,7 @@ class Consortium:
         *,
         database_urls: dict[str, str] | None = None,
         name: str = CONSORTIUM,
+        consoles: bool = False,
     ) -> Consortium:
         urls = database_urls or {}
         consortium = cls(root=root, broker_port=free_port(), name=name)
@@ -85,6 +88,8 @@ class Consortium:
             port = free_port()
             consortium.node_ports[node_id] = port
             consortium.roles[node_id] = role
+            if consoles:
+                consortium.console_ports[node_id] = free_port()
             pki.issue(
                 node_id,
                 role,
@@ -99,6 +104,9 @@ class Consortium:
                 broker=f"127.0.0.1:{consortium.broker_port}",
                 bundle=pki.bundle(node_id).folder,
                 database=urls.get(node_id, str(root / f"{node_id}.db")),
+                console_listen=(
+                    f"127.0.0.1:{consortium.console_ports[node_id]}" if consoles else ""
+                ),
             )
             consortium.config_path(node_id).write_text(config_text)
         return consortium

@@ -1,0 +1,54 @@
+"""The console's application factory: one Starlette app per node, on its runtime."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from gateway.console import login
+from gateway.console.framework import Console, console_of, render_page
+from gateway.console.pages import PAGES
+from gateway.console.sessions import COOKIE, SessionStore
+from gateway.console.templating import environment
+from nodes.runtime import NodeContext
+
+
+def create_app(
+    ctx: NodeContext,
+    *,
+    idle_timeout_s: float | None = None,
+    secure_cookies: bool | None = None,
+) -> Starlette:
+    """The console of the node `ctx` runs; settings default to the node's configuration."""
+    cfg = ctx.config
+    console = Console(
+        ctx=ctx,
+        sessions=SessionStore(
+            cfg.console_idle_timeout_s if idle_timeout_s is None else idle_timeout_s
+        ),
+        templates=environment(cfg.time_zone),
+        secure_cookies=cfg.console_secure_cookies if secure_cookies is None else secure_cookies,
+    )
+    routes: list[BaseRoute] = list(login.ROUTES)
+    for module in PAGES:
+        routes.extend(module.ROUTES)
+        console.nav.extend(module.NAV)
+    routes.append(Mount("/static", StaticFiles(packages=[("gateway.console", "static")])))
+    app = Starlette(
+        routes=routes,
+        exception_handlers={404: _not_found, 405: _not_found},  # type: ignore[dict-item]
+    )
+    app.state.console = console
+    return app
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    console = console_of(request)
+    try:
+        session = console.sessions.from_cookie(request.cookies.get(COOKIE))
+    except Exception:
+        session = None
+    return render_page(console, session, "error.html", 404, message="Not found.", code=404)
