@@ -6,7 +6,6 @@ constant memory; the entry bytes are exactly what was hashed into the tree.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -83,19 +82,6 @@ def nodes_of(entry: dict[str, Any]) -> set[str]:
         nodes.update(str(r) for r in recipients)
     nodes.discard("")
     return nodes
-
-
-def concerns(leaf: bytes, node_id: str) -> bool:
-    """Whether the entry `leaf` names `node_id` as sender, recipient or peer.
-
-    This decides what a member may read of the log (policy action AUDIT_READ_OWN), so
-    anything that is not a JSON object concerns nobody.
-    """
-    try:
-        entry = json.loads(leaf)
-    except ValueError:
-        return False
-    return isinstance(entry, dict) and node_id in nodes_of(entry)
 
 
 @dataclass(frozen=True)

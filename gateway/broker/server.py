@@ -17,7 +17,7 @@ from gateway import migrate
 from gateway.audit.checkpoint import parse_checkpoint
 from gateway.audit.log import AuditLog
 from gateway.audit.note import Ed25519Signer, parse_note
-from gateway.audit.source import concerns
+from gateway.broker.audit_reading import read_entries
 from gateway.broker.core import Broker, BrokerRefusal, party
 from gateway.broker.delivery import NodeDialer
 from gateway.broker.lifecycle import DeadlineWatcher
@@ -167,20 +167,19 @@ class BrokerServicer(rpc.BrokerServicer):
         note = audit.checkpoint()
         size = parse_checkpoint(parse_note(note).text).size
         end = min(size, request.end) if request.end > 0 else size
-        limit = max(1, min(MAX_AUDIT_PAGE, request.limit or MAX_AUDIT_PAGE))
-        start = next_start = max(0, request.start)
-        entries: list[pb.ProvenEntry] = []
-        while next_start < end and len(entries) < limit and next_start - start < MAX_AUDIT_SCAN:
-            rows = audit.read(next_start, min(MAX_AUDIT_PAGE, end - next_start))
-            if not rows:
-                break
-            for index, leaf in rows:
-                next_start = index + 1
-                if request.whole_log or concerns(leaf, reader):
-                    proof = audit.inclusion(index, size)
-                    entries.append(pb.ProvenEntry(index=index, leaf=leaf, proof=proof))
-                    if len(entries) == limit:
-                        break
+        rows, next_start = read_entries(
+            audit,
+            reader,
+            whole_log=request.whole_log,
+            start=max(0, request.start),
+            end=end,
+            limit=max(1, min(MAX_AUDIT_PAGE, request.limit or MAX_AUDIT_PAGE)),
+            max_scan=MAX_AUDIT_SCAN,
+        )
+        entries = [
+            pb.ProvenEntry(index=index, leaf=leaf, proof=audit.inclusion(index, size))
+            for index, leaf in rows
+        ]
         return pb.AuditProvenReply(entries=entries, checkpoint=note, next_start=next_start)
 
     def GetConsistency(

@@ -18,14 +18,18 @@ from gateway.audit.merkle import leaf_hash
 from gateway.audit.tlog_proof import verify_tlog_proof
 from gateway.envelope.build import Draft
 from gateway.localnet import Consortium
+from nodes.actions.police import issue_action
 from nodes.runtime import NodeContext
+from tests.actions.seed import ACCOUNT, seed_accounts, spec
 from tests.consortium import client, running
+from tests.waiting import wait_for
 
 NODES = ("police-1", "bank-a", "bank-b", "regulator-1")
 
 
 @pytest.fixture(scope="module")
 def net(consortium: Consortium) -> Iterator[Consortium]:
+    seed_accounts(consortium, "bank-b", {ACCOUNT: 1_000_000})
     with running(consortium, NODES):
         police = client(consortium, "police-1")
         try:
@@ -39,6 +43,12 @@ def net(consortium: Consortium) -> Iterator[Consortium]:
                         case_ref=case,
                     )
                 )
+            issue_action(police, spec(recipient="bank-b", case_ref="C-B-HOLD"))
+            # The bank's receipt moves the request on: lifecycle entries name only its id.
+            wait_for(
+                lambda: any(e.get("type") == "lifecycle" for _, e in whole_log(consortium)),
+                timeout=30,
+            )
         finally:
             police.client.close()
         yield consortium
@@ -79,6 +89,20 @@ def test_a_bank_sees_its_own_entries_and_no_other_members(
     expected = {i for i, entry in whole_log(net) if i < size and "bank-a" in names(entry)}
     assert set(entries) == expected
     assert {e.get("case_ref") for e in entries.values()} >= {"C-A"}
+
+
+def test_events_of_a_message_reach_its_parties_only(net: Consortium, bank_a: NodeContext) -> None:
+    log = whole_log(net)
+    [hold] = [e["message_id"] for _, e in log if e.get("kind") == "STOP_PAYMENT" and "sender" in e]
+    events = {i for i, e in log if e.get("message_id") == hold and not names(e)}
+    assert events, "the hold's lifecycle entries name only its message id"
+    assert not events & {e.index for e in bank_a.client.read_audit_proven()}
+    bank_b = client(net, "bank-b")
+    try:
+        seen = {e.index for e in bank_b.client.read_audit_proven()}
+    finally:
+        bank_b.client.close()
+    assert events <= seen
 
 
 def test_each_entry_carries_a_proof_anyone_can_check(net: Consortium, bank_a: NodeContext) -> None:
