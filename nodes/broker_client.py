@@ -159,6 +159,16 @@ class BrokerClient:
             min_serial=known,
         )
 
+    def signed_directory(self) -> SignedDirectoryBlob:
+        """The directory's exact signed bytes as the broker serves them, checked here too:
+        for a verifier (the auditor's browser) that must not take this node's word."""
+        reply: pb.SignedDirectory = self._stub.GetDirectory(
+            pb.DirectoryRequest(), timeout=self.timeout_s
+        )
+        blob = SignedDirectoryBlob(bytes(reply.directory), bytes(reply.signature))
+        verify_directory(blob, self._directory_key)
+        return blob
+
     @property
     def log_origin(self) -> str:
         return f"{self.bundle.consortium()}/gateway-audit"

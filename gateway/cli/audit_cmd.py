@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from gateway.audit.checkpoint import Checkpoint, open_checkpoint
 from gateway.audit.merkle import MerkleTree, leaf_hash
 from gateway.audit.note import Ed25519Verifier, NoteVerifier
+from gateway.audit.search import EXPORT_COLUMNS, export_row, iso_utc_ms, search_row
 from gateway.audit.source import (
     EntryFilter,
     count_entries,
@@ -44,7 +45,7 @@ from gateway.audit.verify import (
 )
 from gateway.cli.common import console, fail, node_config
 from gateway.cli.errors import describe_rpc
-from gateway.cli.output import OUTPUT, Column, Output, iso_utc, render
+from gateway.cli.output import OUTPUT, Column, Output, render
 from gateway.db import DatabaseError, open_read_only
 from gateway.pki.directory import DirectoryError
 from gateway.pki.store import PkiError, PkiFolder
@@ -324,24 +325,6 @@ SEARCH_COLUMNS = (
 )
 
 
-def search_row(index: int, entry: dict[str, Any]) -> dict[str, object]:
-    """One audit entry as a search result; a DENY or a refusal says why."""
-    to = entry.get("recipients") or [entry.get("recipient", "")]
-    check = entry.get("check", "")
-    reason = str(entry.get("reason", ""))
-    return {
-        "index": index,
-        "at": int(entry.get("at_ms", 0)),
-        "type": entry.get("type", ""),
-        "kind": entry.get("kind", ""),
-        "sender": entry.get("sender", entry.get("peer", "")),
-        "to": [str(t) for t in to if t],
-        "case_ref": entry.get("case_ref", ""),
-        "decision": entry.get("decision", entry.get("state", "")),
-        "reason": f"{check}: {reason}" if check and reason else reason,
-    }
-
-
 @app.command("search")
 def search(
     case: str = CASE,
@@ -371,26 +354,6 @@ def search(
     render(rows, SEARCH_COLUMNS, output, title="audit entries")
     if output is Output.table:
         console.print(f"{len(rows)} entries shown")
-
-
-EXPORT_COLUMNS = (
-    "index",
-    "type",
-    "at",
-    "message_id",
-    "kind",
-    "sender",
-    "recipients",
-    "recipient",
-    "case_ref",
-    "purpose",
-    "legal_basis",
-    "decision",
-    "policy_ids",
-    "state",
-    "reason",
-    "payload_sha256",
-)
 
 
 @app.command("export")
@@ -428,8 +391,7 @@ def export(
             if writer is None:
                 stream.write(json.dumps({"index": index, **entry}, sort_keys=True) + "\n")
             else:
-                row = {k: _cell(v) for k, v in entry.items()}
-                writer.writerow({"index": index, "at": iso_utc(int(entry.get("at_ms", 0))), **row})
+                writer.writerow(export_row(index, entry, iso_utc_ms(int(entry.get("at_ms", 0)))))
             written += 1
     finally:
         source.close()
@@ -437,10 +399,6 @@ def export(
             stream.close()
     if out:
         console.print(f"{written} entries written to {out}")
-
-
-def _cell(value: object) -> object:
-    return ";".join(str(v) for v in value) if isinstance(value, list) else value
 
 
 @app.command("prove")

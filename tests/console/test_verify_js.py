@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +31,7 @@ from gateway.pki.directory import Directory, Member, sign_directory
 from gateway.pki.keys import NodeKeys
 from tests.audit.test_merkle_vectors import REFERENCE_LEAF_HASHES, REFERENCE_LEAVES
 from tests.audit.test_note import ENOCH_VKEY, GO_TEXT, PETER_SIG, PETER_VKEY, SPEC_NOTE, SPEC_VKEY
-from tests.compliance.browser import launched, static_server
-from tests.compliance.entries import sample_entries
+from tests.console.audit_entries import sample_entries
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "rfc9162" / "inclusion"
 CONSORTIUM = "js.gateway"
@@ -38,13 +41,36 @@ def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
+STATIC = Path(__file__).resolve().parents[2] / "gateway" / "console" / "static"
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def static_server(folder: Path = STATIC) -> Iterator[str]:
+    """Serve `folder` on 127.0.0.1 (a secure context for WebCrypto); yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 @pytest.fixture(scope="module")
-def page() -> Iterator[Any]:
-    with launched() as browser, static_server() as base:
+def page(browser: Any) -> Iterator[Any]:
+    with static_server() as base:
         tab = browser.new_page()
         tab.goto(base + "/")
         tab.evaluate("async (url) => { window.v = await import(url); }", base + "/verify.js")
         yield tab
+        tab.close()
 
 
 def js(page: Any, body: str, arg: Any = None) -> Any:
