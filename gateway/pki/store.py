@@ -96,7 +96,11 @@ class NodeBundle:
         return NodeKeys.load(self.folder)
 
     def directory_verify_key(self) -> Ed25519PublicKey:
-        return Ed25519PublicKey.from_public_bytes(read_hex(self.directory_pub, 32))
+        return Ed25519PublicKey.from_public_bytes(self.directory_pub_raw())
+
+    def directory_pub_raw(self) -> bytes:
+        """The consortium directory key's 32 raw bytes, as this node was given it."""
+        return read_hex(self.directory_pub, 32)
 
     def consortium(self) -> str:
         return (self.folder / "consortium.txt").read_text().strip()

@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from gateway.console.pages import admin, desk, police
+from gateway.console.pages import admin, compliance, desk, police
 
-PAGES: tuple[ModuleType, ...] = (police, desk, admin)
+PAGES: tuple[ModuleType, ...] = (police, desk, compliance, admin)
