@@ -70,12 +70,16 @@ def search_page(page: Page) -> Response:
         "export_params": query.as_params(),
     }
     if errors:
-        return page.render("compliance/search.html", 400, rows=[], verification=None, total=0, **context)
+        return page.render(
+            "compliance/search.html", 400, rows=[], verification=None, total=0, **context
+        )
     try:
         logged = _log(page)
         verification = _read(lambda: log_status(page.ctx.client, logged, context["whole_log"]))
     except Unreadable as exc:
-        return _unreadable(page, "compliance/search.html", exc, rows=[], verification=None, total=0, **context)
+        return _unreadable(
+            page, "compliance/search.html", exc, rows=[], verification=None, total=0, **context
+        )
     found = search.matching(logged, criteria)
     page.audit("compliance.search", "ok", f"{len(found)} of {len(logged)} entries")
     return page.render(
@@ -136,7 +140,9 @@ def _browser_strings() -> dict[str, str]:
         "cosigned_by": _("Cosigned by"),
         "no_cosigners": _("No witness cosignature on this checkpoint."),
         "entry_text": _("The exact entry your browser checked"),
-        "no_webcrypto": _("This browser cannot check Ed25519 signatures; use current Chromium or Firefox."),
+        "no_webcrypto": _(
+            "This browser cannot check Ed25519 signatures; use current Chromium or Firefox."
+        ),
     }
 
 
@@ -153,7 +159,10 @@ def entry(page: Page) -> Response:
         return _unreadable(page, "compliance/entry.html", exc, index=index, logged=None)
     if logged is None:
         return page.render(
-            "error.html", 404, code=404, message=_("This node may read no audit entry with that number.")
+            "error.html",
+            404,
+            code=404,
+            message=_("This node may read no audit entry with that number."),
         )
     checkpoint = parse_checkpoint(parse_note(logged.proven.checkpoint).text)
     proof_data = {
