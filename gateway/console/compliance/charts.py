@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 MET, MISSED, OPEN = "#009E73", "#D55E00", "#999999"
 
-WIDTH = 720
-PLOT_LEFT = 48
+WIDTH = 480
+PLOT_LEFT = 40
 PLOT_TOP = 12
-PLOT_HEIGHT = 200
-AXIS_SPACE = 56
+PLOT_HEIGHT = 180
+AXIS_SPACE = 28
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,18 @@ class Chart:
         return not self.bars
 
 
+def _short(category: str) -> str:
+    """Dates as MM-DD under a column (the table has the full date); other names whole."""
+    is_date = len(category) == 10 and category[4] == "-" and category[7] == "-"
+    return category[5:] if is_date else category[:14]
+
+
 def _nice_max(value: int) -> int:
-    """A round axis maximum at or above `value` (1, 2, 5 times a power of ten)."""
+    """A round axis maximum at or above `value` whose quarters are whole numbers
+    (4, 8, 20, 40, 80, 200, ...), so the four gridlines are labelled with counts."""
     step = 1
     while True:
-        for m in (1, 2, 5):
+        for m in (4, 8, 20):
             if value <= m * step:
                 return m * step
         step *= 10
@@ -98,14 +105,14 @@ def stacked_columns(
             chart.bars.append(
                 Bar(x, base, bar_width, height, colours[name], f"{category} · {name}: {values[i]}")
             )
-        chart.labels.append(Label(x + bar_width / 2, PLOT_TOP + PLOT_HEIGHT + 16, category[-5:]))
+        chart.labels.append(Label(x + bar_width / 2, PLOT_TOP + PLOT_HEIGHT + 16, _short(category)))
         chart.rows.append([category, *(str(v[i]) for v in series.values()), str(totals[i])])
     return chart
 
 
 def horizontal_bars(chart_id: str, title: str, items: list[tuple[str, int]]) -> Chart:
     """One bar per item, longest first (e.g. refusals by policy)."""
-    row_height, label_space = 26, 300
+    row_height, label_space = 28, 190
     chart = Chart(chart_id, title, WIDTH, PLOT_TOP + row_height * max(len(items), 1) + 8)
     chart.header = ["", "count"]
     top = max((v for _, v in items), default=0) or 1
@@ -116,7 +123,7 @@ def horizontal_bars(chart_id: str, title: str, items: list[tuple[str, int]]) -> 
         chart.bars.append(
             Bar(label_space, y, width, row_height - 8, PALETTE[0], f"{label}: {value}")
         )
-        chart.labels.append(Label(label_space - 6, y + row_height / 2, label[:44], "end"))
+        chart.labels.append(Label(label_space - 6, y + row_height / 2, label[:28], "end"))
         chart.labels.append(Label(label_space + width + 6, y + row_height / 2, str(value), "start"))
         chart.rows.append([label, str(value)])
     return chart

@@ -43,10 +43,10 @@ class Query:
     def criteria(self, time_zone: str) -> tuple[EntryFilter, list[str]]:
         """The filter, and what was wrong with the form (each error says what to type)."""
         errors: list[str] = []
-        since = _day_start(self.since, time_zone, errors, _("From"))
+        since = _day_start(self.since, time_zone, errors, _("Since"))
         until = _day_start(self.until, time_zone, errors, _("Until"), next_day=True)
         if since and until and until <= since:
-            errors.append(_("“Until” must not be before “From”."))
+            errors.append(_("“Until” must not be before “Since”."))
         if self.decision and self.decision.upper() not in ("ALLOW", "DENY"):
             errors.append(_("Decision must be ALLOW or DENY."))
         criteria = EntryFilter(

@@ -216,7 +216,7 @@ def dashboard_page(page: Page) -> Response:
         return _unreadable(page, "compliance/dashboard.html", exc, figures=None, charts=[])
     agencies = {m.node_id: m.agency for m in directory.members}
     figures = dashboard.build(logged, agencies, config.time_zone)
-    deadline_kinds = [d.kind for d in figures.deadlines]
+    deadline_kinds = [_(d.kind) for d in figures.deadlines]
     drawn = [
         charts.stacked_columns(
             "by-agency", _("Messages per agency and day"), figures.days, figures.by_agency
