@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -117,6 +118,23 @@ def next_steps(done: Rotation) -> list[tuple[str, str]]:
             )
         )
     return steps
+
+
+@app.command("fingerprint")
+def fingerprint(pki_dir: Path = PKI_DIR) -> None:
+    """Print the directory key's fingerprint, to hand to auditors on paper.
+
+    An auditor's browser shows the same fingerprint the first time it checks an audit
+    entry, and trusts the key only once the auditor confirms they match (SECURITY.md).
+    """
+    from gateway.pki.directory import key_fingerprint
+    from gateway.pki.keys import read_hex
+
+    try:
+        raw = read_hex(pki_dir / "directory.pub", 32)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read the directory key {pki_dir / 'directory.pub'}: {exc}")
+    sys.stdout.write(key_fingerprint(raw) + "\n")
 
 
 @app.command("show")

@@ -8,6 +8,7 @@ every node refuses a directory whose signature does not verify.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -184,6 +185,16 @@ def verify_directory(
             f"directory serial {directory.serial} is older than the known {min_serial}"
         )
     return directory
+
+
+def key_fingerprint(raw_key: bytes) -> str:
+    """SHA-256 of a raw public key, hex in groups of four: what people compare by eye.
+
+    The directory key's fingerprint is printed for auditors, whose browsers show the same
+    computation (gateway/console/static/verify.js `keyFingerprint`) before they trust it.
+    """
+    digest = hashlib.sha256(raw_key).hexdigest()
+    return " ".join(digest[i : i + 4] for i in range(0, len(digest), 4))
 
 
 def members_by_role(directory: Directory, roles: Iterable[str]) -> list[Member]:

@@ -9,6 +9,7 @@ the same vectors; broken inputs must each be reported as not verified.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -395,3 +396,30 @@ def test_garbage_is_refused_not_crashed(page: Any, log: Log) -> None:
     results = verify(page, bad)
     assert [r["ok"] for r in results] == [False] * len(bad)
     assert all(r["error"] and "TypeError" not in r["error"] for r in results), results
+
+
+def test_the_browser_shows_the_fingerprint_printed_for_auditors(page: Any, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+    from gateway.pki.store import PkiFolder
+
+    PkiFolder(tmp_path / "pki").init("fp.gateway")
+    printed = CliRunner().invoke(app, ["pki", "fingerprint", "--dir", str(tmp_path / "pki")])
+    assert printed.exit_code == 0, printed.output
+    raw = bytes.fromhex((tmp_path / "pki" / "directory.pub").read_text().strip())
+    digest = hashlib.sha256(raw).hexdigest()
+    assert printed.output.strip() == " ".join(digest[i : i + 4] for i in range(0, 64, 4))
+    shown = js(page, "return v.keyFingerprint(v.b64decode(arg, 'key'));", b64(raw))
+    assert shown == printed.output.strip()
+
+
+def test_fingerprint_of_a_missing_pki_folder_is_one_error_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    result = CliRunner().invoke(app, ["pki", "fingerprint", "--dir", str(tmp_path / "none")])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: cannot read the directory key")
+    assert "Traceback" not in result.output
