@@ -20,7 +20,10 @@ from typer.testing import CliRunner
 from gateway.cli import app as cli
 from gateway.console.server import ConsoleServer
 from gateway.localnet import Consortium
+from nodes.actions.police import ActionSpec
 from nodes.runtime import NodeContext
+from nodes.staff.accounts import StaffUser
+from nodes.staff.drafts import approve_draft, create_draft, get_draft
 from nodes.staff.trail import recent
 from tests.console.conftest import Staff, check_accessible, make_staff, shoot
 from tests.consortium import running
@@ -400,3 +403,41 @@ def test_a_rejected_draft_is_never_sent(net: Net, context: Any) -> None:
     assert "wrong account" in decided.inner_text()
     assert checker.locator("tr[data-draft-id]", has_text="C-2026-REJ").count() == 0
     checker.context.close()
+
+
+def test_the_bank_desk_shows_a_rejection_and_its_reason(net: Net, context: Any) -> None:
+    officer = user(net.police_ctx, "officer")
+    approver = user(net.police_ctx, "approver")
+    unknown = "6222020200177777777"
+    spec = ActionSpec(
+        recipient="bank-a",
+        action="STOP_PAYMENT",
+        case_ref="C-2026-UNK",
+        legal_basis=BASIS,
+        issuing_officer="",
+        approving_officer="",
+        identifier_kind="bank_account",
+        identifier=unknown,
+        whole_balance=True,
+        duration_hours=48,
+    )
+    as_officer = StaffUser(officer.user_id, "", "officer", "en")
+    as_approver = StaffUser(approver.user_id, "", "approver", "en")
+    draft_id = create_draft(net.police_ctx.engine, as_officer, spec)
+    draft = get_draft(net.police_ctx.engine, draft_id)
+    assert draft is not None
+    approve_draft(net.police_ctx, as_approver, draft_id, expected_sha256=draft.spec_sha256)
+
+    desk = user(net.bank_ctx, "auditor")
+    page = context.new_page()
+    log_in(page, net.bank.url, desk)
+    row = page.locator("tr", has_text="C-2026-UNK")
+    for _ in range(60):  # the broker delivers from its outbox: reload until it is there
+        if row.count() and "rejected" in row.first.inner_text():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    row = row.first
+    assert "unknown account" in row.inner_text()
+    assert unknown not in page.content()
+    shoot(page, "bank-desk-rejection")
