@@ -21,10 +21,9 @@ from sqlalchemy.orm import Session
 
 from gateway.broker.delivery import NodeDialer
 from gateway.broker.server import RunningBroker, serve_broker
-from gateway.db import make_engine
+from gateway.db import NodeBase, make_engine
 from gateway.envelope.build import Draft
 from gateway.identifiers import normalise
-from gateway.migrate import upgrade
 from gateway.pki.directory import Directory
 from gateway.pki.directory_source import FileDirectory
 from gateway.pki.keys import read_hex
@@ -47,7 +46,7 @@ def build_index(consortium: Consortium, node_id: str) -> None:
     """Load RECORDS into a responder and build its match index under its OPRF key."""
     config = consortium.node_config(node_id)
     engine = make_engine(config.database)
-    upgrade(engine, "node")
+    NodeBase.metadata.create_all(engine)
     upsert_records(engine, [(normalise(r.kind, r.value), r.attributes) for r in RECORDS])
     key = read_hex(consortium.pki.bundle(node_id).oprf_key, 32)
     update_index(
