@@ -7,8 +7,11 @@
    serves its staff console, and a console login per role is printed.
 3. The police query a suspect list against every bank and carrier, blinded (RFC 9497):
    which bank holds each account, which carrier each number.
-4. The police issue a stop-payment on a matched account and a suspension of a matched
-   number; the bank and carrier execute them and their signed receipts come back.
+4. An officer of the police node drafts a stop-payment on a matched account and a
+   suspension of a matched number; a different officer, an approver, approves them
+   (both log in with a password and a TOTP code), and only then are they signed, naming
+   both officers, and sent; the bank and carrier execute them and their signed
+   receipts come back.
 5. The regulator verifies the whole audit log through the broker.
 
 Every process started is stopped at the end, whatever happens.
@@ -35,10 +38,11 @@ from gateway.demo_data import Suspect, generate, load_responder, suspects
 from gateway.identifiers import IdentifierKind, normalise
 from gateway.localnet import Consortium, Processes, processes
 from gateway.pki.keys import read_hex
-from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
+from nodes.actions.police import ActionRequestRow, ActionSpec
 from nodes.matching import query_responders, refresh_index
 from nodes.runtime import NodeContext, open_node
-from nodes.staff.accounts import add_user
+from nodes.staff.accounts import StaffUser, add_user, authenticate
+from nodes.staff.drafts import approve_draft, create_draft, get_draft
 
 console = Console(width=120) if not Console().is_terminal else Console()
 CASE = "C-2026-0815"
@@ -146,8 +150,28 @@ DEMO_ACTIONS: tuple[tuple[IdentifierKind, str, str, dict[str, Any]], ...] = (
 """What the demo asks of the first matched account and the first matched number."""
 
 
+OFFICER = "wang.wei"
+APPROVER = "chen.jing"
+
+
+def staff(police: NodeContext) -> tuple[StaffUser, StaffUser]:
+    """An officer and an approver on the police node, logged in with password and code."""
+    logged_in = []
+    for user_id, role in ((OFFICER, "officer"), (APPROVER, "approver")):
+        made = add_user(police.engine, user_id, role)
+        code = pyotp.TOTP(made.totp_secret).now()
+        logged_in.append(authenticate(police.engine, user_id, made.password, code))
+    console.print(
+        f"staff: [bold]{OFFICER}[/] (officer) and [bold]{APPROVER}[/] (approver) logged in "
+        "with password and TOTP code"
+    )
+    return logged_in[0], logged_in[1]
+
+
 def act(police: NodeContext, wanted: list[Suspect], found: dict[int, str]) -> int:
-    """A stop-payment on a matched account and a suspension of a matched number."""
+    """A stop-payment on a matched account and a suspension of a matched number, each
+    drafted by one officer and approved by another."""
+    officer, approver = staff(police)
     specs = []
     for kind, action, identifier_kind, terms in DEMO_ACTIONS:
         index = next((i for i, s in enumerate(wanted) if s.kind == kind and i in found), None)
@@ -159,14 +183,24 @@ def act(police: NodeContext, wanted: list[Suspect], found: dict[int, str]) -> in
                 action=action,
                 case_ref=CASE,
                 legal_basis=BASIS,
-                issuing_officer="officer-0412",
-                approving_officer="chief-0007",
+                issuing_officer="",
+                approving_officer="",
                 identifier_kind=identifier_kind,
                 identifier=wanted[index].value,
                 **terms,
             )
         )
-    ids = [issue_action(police, spec).message_id for spec in specs]
+    ids = []
+    for spec in specs:
+        draft_id = create_draft(police.engine, officer, spec)
+        draft = get_draft(police.engine, draft_id)
+        assert draft is not None
+        result = approve_draft(police, approver, draft_id, expected_sha256=draft.spec_sha256)
+        console.print(
+            f"{spec.action} drafted by {officer.user_id} ({draft_id[:12]}), approved by "
+            f"{approver.user_id}: request {result.message_id[:12]}"
+        )
+        ids.append(result.message_id)
 
     def receipts() -> list[ActionRequestRow]:
         with Session(police.engine) as session:

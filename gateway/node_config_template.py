@@ -108,7 +108,7 @@ ops_listen = ""
 
 # The staff web console (officers, approvers, auditors, admins log in here; empty: off).
 # Keep it on loopback and publish it through the agency's TLS reverse proxy; behind TLS
-# set console_secure_cookies = true so the browser sends its session cookie over HTTPS only.
+# set console_secure_cookies to true so the browser sends its session cookie over HTTPS only.
 console_listen = "{console_listen}"
 console_secure_cookies = false
 # An unused console session closes after this many seconds.

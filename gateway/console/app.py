@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +26,12 @@ def create_app(
 ) -> Starlette:
     """The console of the node `ctx` runs; settings default to the node's configuration."""
     cfg = ctx.config
+    try:
+        ZoneInfo(cfg.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"time_zone {cfg.time_zone!r} is not a known IANA time zone (e.g. Asia/Shanghai)"
+        ) from None
     console = Console(
         ctx=ctx,
         sessions=SessionStore(

@@ -187,3 +187,28 @@ def test_a_disabled_user_is_logged_out_and_cannot_log_in(
     admin.post("/admin/users/leaver-1/disable", {})
     assert theirs.get("/police/cases").url.path == "/login"
     assert Client(police).login(victim).status_code == 401
+
+
+def test_a_login_without_the_login_page_s_csrf_token_is_refused(
+    police: NodeContext, staff: dict[str, Staff]
+) -> None:
+    client = Client(police)
+    client.http.get("/login?lang=en")
+    officer = staff["officer"]
+    response = client.http.post(
+        "/login",
+        data={
+            "csrf_token": "forged",
+            "user_id": officer.user_id,
+            "password": officer.password,
+            "totp": officer.code(),
+        },
+    )
+    assert response.url.path == "/login"
+    assert "The login form had expired or was not ours" in response.text
+    assert client.get("/police/cases").url.path == "/login"
+    assert last_event(police, officer.user_id) == (
+        "login",
+        "refused",
+        "missing or wrong CSRF token",
+    )

@@ -9,7 +9,6 @@ as a screenshot at 1280 and 800 px under test-output/screenshots/.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +20,22 @@ from typer.testing import CliRunner
 from gateway.cli import app as cli
 from gateway.console.server import ConsoleServer
 from gateway.localnet import Consortium
+from nodes.actions.police import ActionSpec
 from nodes.runtime import NodeContext
+from nodes.staff.accounts import StaffUser
+from nodes.staff.drafts import approve_draft, create_draft, get_draft
 from nodes.staff.trail import recent
 from tests.console.conftest import Staff, check_accessible, make_staff, shoot
 from tests.consortium import running
 
 ACCOUNT = "6222020200112233445"
 ABSENT = "6222020200199999999"
-BANK_CSV = f"kind,value,record_id,status,balance_minor\nbank_account,{ACCOUNT},A1,ACTIVE,1234567\n"
+SECOND = "6222020200155667788"
+BANK_CSV = (
+    "kind,value,record_id,status,balance_minor\n"
+    f"bank_account,{ACCOUNT},A1,ACTIVE,1234567\n"
+    f"bank_account,{SECOND},A2,ACTIVE,880000\n"
+)
 CASE = "C-2026-0412"
 BASIS = "反电信网络诈骗法 第三十一条"
 
@@ -108,11 +115,8 @@ def visit(page: Any, url: str, shot: str) -> None:
 
 
 def wait_for_receipt(page: Any, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while page.locator("#receipt").count() == 0:
-        assert time.monotonic() < deadline, "no receipt arrived"
-        time.sleep(0.5)
-        page.reload()
+    """The action page reloads itself until the receipt is there; no click needed."""
+    page.wait_for_selector("#receipt", timeout=timeout_s * 1000)
 
 
 def test_a_freeze_is_queried_drafted_approved_sent_and_its_receipt_arrives(
@@ -293,3 +297,147 @@ def test_the_admin_page_adds_a_user_and_shows_the_credentials_once(net: Net, con
     shoot(page, "admin-users")
     page.goto(f"{net.police.url}/admin/users")
     assert page.locator("#new-password").count() == 0
+
+
+def test_a_csv_upload_with_a_bad_line_sends_nothing_and_names_the_line(
+    net: Net, context: Any, tmp_path: Path
+) -> None:
+    officer = user(net.police_ctx, "officer")
+    page = context.new_page()
+    log_in(page, net.police.url, officer)
+    page.goto(f"{net.police.url}/police/query")
+    upload = tmp_path / "suspects.csv"
+    upload.write_text(f"kind,value\nbank_account,{SECOND}\nbank_account,12AB\n")
+    page.fill("#case_ref", "C-2026-CSV")
+    page.fill("#legal_basis", BASIS)
+    page.select_option("#kind", "bank_account")
+    page.set_input_files("#file", str(upload))
+    page.click("#run-query")
+    page.wait_for_load_state()
+    assert "Uploaded file line 3" in page.inner_text("#query-errors")
+    assert page.locator("section.responder").count() == 0
+    shoot(page, "query-csv-refused")
+    events = recent(net.police_ctx.engine, 5, user_id=officer.user_id)
+    assert (events[0].event, events[0].outcome) == ("query", "refused")
+
+    upload.write_text(f"kind,value\nbank_account,{SECOND}\n")
+    page.set_input_files("#file", str(upload))
+    page.click("#run-query")
+    page.wait_for_load_state()
+    responder = page.locator("section.responder", has_text="bank-a")
+    assert responder.locator("td.mono", has_text=SECOND).count() == 1
+
+
+def test_a_stop_payment_is_extended_through_a_second_four_eyes_draft(
+    net: Net, context: Any
+) -> None:
+    officer = user(net.police_ctx, "officer")
+    approver = user(net.police_ctx, "approver")
+    page = context.new_page()
+    log_in(page, net.police.url, officer)
+    page.goto(f"{net.police.url}/police/drafts/new")
+    page.select_option("#action", "STOP_PAYMENT")
+    page.fill("#case_ref", "C-2026-EXT")
+    page.fill("#legal_basis", BASIS)
+    page.select_option("#identifier_kind", "bank_account")
+    page.fill("#identifier", SECOND)
+    page.uncheck("#whole_balance")  # checked by default for a stop-payment
+    page.fill("#amount", "1,000.50")
+    page.fill("#duration_hours", "48")
+    page.click("#save-draft")
+    page.wait_for_load_state()
+
+    checker = context.browser.new_context().new_page()
+    log_in(checker, net.police.url, approver)
+
+    def approve_latest(case: str) -> None:
+        checker.goto(f"{net.police.url}/police/drafts")
+        checker.locator("tr[data-draft-id]", has_text=case).first.locator("button.approve").click()
+        checker.wait_for_load_state()
+        wait_for_receipt(checker)
+
+    approve_latest("C-2026-EXT")
+    assert checker.inner_text("#action-state") == "executed"
+    assert "¥1,000.50" in checker.inner_text("#receipt")
+    stop_payment = checker.url
+
+    page.goto(stop_payment)
+    page.click("#follow-extend")
+    page.wait_for_load_state()
+    assert page.input_value("[name=target_request_id]") == stop_payment.rsplit("/", 1)[1]
+    page.click("#save-draft")
+    page.wait_for_load_state()
+    approve_latest("C-2026-EXT")
+    assert checker.inner_text("#action-state") == "executed"
+    checker.goto(stop_payment)
+    assert checker.inner_text("#action-state") == "extended"
+    shoot(checker, "action-extended")
+    checker.context.close()
+
+
+def test_a_rejected_draft_is_never_sent(net: Net, context: Any) -> None:
+    officer = user(net.police_ctx, "officer")
+    approver = user(net.police_ctx, "approver")
+    page = context.new_page()
+    log_in(page, net.police.url, officer)
+    page.goto(f"{net.police.url}/police/drafts/new")
+    page.fill("#case_ref", "C-2026-REJ")
+    page.fill("#legal_basis", BASIS)
+    page.select_option("#identifier_kind", "bank_account")
+    page.fill("#identifier", SECOND)
+    page.click("#save-draft")
+    page.wait_for_load_state()
+    checker = context.browser.new_context().new_page()
+    log_in(checker, net.police.url, approver)
+    checker.goto(f"{net.police.url}/police/drafts")
+    row = checker.locator("tr[data-draft-id]", has_text="C-2026-REJ").first
+    row.locator("button.reject").click()
+    checker.wait_for_load_state()
+    assert "give a reason for the rejection" in checker.inner_text(".flash.error")
+    row = checker.locator("tr[data-draft-id]", has_text="C-2026-REJ").first
+    row.locator("input[name=reason]").fill("wrong account")
+    row.locator("button.reject").click()
+    checker.wait_for_load_state()
+    assert "nothing was sent" in checker.inner_text(".flash.ok")
+    decided = checker.locator("#decided ~ div tr", has_text="C-2026-REJ")
+    assert "wrong account" in decided.inner_text()
+    assert checker.locator("tr[data-draft-id]", has_text="C-2026-REJ").count() == 0
+    checker.context.close()
+
+
+def test_the_bank_desk_shows_a_rejection_and_its_reason(net: Net, context: Any) -> None:
+    officer = user(net.police_ctx, "officer")
+    approver = user(net.police_ctx, "approver")
+    unknown = "6222020200177777777"
+    spec = ActionSpec(
+        recipient="bank-a",
+        action="STOP_PAYMENT",
+        case_ref="C-2026-UNK",
+        legal_basis=BASIS,
+        issuing_officer="",
+        approving_officer="",
+        identifier_kind="bank_account",
+        identifier=unknown,
+        whole_balance=True,
+        duration_hours=48,
+    )
+    as_officer = StaffUser(officer.user_id, "", "officer", "en")
+    as_approver = StaffUser(approver.user_id, "", "approver", "en")
+    draft_id = create_draft(net.police_ctx.engine, as_officer, spec)
+    draft = get_draft(net.police_ctx.engine, draft_id)
+    assert draft is not None
+    approve_draft(net.police_ctx, as_approver, draft_id, expected_sha256=draft.spec_sha256)
+
+    desk = user(net.bank_ctx, "auditor")
+    page = context.new_page()
+    log_in(page, net.bank.url, desk)
+    row = page.locator("tr", has_text="C-2026-UNK")
+    for _ in range(60):  # the broker delivers from its outbox: reload until it is there
+        if row.count() and "rejected" in row.first.inner_text():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    row = row.first
+    assert "unknown account" in row.inner_text()
+    assert unknown not in page.content()
+    shoot(page, "bank-desk-rejection")

@@ -18,6 +18,7 @@ from gateway.envelope.build import now_ms
 from gateway.kinds import ACTIONS, Kind
 from gateway.v1 import gateway_pb2 as pb
 from nodes.actions.holds import ACTIVE, HoldRow
+from nodes.actions.outcomes import ActionOutcomeRow
 from nodes.journal import InboundRow, OutboundRow
 
 RESPONDERS = ("bank", "carrier")
@@ -40,11 +41,12 @@ class Incoming:
     whole_balance: bool
     duration_hours: int
     outcome: str
+    reason: str
     executed_amount_minor: int
     hold_expires_at_ms: int
 
 
-def incoming(row: InboundRow) -> Incoming:
+def incoming(row: InboundRow, decided: ActionOutcomeRow | None) -> Incoming:
     header = pb.Header.FromString(row.header)
     answer = pb.Envelope.FromString(row.answer) if row.answer else None
     answered = pb.Header.FromString(answer.header) if answer is not None else pb.Header()
@@ -62,6 +64,7 @@ def incoming(row: InboundRow) -> Incoming:
         whole_balance=terms.whole_balance,
         duration_hours=terms.duration_hours,
         outcome=answered.outcome.lower(),
+        reason=decided.reason if decided is not None else "",
         executed_amount_minor=answered.terms.executed_amount_minor,
         hold_expires_at_ms=answered.terms.hold_expires_at_ms,
     )
@@ -77,9 +80,10 @@ def masked(identifier: str) -> str:
 def desk(page: Page) -> Response:
     with Session(page.ctx.engine) as session:
         requests = [
-            incoming(r)
-            for r in session.scalars(
-                select(InboundRow)
+            incoming(row, decided)
+            for row, decided in session.execute(
+                select(InboundRow, ActionOutcomeRow)
+                .outerjoin(ActionOutcomeRow, ActionOutcomeRow.request_id == InboundRow.message_id)
                 .where(InboundRow.kind.in_(sorted(ACTIONS)))
                 .order_by(InboundRow.received_at_ms.desc())
                 .limit(LIMIT)
