@@ -28,7 +28,9 @@ NODES = ("police-1", "bank-a", "bank-b", "regulator-1")
 
 
 @pytest.fixture(scope="module")
-def net(consortium: Consortium) -> Iterator[Consortium]:
+def net(backend_consortium: Consortium) -> Iterator[Consortium]:
+    """On SQLite, then PostgreSQL (the broker's message table is read for each page)."""
+    consortium = backend_consortium
     seed_accounts(consortium, "bank-b", {ACCOUNT: 1_000_000})
     with running(consortium, NODES):
         police = client(consortium, "police-1")

@@ -138,3 +138,16 @@ def test_officers_may_not_use_the_compliance_view(net: Any) -> None:
         "/compliance/entry/0",
     ):
         assert http.get(path).status_code == 403, path
+
+
+def test_json_twins_of_the_search_and_the_entry(net: Any) -> None:
+    c, ctx = net
+    http = auditor(ctx["bank-a"])
+    found = http.get("/compliance.json?case=C-A").json()
+    expected = [i for i, e in whole_log(c) if e.get("case_ref") == "C-A"]
+    assert [row["index"] for row in found["entries"]] == sorted(expected, reverse=True)
+    assert found["verification"]["ok"] is True and found["verification"]["whole_log"] is False
+    index = expected[0]
+    data = http.get(f"/compliance/entry/{index}.json").json()
+    assert data["index"] == index and data["entry"] == dict(whole_log(c))[index]
+    assert http.get("/compliance.json?since=yesterday").status_code == 400

@@ -9,12 +9,13 @@ signed directory itself, against a directory key the auditor confirmed (SECURITY
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.audit.checkpoint import parse_checkpoint
@@ -54,6 +55,11 @@ def _unreadable(page: Page, template: str, error: Unreadable, **context: Any) ->
     return page.render(template, 502, read_error=str(error), **context)
 
 
+def _wants_json(page: Page) -> bool:
+    """The page's JSON twin (`.json` added to its path): same code, data instead of HTML."""
+    return page.request.url.path.endswith(".json")
+
+
 def _log(page: Page) -> list[Logged]:
     return _read(lambda: read_log(page.ctx.client, page.console.config.role))
 
@@ -69,7 +75,10 @@ def search_page(page: Page) -> Response:
         "whole_log": reads_whole_log(page.console.config.role),
         "export_params": query.as_params(),
     }
+    as_json = _wants_json(page)
     if errors:
+        if as_json:
+            return JSONResponse({"errors": errors}, 400)
         return page.render(
             "compliance/search.html", 400, rows=[], verification=None, total=0, **context
         )
@@ -77,11 +86,21 @@ def search_page(page: Page) -> Response:
         logged = _log(page)
         verification = _read(lambda: log_status(page.ctx.client, logged, context["whole_log"]))
     except Unreadable as exc:
+        if as_json:
+            return JSONResponse({"errors": [str(exc)]}, 502)
         return _unreadable(
             page, "compliance/search.html", exc, rows=[], verification=None, total=0, **context
         )
     found = search.matching(logged, criteria)
     page.audit("compliance.search", "ok", f"{len(found)} of {len(logged)} entries")
+    if as_json:
+        return JSONResponse(
+            {
+                "total": len(found),
+                "entries": search.rows(found),
+                "verification": dataclasses.asdict(verification),
+            }
+        )
     return page.render(
         "compliance/search.html",
         rows=search.rows(found),
@@ -110,7 +129,7 @@ def export(page: Page) -> Response:
 
 
 def _entry_index(page: Page) -> int | None:
-    text = page.request.path_params["index"]
+    text = page.request.path_params["index"].removesuffix(".json")
     return int(text) if text.isdigit() and len(text) < 19 else None
 
 
@@ -177,6 +196,9 @@ def entry(page: Page) -> Response:
         "text": _browser_strings(),
     }
     page.audit("compliance.entry", "ok", f"entry {index}")
+    if _wants_json(page):
+        del proof_data["text"]
+        return JSONResponse({**proof_data, "entry": logged.entry})
     return page.render(
         "compliance/entry.html",
         index=index,
@@ -248,8 +270,10 @@ def dashboard_page(page: Page) -> Response:
 
 ROUTES: list[BaseRoute] = [
     Route("/compliance", search_page, methods=["GET"]),
+    Route("/compliance.json", search_page, methods=["GET"]),
     Route("/compliance/export.csv", export, methods=["GET"]),
     Route("/compliance/dashboard", dashboard_page, methods=["GET"]),
+    Route("/compliance/entry/{index}.json", entry, methods=["GET"]),
     Route("/compliance/entry/{index}", entry, methods=["GET"]),
     Route("/compliance/entry/{index}/proof.txt", proof_text, methods=["GET"]),
 ]
