@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gateway.console import login
@@ -42,6 +42,7 @@ def create_app(
     )
     routes: list[BaseRoute] = list(login.ROUTES)
     for module in PAGES:
+        routes.extend(json_twins(module.ROUTES))
         routes.extend(module.ROUTES)
         console.nav.extend(module.NAV)
     routes.append(Mount("/static", StaticFiles(packages=[("gateway.console", "static")])))
@@ -51,6 +52,16 @@ def create_app(
     )
     app.state.console = console
     return app
+
+
+def json_twins(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """Each GET page also at its address plus `.json`: one code path for page and API
+    (listed first, so that `/x/{id}` does not take `/x/abc.json` for an id)."""
+    return [
+        Route(f"{r.path}.json", r.endpoint, methods=["GET"], name=f"{r.name}.json")
+        for r in routes
+        if isinstance(r, Route) and r.methods is not None and "GET" in r.methods
+    ]
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Final
 
 from jinja2 import Environment
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from gateway.config import NodeConfig
 from gateway.console.i18n import gettext_, set_language
 from gateway.console.sessions import COOKIE, ConsoleSession, Expired, SessionStore
 from gateway.console.staff import StaffUser, record
-from gateway.console.templating import render
+from gateway.console.templating import SECURITY_HEADERS, render
+from gateway.db import NodeBase
 from nodes.runtime import NodeContext
 
 ALL_STAFF: Final = ("officer", "approver", "auditor", "admin")
@@ -90,6 +91,9 @@ class Page:
         return self.console.ctx
 
     def render(self, template: str, status: int = 200, **context: Any) -> Response:
+        """The page as HTML, or as JSON when its address ends in `.json`."""
+        if self.request.url.path.endswith(".json"):
+            return JSONResponse(plain(context), status, headers=SECURITY_HEADERS)
         return render_page(self.console, self.session, template, status, **context)
 
     def redirect(self, path: str, level: str = "", message: str = "") -> Response:
@@ -100,6 +104,33 @@ class Page:
 
     def audit(self, event: str, outcome: str, detail: str = "") -> None:
         self.console.audit(self.user.user_id, event, outcome, detail)
+
+
+def plain(value: Any) -> Any:
+    """A page's context as JSON values: rows and dataclasses as objects; bytes (signed
+    envelopes) and helpers left out."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items() if keep(v)}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value if keep(v)]
+    if isinstance(value, set | frozenset):
+        return sorted(plain(v) for v in value if keep(v))
+    if is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: plain(getattr(value, f.name))
+            for f in fields(value)
+            if keep(getattr(value, f.name))
+        }
+    if isinstance(value, NodeBase):
+        columns = value.__table__.columns  # type: ignore[attr-defined]
+        return {c.key: plain(getattr(value, c.key)) for c in columns if keep(getattr(value, c.key))}
+    return str(value)
+
+
+def keep(value: Any) -> bool:
+    return not isinstance(value, bytes | bytearray) and not callable(value)
 
 
 def render_page(
@@ -147,7 +178,11 @@ async def read_form(request: Request) -> tuple[dict[str, str], dict[str, bytes]]
     return values, uploads
 
 
-def refuse(console: Console, session: ConsoleSession, status: int, message: str) -> Response:
+def refuse(
+    console: Console, session: ConsoleSession, status: int, message: str, json: bool = False
+) -> Response:
+    if json:
+        return JSONResponse({"code": status, "message": message}, status, headers=SECURITY_HEADERS)
     return render_page(console, session, "error.html", status, message=message, code=status)
 
 
@@ -184,8 +219,11 @@ def page(
             user = session.user
             set_language(user.language)
             where = f"{request.method} {request.url.path}"
+            as_json = request.url.path.endswith(".json")
             if nodes is not None and console.config.role not in nodes:
-                return refuse(console, session, 404, gettext_("This node has no such page."))
+                return refuse(
+                    console, session, 404, gettext_("This node has no such page."), as_json
+                )
             if user.role not in allowed:
                 console.audit(user.user_id, "access", "denied", f"{where}: role {user.role}")
                 return refuse(
@@ -193,6 +231,7 @@ def page(
                     session,
                     403,
                     gettext_("Your role may not use this page; ask a user with another role."),
+                    as_json,
                 )
             form: dict[str, str] = {}
             files: dict[str, bytes] = {}

@@ -212,3 +212,20 @@ def test_a_login_without_the_login_page_s_csrf_token_is_refused(
         "refused",
         "missing or wrong CSRF token",
     )
+
+
+def test_each_page_is_also_json_for_scripts_under_the_same_guard(
+    police: NodeContext, staff: dict[str, Staff]
+) -> None:
+    admin = Client(police)
+    admin.login(staff["admin"])
+    listed = admin.get("/admin/users.json").json()
+    ids = {u["user_id"] for u in listed["users"]}
+    assert staff["officer"].user_id in ids
+    assert all("password" not in key for u in listed["users"] for key in u)
+    auditor = Client(police)
+    auditor.login(staff["auditor"])
+    assert auditor.get("/police/drafts.json").json()["waiting"] == []
+    refused = auditor.get("/admin/users.json")
+    assert refused.status_code == 403
+    assert refused.json()["message"].startswith("Your role may not use this page")

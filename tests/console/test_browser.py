@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from gateway.cli import app as cli
@@ -22,8 +24,15 @@ from gateway.console.server import ConsoleServer
 from gateway.localnet import Consortium
 from nodes.actions.police import ActionSpec
 from nodes.runtime import NodeContext
-from nodes.staff.accounts import StaffUser
-from nodes.staff.drafts import approve_draft, create_draft, get_draft
+from nodes.staff.accounts import StaffUser, get_user
+from nodes.staff.drafts import (
+    ActionDraftRow,
+    approve_draft,
+    canonical,
+    create_draft,
+    get_draft,
+    sha256_hex,
+)
 from nodes.staff.trail import recent
 from tests.console.conftest import Staff, check_accessible, make_staff, shoot
 from tests.consortium import running
@@ -441,3 +450,51 @@ def test_the_bank_desk_shows_a_rejection_and_its_reason(net: Net, context: Any) 
     assert "unknown account" in row.inner_text()
     assert unknown not in page.content()
     shoot(page, "bank-desk-rejection")
+
+
+def test_a_draft_changed_after_the_approver_saw_it_is_not_sent(net: Net, context: Any) -> None:
+    officer = user(net.police_ctx, "officer")
+    approver = user(net.police_ctx, "approver")
+    spec = ActionSpec(
+        recipient="bank-a",
+        action="FREEZE",
+        case_ref="C-2026-TAMPER",
+        legal_basis=BASIS,
+        issuing_officer="",
+        approving_officer="",
+        identifier_kind="bank_account",
+        identifier=SECOND,
+        whole_balance=True,
+        duration_hours=24,
+    )
+    engine = net.police_ctx.engine
+    draft_id = create_draft(engine, StaffUser(officer.user_id, "", "officer", "en"), spec)
+    page = context.new_page()
+    log_in(page, net.police.url, approver)
+    page.goto(f"{net.police.url}/police/drafts")
+    # Someone with database access changes the draft (and its hash) after it was shown.
+    changed = replace(spec, identifier=ACCOUNT)
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(ActionDraftRow)
+            .where(ActionDraftRow.draft_id == draft_id)
+            .values(spec_json=canonical(changed), spec_sha256=sha256_hex(canonical(changed)))
+        )
+    page.locator(f"tr[data-draft-id='{draft_id}'] button.approve").click()
+    page.wait_for_load_state()
+    assert "the draft changed after you viewed it" in page.inner_text(".flash.error")
+    draft = get_draft(engine, draft_id)
+    assert draft is not None and draft.state == "drafted" and not draft.request_id
+
+
+def test_a_user_s_language_choice_is_kept(net: Net, context: Any) -> None:
+    officer = user(net.police_ctx, "officer")
+    page = context.new_page()
+    log_in(page, net.police.url, officer)
+    assert page.inner_text("h1") == "Cases"
+    page.select_option("#language-choice", "zh_CN")
+    page.locator("form[action='/language'] button").click()
+    page.wait_for_load_state()
+    assert page.inner_text("h1") == "案件"
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    assert get_user(net.police_ctx.engine, officer.user_id).language == "zh_CN"  # type: ignore[union-attr]

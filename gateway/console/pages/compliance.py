@@ -56,7 +56,8 @@ def _unreadable(page: Page, template: str, error: Unreadable, **context: Any) ->
 
 
 def _wants_json(page: Page) -> bool:
-    """The page's JSON twin (`.json` added to its path): same code, data instead of HTML."""
+    """The page's JSON twin (`.json` added to its path, routed by the console's app): these
+    pages give their data in a shape made for scripts rather than their template context."""
     return page.request.url.path.endswith(".json")
 
 
@@ -270,10 +271,8 @@ def dashboard_page(page: Page) -> Response:
 
 ROUTES: list[BaseRoute] = [
     Route("/compliance", search_page, methods=["GET"]),
-    Route("/compliance.json", search_page, methods=["GET"]),
     Route("/compliance/export.csv", export, methods=["GET"]),
     Route("/compliance/dashboard", dashboard_page, methods=["GET"]),
-    Route("/compliance/entry/{index}.json", entry, methods=["GET"]),
     Route("/compliance/entry/{index}", entry, methods=["GET"]),
     Route("/compliance/entry/{index}/proof.txt", proof_text, methods=["GET"]),
 ]
