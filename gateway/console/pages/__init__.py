@@ -9,4 +9,4 @@ from types import ModuleType
 
 from gateway.console.pages import admin, compliance, desk, police
 
-PAGES: tuple[ModuleType, ...] = (police, desk, compliance, admin)
+PAGES: tuple[ModuleType, ...] = (police, desk, admin, compliance)
