@@ -151,3 +151,25 @@ def test_json_twins_of_the_search_and_the_entry(net: Any) -> None:
     data = http.get(f"/compliance/entry/{index}.json").json()
     assert data["index"] == index and data["entry"] == dict(whole_log(c))[index]
     assert http.get("/compliance.json?since=yesterday").status_code == 400
+
+
+def test_a_log_that_fails_its_checks_is_reported_not_shown(net: Any) -> None:
+    from nodes.broker_client import LogIntegrityError
+
+    _c, ctx = net
+    http = auditor(ctx["bank-a"])
+    client = ctx["bank-a"].client
+    real = client.read_audit_proven
+
+    def forked(*_args: Any, **_kwargs: Any) -> Any:
+        raise LogIntegrityError("two checkpoints of size 9 with different roots: the log forked")
+
+    client.read_audit_proven = forked  # type: ignore[method-assign]
+    try:
+        for path in ("/compliance", "/compliance/dashboard", "/compliance/entry/0"):
+            page = http.get(path)
+            assert page.status_code == 502, path
+            assert "the log forked" in page.text and "Traceback" not in page.text
+            assert 'id="proof-data"' not in page.text and "<svg" not in page.text
+    finally:
+        client.read_audit_proven = real  # type: ignore[method-assign]
