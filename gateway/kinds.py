@@ -36,6 +36,9 @@ INTERACTIVE = frozenset({Kind.PING, Kind.MATCH_QUERY, Kind.PSI_REQUEST})
 ANSWERS = frozenset({Kind.PONG, Kind.MATCH_RESPONSE, Kind.PSI_RESPONSE})
 """Only ever travel as a recipient's direct answer to an interactive message."""
 
+CALLS = frozenset({Kind.AUDIT_READ, Kind.AUDIT_READ_OWN})
+"""Policy actions of the broker's audit-read calls: never sent as messages."""
+
 ANSWER_TO = {
     Kind.PING: Kind.PONG,
     Kind.MATCH_QUERY: Kind.MATCH_RESPONSE,

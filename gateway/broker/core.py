@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import grpc
 from sqlalchemy import select
@@ -31,7 +32,7 @@ from gateway.broker.quotas import QuotaCounter
 from gateway.broker.receipts import receipt_problem, stage_receipt_effects
 from gateway.envelope.build import now_ms
 from gateway.envelope.verify import EnvelopeVerifier, Rejected, Verified
-from gateway.kinds import ANSWER_TO, ANSWERS, DURABLE, INTERACTIVE, Kind
+from gateway.kinds import ANSWER_TO, ANSWERS, CALLS, DURABLE, INTERACTIVE, Kind
 from gateway.logs import event
 from gateway.pki.directory import Directory, Member
 from gateway.policy import Party, PolicyDecision, PolicyEngine, PolicyRequest
@@ -198,13 +199,13 @@ class Broker:
         header = verdict.header
         kind = Kind(header.kind)
         if kind in ANSWERS:
-            reason = f"routing: {kind} travels only as a direct answer, not by Submit"
-            self._audit_rejection(
-                envelope,
-                Rejected("routing", reason, grpc.StatusCode.INVALID_ARGUMENT),
-                peer_node_id,
+            self._refuse_routing(
+                envelope, peer_node_id, f"{kind} travels only as a direct answer, not by Submit"
             )
-            raise BrokerRefusal(grpc.StatusCode.INVALID_ARGUMENT, reason)
+        if kind in CALLS:
+            self._refuse_routing(
+                envelope, peer_node_id, f"{kind} is a call to the broker (ReadAudit), not a message"
+            )
         decision = self._decide(verdict, envelope)
         if kind == Kind.ACTION_RECEIPT:
             routed = self._record_receipt(envelope, verdict, decision)
@@ -219,6 +220,16 @@ class Broker:
         else:
             self.outbox_wakeup.set()
         return routed
+
+    def _refuse_routing(
+        self, envelope: pb.Envelope, peer_node_id: str | None, why: str
+    ) -> NoReturn:
+        """Refuse a kind that is never routed by Submit; the refusal is audited."""
+        reason = f"routing: {why}"
+        self._audit_rejection(
+            envelope, Rejected("routing", reason, grpc.StatusCode.INVALID_ARGUMENT), peer_node_id
+        )
+        raise BrokerRefusal(grpc.StatusCode.INVALID_ARGUMENT, reason)
 
     def _record_receipt(
         self, envelope: pb.Envelope, verdict: Verified, decision: PolicyDecision

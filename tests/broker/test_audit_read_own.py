@@ -155,3 +155,16 @@ def test_the_regulator_reads_the_whole_log_with_proofs(net: Consortium) -> None:
     assert [e.index for e in proven] == list(range(len(proven)))
     cases = {json.loads(e.leaf).get("case_ref") for e in proven}
     assert {"C-A", "C-B", "C-B2"} <= cases
+
+
+@pytest.mark.parametrize("kind", ["AUDIT_READ_OWN", "AUDIT_READ"])
+def test_an_audit_read_sent_as_a_message_is_refused_and_stores_nothing(
+    net: Consortium, bank_a: NodeContext, kind: str
+) -> None:
+    draft = Draft(sender="bank-a", recipients=["broker"], kind=kind, payload=b"x" * 1000)
+    with pytest.raises(grpc.RpcError) as info:
+        bank_a.client.submit(draft)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is a call to the broker" in (info.value.details() or "")
+    refused = [e for _, e in whole_log(net) if e.get("message_id") == draft.message_id]
+    assert [e["type"] for e in refused] == ["rejection"]
