@@ -556,7 +556,7 @@ def test_a_number_found_at_the_carrier_is_suspended_and_the_carrier_desk_shows_i
 
     desk = context.browser.new_context().new_page()
     log_in(desk, net.carrier.url, user(net.carrier_ctx, "officer"))
-    suspended = desk.locator("table[aria-labelledby=holds] tr", has_text="SUSPEND_NUMBER").first
+    suspended = desk.locator("table[aria-labelledby=holds] tr", has_text="Number suspension").first
     assert "•5678" in suspended.inner_text() and PHONE not in desk.content()
     check_accessible(desk)
     shoot(desk, "carrier-desk")
