@@ -18,6 +18,22 @@ KIND_NAMES = {
 """Identifier kinds as users name them (身份证号, 手机号, 银行卡号, 账号 in Chinese)."""
 
 
+ACTION_NAMES = {
+    "STOP_PAYMENT": "Stop-payment",
+    "FREEZE": "Freeze",
+    "EXTEND": "Extension",
+    "RELEASE": "Release",
+    "SUSPEND_NUMBER": "Number suspension",
+    "RESTORE_NUMBER": "Number restoration",
+}
+"""Action kinds as users name them (紧急止付, 冻结, 延期, 解除, 号码停机, 号码复机)."""
+
+
+def action_name(action: str) -> str:
+    english = ACTION_NAMES.get(action)
+    return _(english) if english else action
+
+
 def kind_name(kind: str) -> str:
     english = KIND_NAMES.get(kind)
     return _(english) if english else kind

@@ -23,6 +23,7 @@ def environment(time_zone: str) -> Environment:
     env.filters["local_time"] = lambda ms: formatting.local_time(int(ms or 0), time_zone)
     env.filters["yuan"] = formatting.yuan
     env.filters["kind_name"] = formatting.kind_name
+    env.filters["action_name"] = formatting.action_name
     env.globals["language_names"] = LANGUAGE_NAMES
     env.globals["current_language"] = current_language
     env.globals["time_zone"] = time_zone

@@ -19,13 +19,13 @@ WORDS = (
     N_("bank"),
     N_("carrier"),
     N_("regulator"),
-    # actions
-    N_("STOP_PAYMENT"),
-    N_("FREEZE"),
-    N_("EXTEND"),
-    N_("RELEASE"),
-    N_("SUSPEND_NUMBER"),
-    N_("RESTORE_NUMBER"),
+    # actions (formatting.ACTION_NAMES)
+    N_("Stop-payment"),
+    N_("Freeze"),
+    N_("Extension"),
+    N_("Release"),
+    N_("Number suspension"),
+    N_("Number restoration"),
     # states of requests, drafts and holds
     N_("requested"),
     N_("executed"),

@@ -45,6 +45,8 @@ BANK_CSV = (
     f"bank_account,{ACCOUNT},A1,ACTIVE,1234567\n"
     f"bank_account,{SECOND},A2,ACTIVE,880000\n"
 )
+PHONE = "+8613812345678"
+CARRIER_CSV = f"kind,value,record_id,status\nphone,{PHONE},S1,ACTIVE\n"
 CASE = "C-2026-0412"
 BASIS = "反电信网络诈骗法 第三十一条"
 
@@ -55,30 +57,46 @@ pytestmark = pytest.mark.slow
 class Net:
     police: ConsoleServer
     bank: ConsoleServer
+    carrier: ConsoleServer
     police_ctx: NodeContext
     bank_ctx: NodeContext
+    carrier_ctx: NodeContext
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     root: Path = tmp_path_factory.mktemp("console-browser")
     c = Consortium.create(
-        root, (("police-1", "police", "City Police"), ("bank-a", "bank", "Bank A"))
+        root,
+        (
+            ("police-1", "police", "City Police"),
+            ("bank-a", "bank", "Bank A"),
+            ("carrier-1", "carrier", "Carrier One"),
+        ),
     )
-    (root / "accounts.csv").write_text(BANK_CSV)
-    done = CliRunner().invoke(
-        cli,
-        ["node", "ingest", str(root / "accounts.csv"), "--config", str(c.config_path("bank-a"))],
-    )
-    assert done.exit_code == 0, done.output
+    for node, name, text in (
+        ("bank-a", "accounts", BANK_CSV),
+        ("carrier-1", "numbers", CARRIER_CSV),
+    ):
+        (root / f"{name}.csv").write_text(text)
+        done = CliRunner().invoke(
+            cli, ["node", "ingest", str(root / f"{name}.csv"), "--config", str(c.config_path(node))]
+        )
+        assert done.exit_code == 0, done.output
     with running(c) as (_broker, nodes):
-        police = ConsoleServer(nodes["police-1"].ctx, "127.0.0.1:0")
-        bank = ConsoleServer(nodes["bank-a"].ctx, "127.0.0.1:0")
+        consoles = {n: ConsoleServer(nodes[n].ctx, "127.0.0.1:0") for n in nodes}
         try:
-            yield Net(police, bank, nodes["police-1"].ctx, nodes["bank-a"].ctx)
+            yield Net(
+                consoles["police-1"],
+                consoles["bank-a"],
+                consoles["carrier-1"],
+                nodes["police-1"].ctx,
+                nodes["bank-a"].ctx,
+                nodes["carrier-1"].ctx,
+            )
         finally:
-            police.stop()
-            bank.stop()
+            for server in consoles.values():
+                server.stop()
 
 
 _made = itertools.count(1)
@@ -498,3 +516,48 @@ def test_a_user_s_language_choice_is_kept(net: Net, context: Any) -> None:
     assert page.inner_text("h1") == "案件"
     assert page.evaluate("document.documentElement.lang") == "zh-CN"
     assert get_user(net.police_ctx.engine, officer.user_id).language == "zh_CN"  # type: ignore[union-attr]
+
+
+def test_a_number_found_at_the_carrier_is_suspended_and_the_carrier_desk_shows_it(
+    net: Net, context: Any
+) -> None:
+    officer = user(net.police_ctx, "officer")
+    approver = user(net.police_ctx, "approver")
+    page = context.new_page()
+    log_in(page, net.police.url, officer)
+    page.goto(f"{net.police.url}/police/query")
+    page.fill("#case_ref", "C-2026-NUM")
+    page.fill("#legal_basis", BASIS)
+    page.select_option("#kind", "phone")
+    page.select_option("#target", "role:carrier")
+    page.fill("#identifiers", "138 1234 5678\n")
+    page.click("#run-query")
+    page.wait_for_load_state()
+    responder = page.locator("section.responder", has_text="carrier-1")
+    responder.locator("button.draft-from-row").first.click()
+    page.wait_for_load_state()
+    assert page.input_value("#action") == "SUSPEND_NUMBER"
+    assert page.input_value("#recipient") == "carrier-1"
+    page.fill("#duration_hours", "72")
+    page.click("#save-draft")
+    page.wait_for_load_state()
+
+    checker = context.browser.new_context().new_page()
+    log_in(checker, net.police.url, approver)
+    checker.goto(f"{net.police.url}/police/drafts")
+    row = checker.locator("tr[data-draft-id]", has_text="C-2026-NUM").first
+    assert "Phone number" in row.inner_text()
+    row.locator("button.approve").click()
+    checker.wait_for_load_state()
+    wait_for_receipt(checker)
+    assert checker.inner_text("#action-state") == "executed"
+    assert checker.locator("#follow-restore_number").count() == 1
+    checker.context.close()
+
+    desk = context.browser.new_context().new_page()
+    log_in(desk, net.carrier.url, user(net.carrier_ctx, "officer"))
+    suspended = desk.locator("table[aria-labelledby=holds] tr", has_text="Number suspension").first
+    assert "•5678" in suspended.inner_text() and PHONE not in desk.content()
+    check_accessible(desk)
+    shoot(desk, "carrier-desk")
+    desk.context.close()

@@ -49,3 +49,14 @@ def test_every_message_has_its_chinese_and_the_catalogue_compiles_without_a_buil
     untranslated = [m.id for m in catalog if m.id and not m.string]
     assert untranslated == []
     assert translations("zh_CN").gettext("Log in") == "登录"
+
+
+def test_actions_are_named_as_users_name_them() -> None:
+    set_language("zh_CN")
+    names = [
+        formatting.action_name(a)
+        for a in ("STOP_PAYMENT", "FREEZE", "EXTEND", "RELEASE", "SUSPEND_NUMBER", "RESTORE_NUMBER")
+    ]
+    assert names == ["紧急止付", "冻结", "延期", "解除", "号码停机", "号码复机"]
+    set_language("en")
+    assert formatting.action_name("STOP_PAYMENT") == "Stop-payment"
