@@ -124,7 +124,7 @@ def test_the_dashboard_draws_its_charts(net: Any) -> None:
     assert page.status_code == 200
     assert page.text.count("<svg") == 4
     assert "City Police" in page.text  # messages per agency, from the signed directory
-    assert "STOP_PAYMENT" in page.text
+    assert "Stop-payment" in page.text  # kinds as users name them
     assert "forbid-regulator-receives-other-than-pong" in page.text  # refusals by policy
 
 

@@ -25,6 +25,7 @@ from gateway.console.compliance import charts, dashboard, search
 from gateway.console.compliance.charts import MET, MISSED, OPEN
 from gateway.console.compliance.reading import Logged, read_entry, read_log, reads_whole_log
 from gateway.console.compliance.status import log_status
+from gateway.console.formatting import action_name
 from gateway.console.framework import NavItem, Page, page
 from gateway.console.i18n import gettext_ as _
 from gateway.kinds import Kind
@@ -239,14 +240,13 @@ def dashboard_page(page: Page) -> Response:
         return _unreadable(page, "compliance/dashboard.html", exc, figures=None, charts=[])
     agencies = {m.node_id: m.agency for m in directory.members}
     figures = dashboard.build(logged, agencies, config.time_zone)
-    deadline_kinds = [_(d.kind) for d in figures.deadlines]
+    deadline_kinds = [action_name(d.kind) for d in figures.deadlines]
+    by_kind = {action_name(kind): counts for kind, counts in figures.by_kind.items()}
     drawn = [
         charts.stacked_columns(
             "by-agency", _("Messages per agency and day"), figures.days, figures.by_agency
         ),
-        charts.stacked_columns(
-            "by-kind", _("Messages per kind and day"), figures.days, figures.by_kind
-        ),
+        charts.stacked_columns("by-kind", _("Messages per kind and day"), figures.days, by_kind),
         charts.horizontal_bars("refusals", _("Refusals by policy"), figures.refusals),
         charts.stacked_columns(
             "deadlines",
