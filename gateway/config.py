@@ -22,7 +22,14 @@ class ConfigError(Exception):
 
 
 ADAPTER_COLUMNS: dict[str, tuple[str, ...]] = {
-    "bank": ("identifier", "status", "balance_minor", "held_minor", "hold_expires_at_ms"),
+    "bank": (
+        "identifier",
+        "status",
+        "balance_minor",
+        "held_minor",
+        "hold_expires_at_ms",
+        "holder_name",
+    ),
     "carrier": ("identifier", "status"),
 }
 """The keys `[adapter_columns]` takes per role: the gateway names of the columns the action

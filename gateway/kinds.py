@@ -22,6 +22,7 @@ class Kind(StrEnum):
     FREEZE = "FREEZE"
     EXTEND = "EXTEND"
     RELEASE = "RELEASE"
+    RETURN_FUNDS = "RETURN_FUNDS"
     SUSPEND_NUMBER = "SUSPEND_NUMBER"
     RESTORE_NUMBER = "RESTORE_NUMBER"
     ACTION_RECEIPT = "ACTION_RECEIPT"
@@ -48,6 +49,7 @@ ACTIONS = frozenset(
         Kind.FREEZE,
         Kind.EXTEND,
         Kind.RELEASE,
+        Kind.RETURN_FUNDS,
         Kind.SUSPEND_NUMBER,
         Kind.RESTORE_NUMBER,
     }

@@ -13,8 +13,18 @@ from gateway.db import NodeBase
 from gateway.matching import index_store
 from gateway.migrate import register_tables
 from nodes import journal, records
-from nodes.actions import accounts, holds, numbers, police
+from nodes.actions import accounts, holds, ledger, numbers, police
 
-TABLE_MODULES = (journal, records, holds, accounts, numbers, police, index_store, offers)
+TABLE_MODULES = (
+    journal,
+    records,
+    holds,
+    accounts,
+    ledger,
+    numbers,
+    police,
+    index_store,
+    offers,
+)
 metadata = NodeBase.metadata
 register_tables("node", TABLE_MODULES)

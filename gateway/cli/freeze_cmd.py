@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -17,6 +18,9 @@ from sqlalchemy.engine import Engine
 from gateway.cli.common import console, fail, node_config
 from gateway.cli.output import OUTPUT, Column, Output, render, short_utc
 from gateway.identifiers import InvalidIdentifier
+
+if TYPE_CHECKING:
+    from nodes.actions.ledger import StatedTransaction
 
 app = typer.Typer(no_args_is_help=True, help="Stop-payments, freezes and number suspensions.")
 
@@ -27,16 +31,46 @@ OFFICER = typer.Option(..., "--officer", help="Issuing officer id.")
 APPROVER = typer.Option(..., "--approver", help="Approving officer id.")
 
 
-def minor_units(amount: str | None) -> int:
+def minor_units(amount: str | None, option: str = "--amount") -> int:
     if amount is None:
         return 0
     try:
         value = Decimal(amount)
     except InvalidOperation:
-        fail("--amount: not a number")
-    if value <= 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
-        fail("--amount: must be positive with at most two decimals")
+        fail(f"{option}: not a number")
+    if not value.is_finite() or value <= 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
+        fail(f"{option}: must be positive with at most two decimals")
     return int(value * 100)
+
+
+def instant_ms(text: str, option: str) -> int:
+    """An ISO 8601 time with its UTC offset, in Unix milliseconds, or `fail`."""
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{option}: not an ISO 8601 time; write e.g. 2026-06-01T10:15+08:00")
+    if moment.tzinfo is None:
+        fail(f"{option}: give the UTC offset, e.g. 2026-06-01T10:15+08:00")
+    return int(moment.timestamp() * 1000)
+
+
+def stated_transaction(
+    at: str | None, amount: str | None, counterparty: str | None
+) -> StatedTransaction | None:
+    """The transaction a stop-payment names, from --txn-time, --txn-amount, --txn-from."""
+    from nodes.actions.ledger import StatedTransaction
+
+    if at is None and amount is None:
+        if counterparty:
+            fail("--txn-from: give --txn-time and --txn-amount with it")
+        return None
+    if at is None or amount is None:
+        fail("give both --txn-time and --txn-amount (the transaction to stop)")
+    return StatedTransaction(
+        instant_ms(at, "--txn-time"), minor_units(amount, "--txn-amount"), counterparty or ""
+    )
 
 
 def when(ms: int) -> str:
@@ -103,13 +137,33 @@ def request(
     basis: str = BASIS,
     officer: str = OFFICER,
     approver: str = APPROVER,
+    holder: str = typer.Option("", "--holder", help="Account holder's name as on record."),
+    txn_time: str | None = typer.Option(
+        None, "--txn-time", help="Time of the transaction to stop, ISO 8601 with offset."
+    ),
+    txn_amount: str | None = typer.Option(
+        None, "--txn-amount", help="Amount of the transaction to stop, in yuan."
+    ),
+    txn_from: str | None = typer.Option(
+        None, "--txn-from", help="Counterparty (victim's) account of that transaction."
+    ),
 ) -> None:
-    """Ask a bank to stop a payment or freeze, or a carrier to suspend a number."""
+    """Ask a bank to stop a payment or freeze, or a carrier to suspend a number.
+
+    A stop-payment states the holder's name and the transaction (time and amount, and
+    the counterparty where known): the bank stops only if they match its records.
+    """
     from nodes.actions.police import ActionSpec
 
     action = action.upper()
     if action in ("STOP_PAYMENT", "FREEZE") and not (amount or whole_balance):
         fail("give --amount or --whole-balance")
+    transaction = stated_transaction(txn_time, txn_amount, txn_from)
+    if action == "STOP_PAYMENT" and not (holder.strip() and transaction):
+        fail(
+            "a stop-payment states the holder and the transaction: give --holder, "
+            "--txn-time and --txn-amount"
+        )
     submit(
         config,
         ActionSpec(
@@ -124,6 +178,8 @@ def request(
             amount_minor=minor_units(amount),
             whole_balance=whole_balance,
             duration_hours=hours,
+            account_name=holder.strip(),
+            transaction=transaction,
         ),
     )
 

@@ -33,6 +33,7 @@ MESSAGE_KINDS: Final = (
     "FREEZE",
     "EXTEND",
     "RELEASE",
+    "RETURN_FUNDS",
     "SUSPEND_NUMBER",
     "RESTORE_NUMBER",
     "ACTION_RECEIPT",
@@ -54,6 +55,7 @@ CONTEXT_FIELDS: Final[Mapping[str, type]] = {
     "sender_kind_last_hour": int,
     "sender_actions_last_hour": int,
     "sender_bytes_last_hour": int,
+    "account_stop_payments": int,
 }
 """The context record of the schema: every request carries exactly these fields."""
 
@@ -105,12 +107,14 @@ def make_context(
     whole_balance: bool = False,
     duration_hours: int = 0,
     reply_to: str = "",
+    account_stop_payments: int = 0,
 ) -> dict[str, ContextValue]:
     """A complete context record; absent header fields take their proto3 zero value.
 
     The ``sender_*_last_hour`` counts have no default: they must come from the broker's
     quota counters (`gateway.broker.quotas`), or a forgotten count would silently pass
-    every quota.
+    every quota. ``account_stop_payments`` is known only to the bank holding the account
+    (it is sealed from the broker), which decides again with it before a stop-payment.
     """
     return {
         "purpose": purpose,
@@ -125,4 +129,5 @@ def make_context(
         "sender_kind_last_hour": sender_kind_last_hour,
         "sender_actions_last_hour": sender_actions_last_hour,
         "sender_bytes_last_hour": sender_bytes_last_hour,
+        "account_stop_payments": account_stop_payments,
     }

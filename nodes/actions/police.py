@@ -20,7 +20,8 @@ from gateway.envelope.build import Draft, now_ms
 from gateway.identifiers import IdentifierKind, normalise
 from gateway.telemetry import span
 from gateway.v1 import gateway_pb2 as pb
-from nodes.actions.orders import request_payload
+from nodes.actions.ledger import StatedTransaction
+from nodes.actions.orders import Victim, request_payload
 from nodes.roles.base import Inbound, RoleRefusal
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ class ActionRequestRow(NodeBase):
     receipt_id: Mapped[str] = mapped_column(String(32), default="")
     receipt: Mapped[bytes] = mapped_column(default=b"")
     """The signed receipt envelope, kept as evidence."""
+    due_at_ms: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """When the recipient must have completed it (a return: 3 working days); 0: no date."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,16 @@ class ActionSpec:
     currency: str = "CNY"
     target_request_id: str = ""
     purpose: str = "telecom fraud"
+    account_name: str = ""
+    """The holder's name, sealed to the bank: a stop-payment must state it."""
+    transaction: StatedTransaction | None = None
+    """The transaction to stop (time, amount, counterparty where known), sealed to the bank."""
+    victim: Victim | None = None
+    """Where a RETURN_FUNDS sends the money, sealed to the bank."""
+    due_at_ms: int = 0
+
+    def __repr__(self) -> str:  # the identifier, name and accounts stay out of logs
+        return f"ActionSpec({self.action} to {self.recipient}, case={self.case_ref})"
 
 
 def issue_action(ctx: NodeContext, spec: ActionSpec) -> Submitted:
@@ -77,7 +90,13 @@ def issue_action(ctx: NodeContext, spec: ActionSpec) -> Submitted:
     if spec.identifier:
         kind = IdentifierKind(spec.identifier_kind)
         value = normalise(kind, spec.identifier, default_region=ctx.config.default_region).value
-        payload = request_payload(kind, value)
+        payload = request_payload(
+            kind,
+            value,
+            account_name=spec.account_name,
+            transaction=spec.transaction,
+            victim=spec.victim,
+        )
     member = ctx.client.directory().get(spec.recipient)
     if member is None:
         raise ValueError(f"{spec.recipient} is not a member of the consortium")
@@ -114,6 +133,7 @@ def issue_action(ctx: NodeContext, spec: ActionSpec) -> Submitted:
                 target_request_id=spec.target_request_id,
                 requested_at_ms=now_ms(),
                 leaf_index=result.leaf_index,
+                due_at_ms=spec.due_at_ms,
             )
         )
         session.commit()

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.envelope.build import Draft, now_ms
 from gateway.telemetry import span
 from gateway.v1 import gateway_pb2 as pb
-from nodes.actions.accounts import AccountColumns, SqlAccountAdapter, account_table
+from nodes.actions.accounts import SqlAccountAdapter, account_table, bank_columns
+from nodes.actions.holds import stop_payments_on
 from nodes.actions.numbers import NumberColumns, SqlNumberAdapter, number_table
-from nodes.actions.orders import HoldAdapter, OrderError, Outcome, read_order
+from nodes.actions.orders import HoldAdapter, Order, OrderError, Outcome, read_order
 from nodes.roles.base import Inbound, RoleRefusal
 
 if TYPE_CHECKING:
@@ -34,8 +35,9 @@ log = logging.getLogger(__name__)
 def adapter_for(config: NodeConfig) -> HoldAdapter:
     """The configured adapter: built-in tables, or the agency's own mapped table."""
     if config.role == "bank":
-        columns = AccountColumns.from_config(config.adapter_columns)
-        return SqlAccountAdapter(account_table(config.adapter_table, columns), columns)
+        columns = bank_columns(config.adapter_table, config.adapter_columns)
+        table = account_table(config.adapter_table, columns)
+        return SqlAccountAdapter(table, columns, config.node_id)
     if config.role == "carrier":
         number_columns = NumberColumns.from_config(config.adapter_columns)
         return SqlNumberAdapter(number_table(config.adapter_table, number_columns), number_columns)
@@ -58,6 +60,35 @@ def receipt_payload(request_id: str, action: str, outcome: Outcome) -> bytes:
     ).encode()
 
 
+def account_policy(inbound: Inbound, order: Order) -> Outcome | None:
+    """The bank's policy again, now that it knows the account: a refusal, or None.
+
+    The broker cannot count stop-payments per account (the account is sealed from it),
+    so the bank decides a stop-payment a second time with `account_stop_payments`.
+    """
+    if order.action != "STOP_PAYMENT" or inbound.session is None:
+        return None
+    if inbound.decide_again is None:
+        return Outcome.rejected("node policy: cannot be decided outside the node runtime")
+    count = stop_payments_on(inbound.session, order.identifier)
+    decision = inbound.decide_again({"account_stop_payments": count})
+    if decision.allowed:
+        return None
+    if "bank-forbids-third-stop-payment" in decision.policy_ids:
+        return Outcome.rejected(
+            "policy: the account was stopped twice already; a third stop-payment is "
+            "refused (freeze the account instead)"
+        )
+    return Outcome.rejected(f"node policy: {decision.reason}")
+
+
+def execute(session: Session, order: Order, ctx: NodeContext) -> Outcome:
+    with span("action.execute", {"gateway.kind": order.action}) as current:
+        outcome = adapter_for(ctx.config).execute(session, order, now_ms())
+        current.set_attribute("gateway.outcome", outcome.outcome)
+    return outcome
+
+
 def execute_action(inbound: Inbound, ctx: NodeContext) -> Draft:
     """Execute one request through the adapter; answer with an ACTION_RECEIPT."""
     if inbound.session is None:
@@ -68,9 +99,7 @@ def execute_action(inbound: Inbound, ctx: NodeContext) -> Draft:
     except OrderError as exc:
         outcome = Outcome.rejected(str(exc))
     else:
-        with span("action.execute", {"gateway.kind": header.kind}) as current:
-            outcome = adapter_for(ctx.config).execute(inbound.session, order, now_ms())
-            current.set_attribute("gateway.outcome", outcome.outcome)
+        outcome = account_policy(inbound, order) or execute(inbound.session, order, ctx)
     log.info("action %s request=%s outcome=%s", header.kind, header.message_id, outcome.outcome)
     return ctx.answer(
         inbound,

@@ -28,7 +28,7 @@ from nodes.preflight.checks import Check, fail, ok, skip, warn
 from nodes.records import current_version
 
 DATABASE, TABLE, INDEX = "database", "action table", "match index"
-TEXT_COLUMNS = ("identifier", "status")
+TEXT_COLUMNS = ("identifier", "status", "holder_name")
 """Compared with and set to text: account numbers keep leading zeros, E.164 has a '+'."""
 LONGEST_STATUS = {"bank": len(accounts.FROZEN_STATUS), "carrier": len(numbers.SUSPENDED_STATUS)}
 UPGRADE = "run `gateway db upgrade --config` with this node's file"
@@ -93,8 +93,9 @@ def _usable(gateway_name: str, kind: sqltypes.TypeEngine[object], role: str) -> 
 def _mapped(config: NodeConfig) -> tuple[dict[str, str], Table]:
     """Gateway name -> column name, and the table, as the action handler will use them."""
     if config.role == "bank":
-        cols = accounts.AccountColumns.from_config(config.adapter_columns)
-        return asdict(cols), accounts.account_table(config.adapter_table, cols)
+        cols = accounts.bank_columns(config.adapter_table, config.adapter_columns)
+        mapped = {k: v for k, v in asdict(cols).items() if v}  # holder_name may be unmapped
+        return mapped, accounts.account_table(config.adapter_table, cols)
     number_cols = numbers.NumberColumns.from_config(config.adapter_columns)
     return asdict(number_cols), numbers.number_table(config.adapter_table, number_cols)
 

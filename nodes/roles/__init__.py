@@ -33,6 +33,7 @@ def role_tables() -> Mapping[str, Mapping[str, KindHandler]]:
             "FREEZE": execute_action,
             "EXTEND": execute_action,
             "RELEASE": execute_action,
+            "RETURN_FUNDS": execute_action,
         },
         "carrier": {
             "PING": pong,

@@ -6,7 +6,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from gateway import migrate
@@ -17,6 +17,7 @@ from nodes import schema
 from nodes.actions.accounts import AccountColumns
 from nodes.actions.numbers import NumberColumns
 from nodes.actions.orders import Order
+from nodes.actions.ledger import TRANSACTIONS, StatedTransaction
 from nodes.actions.responder import adapter_for
 from nodes.records import current_version, live_records, upsert_records
 from tests.postgres import Databases, opened
@@ -28,7 +29,8 @@ CREATE TABLE core_accounts (
     bal_fen INTEGER NOT NULL,
     hold_fen INTEGER,
     hold_until INTEGER,
-    branch TEXT
+    branch TEXT,
+    holder TEXT
 )
 """
 
@@ -51,6 +53,7 @@ status = "state"
 balance_minor = "bal_fen"
 held_minor = "hold_fen"
 hold_expires_at_ms = "hold_until"
+holder_name = "holder"
 """
     )
     return load_config(NodeConfig, path)
@@ -65,6 +68,8 @@ def order(action: str, **changes: object) -> Order:
         "whole_balance": False,
         "duration_hours": 48,
         "target_request_id": "",
+        "account_name": "張偉",
+        "transaction": StatedTransaction(900, 120_000),
     }
     values.update(changes)
     return Order(**values)  # type: ignore[arg-type]
@@ -79,7 +84,16 @@ def test_stop_payment_and_release_on_the_banks_own_table(tmp_path: Path) -> None
         conn.execute(
             text(
                 "INSERT INTO core_accounts VALUES "
-                "('6222020200112233445', 'active', 80000, NULL, NULL, 'Haidian')"
+                "('6222020200112233445', 'active', 80000, NULL, NULL, 'Haidian', '张伟')"
+            )
+        )
+        conn.execute(
+            insert(TRANSACTIONS).values(
+                txn_id="t1",
+                account_no="6222020200112233445",
+                at_ms=500,
+                amount_minor=120_000,
+                counterparty_account="",
             )
         )
     adapter = adapter_for(cfg)
