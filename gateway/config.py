@@ -82,6 +82,14 @@ class NodeConfig:
     """Targeted matching: processes that build the index; 0 means one per core."""
     hold_sweep_s: float = 5.0
     """How often a bank or carrier releases holds and suspensions whose time is up."""
+    freeze_warning_hours: int = 7 * 24
+    """Police: warn this long before a freeze expires (renew it before then)."""
+    stop_payment_warning_hours: int = 6
+    """Police: warn this long before a stop-payment expires (freeze before then)."""
+    return_working_days: int = 3
+    """Police: working days a bank has to complete a return of funds."""
+    holiday_calendar: Path | None = None
+    """Police: TOML of holidays and adjusted working days; None: the shipped one."""
     ops_listen: str = ""
     """host:port of the plain-HTTP /healthz, /readyz and /metrics endpoint ("" = none)."""
 
@@ -89,7 +97,7 @@ class NodeConfig:
         return self.policy or (REPO_POLICIES / f"node-{self.role}.cedar")
 
 
-_PATH_KEYS = {"pki_bundle", "directory_folder", "policy", "schema"}
+_PATH_KEYS = {"pki_bundle", "directory_folder", "policy", "schema", "holiday_calendar"}
 
 
 def _coerce(name: str, kind: Any, value: Any, base: Path) -> Any:

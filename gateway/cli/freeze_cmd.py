@@ -21,6 +21,7 @@ from gateway.identifiers import InvalidIdentifier
 
 if TYPE_CHECKING:
     from nodes.actions.ledger import StatedTransaction
+    from nodes.runtime import NodeContext
 
 app = typer.Typer(no_args_is_help=True, help="Stop-payments, freezes and number suspensions.")
 
@@ -253,6 +254,86 @@ def release(
     follow_up(config, "RELEASE", request_id, 0, case, basis, officer, approver)
 
 
+def officers_and_id(config: Path, request_id: str) -> tuple[NodeContext, str]:
+    from nodes.runtime import open_node
+
+    ctx = open_node(node_config(config))
+    return ctx, resolve(ctx.engine, request_id)
+
+
+@app.command("renew")
+def renew(
+    request_id: str = typer.Argument(..., help="The freeze to renew (or a unique prefix)."),
+    config: Path = CONFIG,
+    hours: int = typer.Option(..., help="Hours to add from its current expiry (at most 4320)."),
+    case: str = typer.Option("", "--case", help="Case reference (default: the freeze's)."),
+    basis: str = BASIS,
+    officer: str = OFFICER,
+    approver: str = APPROVER,
+) -> None:
+    """Renew a freeze in force (续冻); an expired freeze needs a new freeze instead."""
+    from nodes.actions.fund import FundControlError, Officers, renew_freeze
+
+    ctx, request_id = officers_and_id(config, request_id)
+    try:
+        result = renew_freeze(ctx, request_id, hours, basis, Officers(officer, approver), case)
+    except FundControlError as exc:
+        fail(str(exc))
+    finally:
+        ctx.client.close()
+    console.print(
+        f"[bold green]EXTEND[/] request [bold]{result.message_id}[/] stored by the broker "
+        f"(audit entry {result.leaf_index}); the receipt follows when the bank answers"
+    )
+
+
+@app.command("return")
+def return_funds(
+    request_id: str = typer.Argument(..., help="The freeze holding the funds (or a prefix)."),
+    config: Path = CONFIG,
+    amount: str = typer.Option(..., help="Amount to return, in yuan, e.g. 5000.00."),
+    to_bank: str = typer.Option(..., "--to-bank", help="The victim's bank (member id)."),
+    to_account: str = typer.Option(..., "--to-account", help="The victim's account number."),
+    to_name: str = typer.Option(..., "--to-name", help="The victim's name as on the account."),
+    case: str = typer.Option("", "--case", help="Case reference (default: the freeze's)."),
+    basis: str = BASIS,
+    officer: str = OFFICER,
+    approver: str = APPROVER,
+) -> None:
+    """Order frozen funds returned to a victim's account (返还), due in working days."""
+    from gateway.identifiers import IdentifierKind, normalise
+    from nodes.actions.fund import FundControlError, Officers
+    from nodes.actions.fund import return_funds as order_return
+    from nodes.actions.orders import Victim
+
+    minor = minor_units(amount)
+    try:
+        account = normalise(IdentifierKind.BANK_ACCOUNT, to_account).value
+    except InvalidIdentifier as exc:
+        fail(f"--to-account: {exc}")
+    if not to_name.strip():
+        fail("--to-name: give the victim's name as on the account")
+    ctx, request_id = officers_and_id(config, request_id)
+    try:
+        result = order_return(
+            ctx,
+            request_id,
+            minor,
+            Victim(to_bank, account, to_name.strip()),
+            basis,
+            Officers(officer, approver),
+            case,
+        )
+    except (FundControlError, InvalidIdentifier) as exc:
+        fail(str(exc))
+    finally:
+        ctx.client.close()
+    console.print(
+        f"[bold green]RETURN_FUNDS[/] request [bold]{result.message_id}[/] stored by the "
+        f"broker (audit entry {result.leaf_index}); the bank's receipt follows"
+    )
+
+
 @app.command("status")
 def status(
     request_id: str = typer.Argument(..., help="The request id, or a unique prefix of it."),
@@ -295,6 +376,7 @@ LIST_COLUMNS = (
     Column("amount", rank=7),
     Column("requested_at", "requested", time=True, rank=1),
     Column("hold_expires_at", "until", time=True, rank=2),
+    Column("warning", rank=9, fold=True),
     Column("reason", rank=5, fold=True),
 )
 
@@ -306,11 +388,14 @@ def list_requests(
     output: Output = OUTPUT,
 ) -> None:
     """This node's requests and what their receipts say (ids in full: status takes them)."""
+    from gateway.envelope.build import now_ms
+    from nodes.actions.fund import warning
     from nodes.actions.police import requests_for_case
     from nodes.runtime import open_node
 
     ctx = open_node(node_config(config))
     ctx.client.close()
+    now = now_ms()
     rows = [
         {
             "request_id": r.request_id,
@@ -321,6 +406,7 @@ def list_requests(
             "amount": f"{r.executed_amount_minor / 100:.2f}" if r.executed_amount_minor else "",
             "requested_at": r.requested_at_ms,
             "hold_expires_at": r.hold_expires_at_ms,
+            "warning": warning(r, ctx.config, now),
             "reason": r.reason,
         }
         for r in requests_for_case(ctx, case)

@@ -255,7 +255,7 @@ class SqlAccountAdapter:
         hold = active_hold(session, order.target_request_id)
         if hold is None:
             return Outcome.rejected("no active hold for the target request")
-        if hold.identifier != order.identifier:
+        if order.identifier and hold.identifier != order.identifier:
             return Outcome.rejected("the target hold is on another account")
         if hold.action != "FREEZE":
             return Outcome.rejected("only frozen funds are returned; freeze the account first")

@@ -92,7 +92,9 @@ def request_payload(
 ) -> bytes:
     """The sealed payload of an action request: which identifier it is about, and for
     fund control the holder's name, the transaction to stop and the victim's account."""
-    body: dict[str, object] = {"identifier_kind": str(kind), "value": value}
+    body: dict[str, object] = {"identifier_kind": str(kind)}
+    if value:
+        body["value"] = value
     if account_name:
         body["account_name"] = account_name
     if transaction is not None:
@@ -152,8 +154,8 @@ def read_order(header: pb.Header, payload: bytes, role: str, default_region: str
             body = json.loads(payload)
             if not isinstance(body, dict):
                 raise TypeError("not an object")
-            kind = IdentifierKind(str(body["identifier_kind"]))
-            raw = str(body["value"])
+            kind = IdentifierKind(str(body.get("identifier_kind", "bank_account")))
+            raw = str(body["value"]) if "value" in body or "victim" not in body else ""
         except (ValueError, KeyError, TypeError, RecursionError):
             raise OrderError("payload: expected {identifier_kind, value}") from None
         name = body.get("account_name", "")
@@ -162,7 +164,7 @@ def read_order(header: pb.Header, payload: bytes, role: str, default_region: str
         if kind not in IDENTIFIER_KINDS.get(role, ()):
             raise OrderError(f"payload: a {role} does not hold {kind.value} identifiers")
         try:
-            identifier = normalise(kind, raw, default_region=default_region).value
+            identifier = normalise(kind, raw, default_region=default_region).value if raw else ""
         except InvalidIdentifier as exc:
             raise OrderError(f"payload: {exc}") from None
     if terms.action != header.kind:

@@ -87,9 +87,12 @@ class ActionSpec:
 def issue_action(ctx: NodeContext, spec: ActionSpec) -> Submitted:
     """Normalise, seal, sign and submit; journal the acknowledged request."""
     payload = b""
-    if spec.identifier:
-        kind = IdentifierKind(spec.identifier_kind)
-        value = normalise(kind, spec.identifier, default_region=ctx.config.default_region).value
+    if spec.identifier or spec.victim:
+        kind = IdentifierKind(spec.identifier_kind or "bank_account")
+        region = ctx.config.default_region
+        value = (
+            normalise(kind, spec.identifier, default_region=region).value if spec.identifier else ""
+        )
         payload = request_payload(
             kind,
             value,
@@ -175,6 +178,11 @@ def keep_receipt(inbound: Inbound, ctx: NodeContext) -> None:
             if request.action == "EXTEND":
                 target.state = "extended"
                 target.hold_expires_at_ms = header.terms.hold_expires_at_ms
+            elif request.action == "RETURN_FUNDS":
+                left = target.executed_amount_minor - header.terms.executed_amount_minor
+                target.executed_amount_minor = max(0, left)
+                if left <= 0:
+                    target.state, target.hold_expires_at_ms = "returned", 0
             else:
                 target.state = "released"
                 target.hold_expires_at_ms = 0

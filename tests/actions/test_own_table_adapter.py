@@ -15,9 +15,9 @@ from gateway.db import make_engine
 from gateway.identifiers import Identifier, IdentifierKind
 from nodes import schema
 from nodes.actions.accounts import AccountColumns
+from nodes.actions.ledger import TRANSACTIONS, StatedTransaction
 from nodes.actions.numbers import NumberColumns
 from nodes.actions.orders import Order
-from nodes.actions.ledger import TRANSACTIONS, StatedTransaction
 from nodes.actions.responder import adapter_for
 from nodes.records import current_version, live_records, upsert_records
 from tests.postgres import Databases, opened
