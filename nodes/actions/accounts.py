@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, select, update
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, select, text, update
 from sqlalchemy.orm import Session
 
 from gateway.db import NodeBase
@@ -62,7 +62,7 @@ BUILTIN_ACCOUNTS = Table(
     Column("balance_minor", BigInteger, nullable=False, default=0),
     Column("held_minor", BigInteger, nullable=False, default=0),
     Column("hold_expires_at_ms", BigInteger, nullable=False, default=0),
-    Column("holder_name", String(128), nullable=False, default="", server_default=""),
+    Column("holder_name", String(128), nullable=False, default="", server_default=text("''")),
 )
 
 

@@ -389,6 +389,7 @@ PAIRS: dict[str, frozenset[tuple[str, str]]] = {
     "FREEZE": frozenset({("police", "bank")}),
     "EXTEND": frozenset({("police", "bank")}),
     "RELEASE": frozenset({("police", "bank")}),
+    "RETURN_FUNDS": frozenset({("police", "bank")}),
     "SUSPEND_NUMBER": frozenset({("police", "carrier")}),
     "RESTORE_NUMBER": frozenset({("police", "carrier")}),
     "AUDIT_READ": frozenset({("regulator", "broker")}),
@@ -397,7 +398,7 @@ PAIRS: dict[str, frozenset[tuple[str, str]]] = {
 HOURS = {"STOP_PAYMENT": 48, "FREEZE": 4320, "EXTEND": 4320, "SUSPEND_NUMBER": 720}
 """Longest duration of the kinds that carry one (the shortest is always 1 hour)."""
 QUERIES = {"MATCH_QUERY", "PSI_REQUEST"}
-ACTION_REQUESTS = {*HOURS, "RELEASE", "RESTORE_NUMBER"}
+ACTION_REQUESTS = {*HOURS, "RELEASE", "RETURN_FUNDS", "RESTORE_NUMBER"}
 ANSWERS = {"MATCH_RESPONSE", "PSI_RESPONSE", "ACTION_RECEIPT"}
 BYTES_QUOTA = 256 * 2**20
 
@@ -451,6 +452,8 @@ def oracle(sender: str, recipient: str, kind: str, c: dict[str, str | int | bool
         if kind in {"STOP_PAYMENT", "FREEZE"}:
             amount = int(c["amount_minor"])
             return amount > 0 or (amount == 0 and bool(c["whole_balance"]))
+        if kind == "RETURN_FUNDS":  # a named amount, never "the whole balance"
+            return int(c["amount_minor"]) > 0 and not c["whole_balance"]
         return True
     if kind == "PING":
         return rate <= 36_000
@@ -477,6 +480,7 @@ CONTEXTS = st.fixed_dictionaries(
         "sender_kind_last_hour": edges(0, 100, 200, 36_000),
         "sender_actions_last_hour": edges(0, 200),
         "sender_bytes_last_hour": edges(0, BYTES_QUOTA),
+        "account_stop_payments": st.just(0),
     }
 )
 
@@ -515,6 +519,7 @@ FULL_CONTEXT: dict[str, str | int | bool] = {
     "sender_kind_last_hour": 0,
     "sender_actions_last_hour": 0,
     "sender_bytes_last_hour": 0,
+    "account_stop_payments": 0,
 }
 """A context every kind's conditions accept."""
 
