@@ -184,9 +184,9 @@ def test_a_freeze_in_force_is_renewed_again_and_again_an_expired_one_is_not(
             row = s.get(ActionRequestRow, frozen.request_id)
             assert row is not None and row.hold_expires_at_ms == expires
     # A stop-payment is not renewed: the bank says so.
-    stopped = [
+    stopped = next(
         r for r in police_requests(police) if r.action == "STOP_PAYMENT" and r.state == "executed"
-    ][0]
+    )
     extend_stop = spec(
         action="EXTEND",
         identifier="",
