@@ -88,6 +88,10 @@ class NodeConfig:
     """Police: warn this long before a stop-payment expires (freeze before then)."""
     return_working_days: int = 3
     """Police: working days a bank has to complete a return of funds."""
+    inquiry_columns: dict[str, str] = field(default_factory=dict)
+    """Bank or carrier: more answer fields of an inquiry, each a column of adapter_table."""
+    inquiry_fields: dict[str, str] = field(default_factory=dict)
+    """Bank or carrier: requesting role -> the answer fields it may see, comma-separated."""
     holiday_calendar: Path | None = None
     """Police: TOML of holidays and adjusted working days; None: the shipped one."""
     ops_listen: str = ""

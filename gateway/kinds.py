@@ -23,6 +23,7 @@ class Kind(StrEnum):
     EXTEND = "EXTEND"
     RELEASE = "RELEASE"
     RETURN_FUNDS = "RETURN_FUNDS"
+    INQUIRY = "INQUIRY"
     SUSPEND_NUMBER = "SUSPEND_NUMBER"
     RESTORE_NUMBER = "RESTORE_NUMBER"
     ACTION_RECEIPT = "ACTION_RECEIPT"
@@ -50,11 +51,15 @@ ACTIONS = frozenset(
         Kind.EXTEND,
         Kind.RELEASE,
         Kind.RETURN_FUNDS,
+        Kind.INQUIRY,
         Kind.SUSPEND_NUMBER,
         Kind.RESTORE_NUMBER,
     }
 )
-"""Durable: stored in the outbox before acknowledgement, delivered until answered."""
+"""Durable: stored in the outbox before acknowledgement, delivered until answered.
+
+An INQUIRY changes nothing at the bank or carrier, but is durable like the others: its
+answer is a receipt sealed to the police, and the request is on record as an action."""
 
 DURABLE = ACTIONS | {Kind.ACTION_RECEIPT, Kind.FLAGGED_NUMBERS}
 

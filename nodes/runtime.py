@@ -138,7 +138,7 @@ class NodeServicer(rpc.NodeServicer):
             except SealError as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"seal: {exc}")
         if Kind(header.kind) in DURABLE:
-            answer = self._handle_once(request, header, payload, context, decide_again)
+            answer = self._handle_once(request, header, payload, context, decide_again, sender.role)
         else:
             answer = self._handle(Inbound(header, payload, request), context)
             self._journal.record(journal_values(request, header, answer))
@@ -161,6 +161,7 @@ class NodeServicer(rpc.NodeServicer):
         payload: bytes,
         context: grpc.ServicerContext,
         decide_again: Callable[[Mapping[str, ContextValue]], PolicyDecision],
+        sender_role: str,
     ) -> pb.Envelope | None:
         """Journal row and the action's effects in one transaction: exactly one effect."""
         try:
@@ -168,7 +169,7 @@ class NodeServicer(rpc.NodeServicer):
                 row = journal_row(request, header, None)
                 session.add(row)
                 session.flush()  # a concurrent duplicate fails here, before any effect
-                inbound = Inbound(header, payload, request, session, decide_again)
+                inbound = Inbound(header, payload, request, session, decide_again, sender_role)
                 answer = self._handle(inbound, context)
                 if answer is not None:
                     row.answer = answer.SerializeToString()

@@ -34,6 +34,7 @@ MESSAGE_KINDS: Final = (
     "EXTEND",
     "RELEASE",
     "RETURN_FUNDS",
+    "INQUIRY",
     "SUSPEND_NUMBER",
     "RESTORE_NUMBER",
     "ACTION_RECEIPT",

@@ -9,6 +9,7 @@ the broker's and the bank's policies like any other.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -121,6 +122,49 @@ def return_funds(
             due_at_ms=calendar.due_after(now, ctx.config.return_working_days),
         ),
     )
+
+
+def inquire(
+    ctx: NodeContext,
+    recipient: str,
+    identifier_kind: str,
+    identifier: str,
+    window: tuple[int, int],
+    case_ref: str,
+    legal_basis: str,
+    officers: Officers,
+) -> Submitted:
+    """Ask a bank about an account (holder, transactions in `window`) or a carrier about
+    a number (subscriber, registration); the answer comes back sealed to this node."""
+    start, end = window
+    if end <= start:
+        raise FundControlError("inquiry: the window's end must come after its start")
+    return issue_action(
+        ctx,
+        ActionSpec(
+            recipient=recipient,
+            action="INQUIRY",
+            case_ref=case_ref,
+            legal_basis=legal_basis,
+            issuing_officer=officers.issuing,
+            approving_officer=officers.approving,
+            identifier_kind=identifier_kind,
+            identifier=identifier,
+            duration_hours=-(-(end - start) // HOUR_MS),
+            window=window,
+        ),
+    )
+
+
+def inquiry_answer(ctx: NodeContext, request_id: str) -> dict[str, object] | None:
+    """The answer to one of our inquiries, None while it has none (or was refused)."""
+    row = _original(ctx, request_id)
+    if row.action != "INQUIRY":
+        raise FundControlError(f"request {request_id} is a {row.action}, not an inquiry")
+    if not row.answer:
+        return None
+    found: dict[str, object] = json.loads(row.answer)
+    return found
 
 
 def warning(row: ActionRequestRow, config: NodeConfig, now: int) -> str:

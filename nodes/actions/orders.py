@@ -50,6 +50,8 @@ class Order:
     """The holder's name as the police state it; never logged."""
     transaction: StatedTransaction | None = None
     victim: Victim | None = None
+    window: tuple[int, int] | None = None
+    """An inquiry's time window [from, until) in Unix ms."""
 
     def __repr__(self) -> str:  # keeps the identifier out of any log or traceback
         return f"Order({self.action}, request={self.request_id})"
@@ -62,6 +64,8 @@ class Outcome:
     executed_amount_minor: int = 0
     effective_at_ms: int = 0
     hold_expires_at_ms: int = 0
+    answer: dict[str, object] | None = None
+    """An inquiry's answer, sealed to the police in the receipt."""
 
     @classmethod
     def rejected(cls, reason: str) -> Outcome:
@@ -89,6 +93,7 @@ def request_payload(
     account_name: str = "",
     transaction: StatedTransaction | None = None,
     victim: Victim | None = None,
+    window: tuple[int, int] | None = None,
 ) -> bytes:
     """The sealed payload of an action request: which identifier it is about, and for
     fund control the holder's name, the transaction to stop and the victim's account."""
@@ -103,6 +108,8 @@ def request_payload(
             "amount_minor": transaction.amount_minor,
             "counterparty": transaction.counterparty,
         }
+    if window is not None:
+        body["window"] = {"from_ms": window[0], "until_ms": window[1]}
     if victim is not None:
         body["victim"] = {"bank": victim.bank, "account": victim.account, "name": victim.name}
     return json.dumps(body).encode()
@@ -130,6 +137,24 @@ def _account(raw: str, region: str, field: str) -> str:
         return normalise(IdentifierKind.BANK_ACCOUNT, raw, default_region=region).value
     except InvalidIdentifier as exc:
         raise OrderError(f"payload: {field}: {exc}") from None
+
+
+def _window(body: dict[str, object], duration_hours: int) -> tuple[int, int] | None:
+    """An inquiry's window; no longer than the hours its signed header states (which the
+    broker's and this node's policies bound)."""
+    found = body.get("window")
+    if found is None:
+        return None
+    start = found.get("from_ms") if isinstance(found, dict) else None
+    end = found.get("until_ms") if isinstance(found, dict) else None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (start, end)):
+        raise OrderError("payload: window must be {from_ms, until_ms}, whole milliseconds")
+    assert isinstance(start, int) and isinstance(end, int)
+    if end <= start:
+        raise OrderError("window: its end must come after its start")
+    if end - start > duration_hours * 3_600_000:
+        raise OrderError("window: longer than the hours the request's terms state")
+    return start, end
 
 
 def _victim(body: dict[str, object], region: str) -> Victim | None:
@@ -180,4 +205,5 @@ def read_order(header: pb.Header, payload: bytes, role: str, default_region: str
         account_name=str(body.get("account_name", "")),
         transaction=_transaction(body, default_region),
         victim=_victim(body, default_region),
+        window=_window(body, terms.duration_hours),
     )

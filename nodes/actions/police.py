@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import grpc
-from sqlalchemy import BigInteger, String, Text, select
+from sqlalchemy import BigInteger, String, Text, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gateway.db import NodeBase
@@ -51,6 +51,8 @@ class ActionRequestRow(NodeBase):
     receipt: Mapped[bytes] = mapped_column(default=b"")
     """The signed receipt envelope, kept as evidence."""
     due_at_ms: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    answer: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    """An inquiry's answer (JSON) from the receipt sealed to this node; "" for others."""
     """When the recipient must have completed it (a return: 3 working days); 0: no date."""
 
 
@@ -79,6 +81,8 @@ class ActionSpec:
     victim: Victim | None = None
     """Where a RETURN_FUNDS sends the money, sealed to the bank."""
     due_at_ms: int = 0
+    window: tuple[int, int] | None = None
+    """An INQUIRY's time window [from, until) in Unix ms, sealed to the recipient."""
 
     def __repr__(self) -> str:  # the identifier, name and accounts stay out of logs
         return f"ActionSpec({self.action} to {self.recipient}, case={self.case_ref})"
@@ -87,7 +91,7 @@ class ActionSpec:
 def issue_action(ctx: NodeContext, spec: ActionSpec) -> Submitted:
     """Normalise, seal, sign and submit; journal the acknowledged request."""
     payload = b""
-    if spec.identifier or spec.victim:
+    if spec.identifier or spec.victim or spec.window:
         kind = IdentifierKind(spec.identifier_kind or "bank_account")
         region = ctx.config.default_region
         value = (
@@ -99,6 +103,7 @@ def issue_action(ctx: NodeContext, spec: ActionSpec) -> Submitted:
             account_name=spec.account_name,
             transaction=spec.transaction,
             victim=spec.victim,
+            window=spec.window,
         )
     member = ctx.client.directory().get(spec.recipient)
     if member is None:
@@ -172,6 +177,8 @@ def keep_receipt(inbound: Inbound, ctx: NodeContext) -> None:
     request.hold_expires_at_ms = header.terms.hold_expires_at_ms
     request.receipt_id = header.message_id
     request.receipt = inbound.envelope.SerializeToString()
+    if request.action == "INQUIRY" and isinstance(body.get("answer"), dict):
+        request.answer = json.dumps(body["answer"], ensure_ascii=False, sort_keys=True)
     if request.target_request_id and request.state == "executed":
         target = inbound.session.get(ActionRequestRow, request.target_request_id)
         if target is not None:

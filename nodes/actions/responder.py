@@ -21,6 +21,7 @@ from gateway.telemetry import span
 from gateway.v1 import gateway_pb2 as pb
 from nodes.actions.accounts import SqlAccountAdapter, account_table, bank_columns
 from nodes.actions.holds import stop_payments_on
+from nodes.actions.inquiry import answer_inquiry
 from nodes.actions.numbers import NumberColumns, SqlNumberAdapter, number_table
 from nodes.actions.orders import HoldAdapter, Order, OrderError, Outcome, read_order
 from nodes.roles.base import Inbound, RoleRefusal
@@ -55,6 +56,7 @@ def receipt_payload(request_id: str, action: str, outcome: Outcome) -> bytes:
             "executed_amount_minor": outcome.executed_amount_minor,
             "effective_at_ms": outcome.effective_at_ms,
             "hold_expires_at_ms": outcome.hold_expires_at_ms,
+            **({"answer": outcome.answer} if outcome.answer is not None else {}),
         },
         sort_keys=True,
     ).encode()
@@ -82,9 +84,13 @@ def account_policy(inbound: Inbound, order: Order) -> Outcome | None:
     return Outcome.rejected(f"node policy: {decision.reason}")
 
 
-def execute(session: Session, order: Order, ctx: NodeContext) -> Outcome:
+def execute(inbound: Inbound, order: Order, ctx: NodeContext) -> Outcome:
+    assert inbound.session is not None
     with span("action.execute", {"gateway.kind": order.action}) as current:
-        outcome = adapter_for(ctx.config).execute(session, order, now_ms())
+        if order.action == "INQUIRY":
+            outcome = answer_inquiry(inbound.session, order, ctx.config, inbound.sender_role)
+        else:
+            outcome = adapter_for(ctx.config).execute(inbound.session, order, now_ms())
         current.set_attribute("gateway.outcome", outcome.outcome)
     return outcome
 
@@ -99,7 +105,7 @@ def execute_action(inbound: Inbound, ctx: NodeContext) -> Draft:
     except OrderError as exc:
         outcome = Outcome.rejected(str(exc))
     else:
-        outcome = account_policy(inbound, order) or execute(inbound.session, order, ctx)
+        outcome = account_policy(inbound, order) or execute(inbound, order, ctx)
     log.info("action %s request=%s outcome=%s", header.kind, header.message_id, outcome.outcome)
     return ctx.answer(
         inbound,

@@ -32,6 +32,8 @@ class Inbound:
     message id conflicts on the journal row and rolls back with them.
     """
     decide_again: Callable[[Mapping[str, ContextValue]], PolicyDecision] | None = None
+    sender_role: str = ""
+    """The sender's role in the signed directory, as the node's policy saw it."""
     """The node's own policy on this message again, with facts the role learnt only after
     unsealing it (e.g. how often the bank has stopped the account); None outside a node."""
 

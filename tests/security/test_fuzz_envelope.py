@@ -390,12 +390,19 @@ PAIRS: dict[str, frozenset[tuple[str, str]]] = {
     "EXTEND": frozenset({("police", "bank")}),
     "RELEASE": frozenset({("police", "bank")}),
     "RETURN_FUNDS": frozenset({("police", "bank")}),
+    "INQUIRY": POLICE_TO_MEMBERS,
     "SUSPEND_NUMBER": frozenset({("police", "carrier")}),
     "RESTORE_NUMBER": frozenset({("police", "carrier")}),
     "AUDIT_READ": frozenset({("regulator", "broker")}),
 }
 """Which (sender role, recipient role) pairs may carry each kind, read off the rules."""
-HOURS = {"STOP_PAYMENT": 48, "FREEZE": 4320, "EXTEND": 4320, "SUSPEND_NUMBER": 720}
+HOURS = {
+    "STOP_PAYMENT": 48,
+    "FREEZE": 4320,
+    "EXTEND": 4320,
+    "SUSPEND_NUMBER": 720,
+    "INQUIRY": 8784,
+}
 """Longest duration of the kinds that carry one (the shortest is always 1 hour)."""
 QUERIES = {"MATCH_QUERY", "PSI_REQUEST"}
 ACTION_REQUESTS = {*HOURS, "RELEASE", "RETURN_FUNDS", "RESTORE_NUMBER"}
@@ -474,7 +481,7 @@ CONTEXTS = st.fixed_dictionaries(
         "batch_size": edges(1, 10_000),
         "amount_minor": edges(0),
         "whole_balance": st.booleans(),
-        "duration_hours": edges(1, 48, 720, 4320),
+        "duration_hours": edges(1, 48, 720, 4320, 8784),
         "reply_to": st.sampled_from(["", "0123456789abcdef" * 2]),
         "payload_bytes": edges(0, 256, 1024, 16_384, 644_096),
         "sender_kind_last_hour": edges(0, 100, 200, 36_000),
@@ -494,7 +501,10 @@ BOUNDARIES: dict[str, tuple[object, ...]] = {
     "batch_size": (*INT64_EDGES, 2, 9_999, 10_000, 10_001),
     "amount_minor": INT64_EDGES,
     "whole_balance": (True,),
-    "duration_hours": (*INT64_EDGES, 2, 47, 48, 49, 719, 720, 721, 4319, 4320, 4321),
+    "duration_hours": (
+        *INT64_EDGES,
+        *(2, 47, 48, 49, 719, 720, 721, 4319, 4320, 4321, 8783, 8784, 8785),
+    ),
     "sender_kind_last_hour": (*INT64_EDGES, 99, 100, 101, 199, 200, 201, 35_999, 36_000, 36_001),
     # the size bounds at batch size 1 (FULL_CONTEXT's): 256, 41 + 1024, 32 + 4096,
     # 8192 + 4096, 64 + 4096, 1024, 16384, 644096
