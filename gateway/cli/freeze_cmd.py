@@ -334,6 +334,97 @@ def return_funds(
     )
 
 
+@app.command("inquire")
+def inquire(
+    value: str = typer.Argument(..., help="The account, card or phone number."),
+    config: Path = CONFIG,
+    kind: str = typer.Option("bank_account", help="bank_account, bank_card or phone."),
+    to: str = typer.Option(..., "--to", "--bank", "--carrier", help="Recipient node id."),
+    since: str = typer.Option(..., "--from", help="Window start, ISO 8601 with offset."),
+    until: str = typer.Option(..., "--until", help="Window end, ISO 8601 with offset."),
+    case: str = CASE,
+    basis: str = BASIS,
+    officer: str = OFFICER,
+    approver: str = APPROVER,
+) -> None:
+    """Ask a bank about an account (holder, transactions) or a carrier about a number."""
+    from nodes.actions.fund import FundControlError, Officers
+    from nodes.actions.fund import inquire as send_inquiry
+    from nodes.runtime import open_node
+
+    window = (instant_ms(since, "--from"), instant_ms(until, "--until"))
+    if window[1] <= window[0]:
+        fail("--until: must come after --from")
+    ctx = open_node(node_config(config))
+    try:
+        result = send_inquiry(
+            ctx, to, kind, value, window, case, basis, Officers(officer, approver)
+        )
+    except (FundControlError, InvalidIdentifier, ValueError) as exc:
+        fail(str(exc))
+    finally:
+        ctx.client.close()
+    console.print(
+        f"[bold green]INQUIRY[/] request [bold]{result.message_id}[/] stored by the broker "
+        f"(audit entry {result.leaf_index}); show the answer with `gateway freeze answer`"
+    )
+
+
+@app.command("answer")
+def answer(
+    request_id: str = typer.Argument(..., help="The inquiry (or a unique prefix)."),
+    config: Path = CONFIG,
+    output: Output = OUTPUT,
+) -> None:
+    """The answer to an inquiry, as the bank or carrier sealed it to this node."""
+    from nodes.actions.fund import FundControlError, inquiry_answer
+
+    ctx, request_id = officers_and_id(config, request_id)
+    ctx.client.close()
+    try:
+        found = inquiry_answer(ctx, request_id)
+    except FundControlError as exc:
+        fail(str(exc))
+    if found is None:
+        fail(f"inquiry {request_id} has no answer (yet); see gateway freeze status {request_id}")
+    if output == Output.json:  # one document: the answer as the bank sealed it
+        import json
+
+        typer.echo(json.dumps(found, ensure_ascii=False, indent=2, sort_keys=True))
+        return
+    fields = found.get("fields", {})
+    assert isinstance(fields, dict)
+    rows = [{"field": k, "value": str(v)} for k, v in fields.items()]
+    render(rows, ANSWER_COLUMNS, output, title=f"inquiry {request_id}: holder")
+    transactions = found.get("transactions")
+    if isinstance(transactions, list):
+        posted = [
+            {
+                "at": int(t.get("at_ms", 0)),
+                "amount": f"{int(t.get('amount_minor', 0)) / 100:.2f}",
+                "counterparty": str(t.get("counterparty_account", "")),
+                "txn_id": str(t.get("txn_id", "")),
+            }
+            for t in transactions
+            if isinstance(t, dict)
+        ]
+        more = (
+            " (more in the window: ask with a shorter one)"
+            if found.get("more_transactions")
+            else ""
+        )
+        render(posted, TRANSACTION_COLUMNS, output, title=f"transactions{more}")
+
+
+ANSWER_COLUMNS = (Column("field", keep=True), Column("value", keep=True, fold=True))
+TRANSACTION_COLUMNS = (
+    Column("at", time=True, keep=True),
+    Column("amount", keep=True),
+    Column("counterparty", rank=2),
+    Column("txn_id", rank=1),
+)
+
+
 @app.command("status")
 def status(
     request_id: str = typer.Argument(..., help="The request id, or a unique prefix of it."),

@@ -55,6 +55,8 @@ FILL = {
     "values": "6222020200112233445",
     "request_id": "0f0f0f0f",
     "hours": "1",
+    "since": "2026-06-01T00:00+08:00",
+    "until": "2026-06-02T00:00+08:00",
     "node": "bank-z",
     "role": "bank",
     "consortium": "test",
@@ -205,6 +207,7 @@ BROKER_USERS = {
     "query",
     "psi",
     "freeze request",
+    "freeze inquire",
     "audit witness",
     "audit verify",
     "audit checkpoint",
@@ -226,7 +229,8 @@ def test_the_broker_down(command: Command, net: Consortium, tmp_path: Path) -> N
     given = {**paths(tmp_path), "config": str(net.config_path(node)), "to": "bank-a"}
     given.pop("file")
     given.pop("database")
-    result = run(command, {**given, "amount": "10", "values": FILL["values"]})
+    stop_payment = {"holder": "张伟", "txn_time": FILL["since"], "txn_amount": "10"}
+    result = run(command, {**given, **stop_payment, "amount": "10", "values": FILL["values"]})
     if command.path not in BROKER_USERS and result.exit_code == 0:
         return  # a local command (offers, ingest...) need not reach the broker
     line = one_error_line(result, f"{command.path} (broker down)")

@@ -54,6 +54,8 @@ def freeze(net: Consortium, node: str, case: str) -> str:
             "bank-a",
             "--amount",
             "1.00",
+            "--action",
+            "FREEZE",
             "--case",
             case,
             "--basis",
