@@ -6,9 +6,12 @@
 2. Broker and nodes start as separate processes on loopback, over mTLS.
 3. The police query a suspect list against every bank and carrier, blinded (RFC 9497):
    which bank holds each account, which carrier each number.
-4. The police issue a stop-payment on a matched account and a suspension of a matched
-   number; the bank and carrier execute them and their signed receipts come back.
-5. The regulator verifies the whole audit log through the broker.
+4. The police suspend a matched number; the carrier executes it and its signed receipt
+   comes back.
+5. Fund control on a matched account (`gateway.demo_fund`): inquiry, stop-payment with
+   the holder's name and the transfer the inquiry showed, freeze, renewal, and return
+   of the amount to the victim's account at the other bank.
+6. The regulator verifies the whole audit log through the broker.
 
 Every process started is stopped at the end, whatever happens.
 """
@@ -31,6 +34,7 @@ from gateway.audit.checkpoint import open_checkpoint
 from gateway.audit.verify import entries_below, verify_log
 from gateway.db import make_engine
 from gateway.demo_data import Suspect, generate, load_responder, suspects
+from gateway.demo_fund import run_fund_control
 from gateway.identifiers import IdentifierKind, normalise
 from gateway.localnet import Consortium, Processes, processes
 from gateway.pki.keys import read_hex
@@ -133,19 +137,29 @@ def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> bool:
 
 
 DEMO_ACTIONS: tuple[tuple[IdentifierKind, str, str, dict[str, Any]], ...] = (
-    (
-        IdentifierKind.BANK_ACCOUNT,
-        "STOP_PAYMENT",
-        "bank_account",
-        {"whole_balance": True, "duration_hours": 48},
-    ),
     (IdentifierKind.PHONE, "SUSPEND_NUMBER", "phone", {"duration_hours": 72}),
 )
-"""What the demo asks of the first matched account and the first matched number."""
+"""What the demo asks of the first matched number (accounts: `gateway.demo_fund`)."""
+FUND_STEPS = 6
+"""Inquiry, stop-payment, its release, freeze, renewal, return."""
+
+
+def fund_control(police: NodeContext, wanted: list[Suspect], found: dict[int, str]) -> int:
+    """The fund-control steps on the first matched account; how many were executed."""
+    index = next(
+        (i for i, s in enumerate(wanted) if s.kind == IdentifierKind.BANK_ACCOUNT and i in found),
+        None,
+    )
+    if index is None:
+        return 0
+    bank = found[index]
+    victim_bank = "bank-b" if bank != "bank-b" else "bank-a"
+    steps = run_fund_control(police, console, wanted[index].value, bank, victim_bank, CASE, BASIS)
+    return sum(s.state == "executed" for s in steps)
 
 
 def act(police: NodeContext, wanted: list[Suspect], found: dict[int, str]) -> int:
-    """A stop-payment on a matched account and a suspension of a matched number."""
+    """A suspension of a matched number."""
     specs = []
     for kind, action, identifier_kind, terms in DEMO_ACTIONS:
         index = next((i for i, s in enumerate(wanted) if s.kind == kind and i in found), None)
@@ -225,16 +239,20 @@ def run_demo(folder: Path | None = None, keep: bool = False, records: int = 20_0
             try:
                 found = query(police, consortium, wanted)
                 executed = act(police, wanted, found)
+                funds = fund_control(police, wanted, found)
             finally:
                 police.client.close()
             verified = verify_as_regulator(consortium)
         expected = {i: s.held_by for i, s in enumerate(wanted) if s.held_by}
-        ok = found == expected and executed == 2 and verified
+        ok = found == expected and executed == 1 and funds == FUND_STEPS and verified
         summary = Table(title="Summary", show_header=False)
         summary.add_row(
             "suspects matched", f"{len(found)} of {len(wanted)} (expected {len(expected)})"
         )
-        summary.add_row("actions executed", f"{executed} of 2, receipts received")
+        summary.add_row("number suspended", f"{executed} of 1, receipt received")
+        summary.add_row(
+            "fund-control steps executed", f"{funds} of {FUND_STEPS}, receipts received"
+        )
         summary.add_row("audit log", "verified" if verified else "NOT verified")
         console.print(summary)
         console.print("[bold green]demo complete[/]" if ok else "[bold red]demo failed[/]")
