@@ -12,14 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
 from gateway.identifiers import IdentifierKind
-from gateway.workdays import BEIJING
 from nodes.actions.fund import Officers, inquire, inquiry_answer, renew_freeze, return_funds
 from nodes.actions.ledger import StatedTransaction
 from nodes.actions.orders import Victim
