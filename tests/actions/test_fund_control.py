@@ -43,6 +43,7 @@ TWICE = "6222020200998877665"
 HELD = "6222020200555544443"
 VICTIM_HERE = "6222020200123456789"
 CLOSED = "6222020200246813579"
+STOPPED = "6222020200135792468"
 OFFICERS = Officers("officer-7", "chief-2")
 
 
@@ -52,7 +53,14 @@ def net(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Itera
     seed_accounts(
         c,
         "bank-a",
-        {SUSPECT: 1_000_000, TWICE: 1_000_000, HELD: 800_000, VICTIM_HERE: 10_000, CLOSED: 0},
+        {
+            SUSPECT: 1_000_000,
+            TWICE: 1_000_000,
+            HELD: 800_000,
+            VICTIM_HERE: 10_000,
+            CLOSED: 0,
+            STOPPED: 300_000,
+        },
     )
     with opened(c.node_config("bank-a").database) as engine, engine.begin() as conn:
         from nodes.actions.accounts import BUILTIN_ACCOUNTS
@@ -184,9 +192,8 @@ def test_a_freeze_in_force_is_renewed_again_and_again_an_expired_one_is_not(
             row = s.get(ActionRequestRow, frozen.request_id)
             assert row is not None and row.hold_expires_at_ms == expires
     # A stop-payment is not renewed: the bank says so.
-    stopped = next(
-        r for r in police_requests(police) if r.action == "STOP_PAYMENT" and r.state == "executed"
-    )
+    stopped = settled(police, issue_action(police, spec(identifier=STOPPED)).message_id)
+    assert stopped.state == "executed"
     extend_stop = spec(
         action="EXTEND",
         identifier="",
