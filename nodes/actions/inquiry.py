@@ -10,6 +10,7 @@ size and digest.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -25,8 +26,13 @@ if TYPE_CHECKING:
     from gateway.config import NodeConfig
 
 MAX_TRANSACTIONS = 80
-"""Transactions in one answer: keeps the receipt within the broker's 16 KiB bound; the
-answer says when more were left out (ask again with a shorter window)."""
+"""Transactions in one answer; the answer says when more were left out (ask again with a
+shorter window)."""
+ANSWER_BYTES = 12_000
+"""An answer's JSON stays below this, so that its receipt (with the outcome, sealing and
+framing) stays within the broker's 16 KiB bound: later transactions are left out first,
+then long field values are cut."""
+FIELD_CHARS = 256
 TRANSACTIONS_FIELD = "transactions"
 
 
@@ -104,4 +110,23 @@ def answer_inquiry(session: Session, order: Order, config: NodeConfig, role: str
             for t in found[:MAX_TRANSACTIONS]
         ]
         answer["more_transactions"] = len(found) > MAX_TRANSACTIONS
-    return Outcome(EXECUTED, "", 0, 0, 0, answer)
+    return Outcome(EXECUTED, "", 0, 0, 0, within_budget(answer))
+
+
+def within_budget(answer: dict[str, object]) -> dict[str, object]:
+    """`answer`, with transactions left out from the end, then values cut, until its JSON
+    (as the receipt encodes it) fits ANSWER_BYTES."""
+
+    def size() -> int:
+        return len(json.dumps(answer).encode())
+
+    posted = answer.get(TRANSACTIONS_FIELD)
+    while isinstance(posted, list) and posted and size() > ANSWER_BYTES:
+        posted.pop()
+        answer["more_transactions"] = True
+    fields = answer.get("fields")
+    if size() > ANSWER_BYTES and isinstance(fields, dict):
+        for name, value in fields.items():
+            if isinstance(value, str):
+                fields[name] = value[:FIELD_CHARS]
+    return answer

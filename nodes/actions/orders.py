@@ -86,6 +86,11 @@ IDENTIFIER_KINDS = {
 }
 
 
+MAX_NAME = 64
+"""Characters of a holder's or victim's name in a request: keeps it within the broker's
+1 KiB bound for action requests (tests/policy/largest_payloads.py)."""
+
+
 def request_payload(
     kind: IdentifierKind | str,
     value: str,
@@ -97,6 +102,9 @@ def request_payload(
 ) -> bytes:
     """The sealed payload of an action request: which identifier it is about, and for
     fund control the holder's name, the transaction to stop and the victim's account."""
+    for name in (account_name, victim.name if victim is not None else ""):
+        if len(name) > MAX_NAME:
+            raise ValueError(f"names in a request are at most {MAX_NAME} characters")
     body: dict[str, object] = {"identifier_kind": str(kind)}
     if value:
         body["value"] = value
@@ -112,7 +120,7 @@ def request_payload(
         body["window"] = {"from_ms": window[0], "until_ms": window[1]}
     if victim is not None:
         body["victim"] = {"bank": victim.bank, "account": victim.account, "name": victim.name}
-    return json.dumps(body).encode()
+    return json.dumps(body, ensure_ascii=False).encode()
 
 
 def _transaction(body: dict[str, object], region: str) -> StatedTransaction | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from gateway.config import NodeConfig
@@ -53,3 +54,21 @@ def test_a_return_not_completed_by_its_due_date_is_overdue() -> None:
     assert warning(row("RETURN_FUNDS", "delivered", due=NOW + 1), CONFIG, NOW) == ""
     assert "overdue" in warning(row("RETURN_FUNDS", "delivered", due=NOW), CONFIG, NOW)
     assert warning(row("RETURN_FUNDS", "executed", due=NOW - HOUR), CONFIG, NOW) == ""
+
+
+def test_an_inquiry_answer_is_cut_to_fit_the_receipts_bound() -> None:
+    from nodes.actions.inquiry import ANSWER_BYTES, within_budget
+
+    transaction = {"txn_id": "t" * 64, "at_ms": 2**62, "amount_minor": -(2**62)}
+    answer: dict[str, object] = {
+        "fields": {"holder_name": "张" * 400, "status": "active"},
+        "transactions": [dict(transaction, counterparty_account="9" * 34) for _ in range(80)],
+        "more_transactions": False,
+    }
+    cut = within_budget(answer)
+    assert len(json.dumps(cut).encode()) <= ANSWER_BYTES
+    assert cut["more_transactions"] is True
+    assert 0 < len(cut["transactions"]) < 80  # type: ignore[arg-type]
+    assert cut["fields"] == {"holder_name": "张" * 400, "status": "active"}  # kept whole
+    huge: dict[str, object] = {"fields": {"holder_name": "张" * 2500}, "transactions": []}
+    assert within_budget(huge)["fields"] == {"holder_name": "张" * 256}
