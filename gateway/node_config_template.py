@@ -36,6 +36,7 @@ _COLUMNS = {
 # balance_minor = "balance_fen"     # integer, in minor units
 # held_minor = "held_fen"           # integer, in minor units
 # hold_expires_at_ms = "hold_expiry"  # integer, Unix milliseconds
+# holder_name = "cust_name"         # text: a stop-payment's stated name is checked on it
 """,
     "carrier": """
 # How your subscribers table's columns map to the gateway's names (with adapter_table).
@@ -45,6 +46,28 @@ _COLUMNS = {
 # status = "state"                  # text: 'active' | 'suspended'
 """,
 }
+
+_INQUIRY_EXTRA = """
+# Inquiries (查询): the answer holds the mapped columns above (not the identifier) and,
+# at a bank, the account's transactions in the window. More fields from other columns
+# of your own adapter_table, and which fields each requesting role sees (default: the
+# police see every field). Keep these tables last, with [adapter_columns].
+# [inquiry_columns]
+# id_number = "cust_id"
+# opened_on = "open_date"
+# [inquiry_fields]
+# police = "holder_name,status,balance_minor,held_minor,transactions"
+"""
+
+_POLICE_EXTRA = """
+# Fund control: warn this long before a freeze or a stop-payment expires, and give a
+# bank this many working days to complete a return of funds, counted on the holiday
+# calendar (empty: the shipped one, the State Council's schedule for 2026).
+# freeze_warning_hours = 168
+# stop_payment_warning_hours = 6
+# return_working_days = 3
+# holiday_calendar = "holidays.toml"
+"""
 
 _MATCH_EXTRA = """
 # Targeted matching. Bucket bits must be the same at police and responders (16 suits
@@ -60,7 +83,9 @@ def render(*, node: str, role: str, listen: str, broker: str, bundle: Path, data
     """A TOML file for one node; every key can be overridden by GATEWAY_<KEY>."""
     extra = _RESPONDER_EXTRA if role in ("bank", "carrier") else ""
     extra += _MATCH_EXTRA if role in ("police", "bank", "carrier") else ""
+    extra += _POLICE_EXTRA if role == "police" else ""
     extra += _COLUMNS.get(role, "")
+    extra += _INQUIRY_EXTRA if role in ("bank", "carrier") else ""
     return f"""{_ROLE_NOTES.get(role, "")}
 # Every key can be overridden by an environment variable GATEWAY_<KEY>, e.g.
 # GATEWAY_DATABASE=postgresql+psycopg://user@db/bank.
