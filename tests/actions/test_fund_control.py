@@ -298,3 +298,43 @@ def test_every_fund_control_step_is_in_the_audit_log_under_its_case(net: Consort
         texts = [e.decode(errors="replace") for e in s.scalars(select(AuditEntryRow.leaf)).all()]
     for kind in ("STOP_PAYMENT", "FREEZE", "EXTEND", "RETURN_FUNDS"):
         assert any(f'"{kind}"' in t and "C-2026-001" in t for t in texts), kind
+
+
+def test_the_cli_renews_returns_and_lists_the_warning(net: Consortium, police: NodeContext) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    runner = CliRunner()
+    config = str(net.config_path("police-1"))
+    officers = ["--basis", "art. 11", "--officer", "o-1", "--approver", "o-2"]
+    frozen = freeze(police, VICTIM_HERE, whole_balance=False, amount_minor=5_000)
+    listed = runner.invoke(
+        app, ["freeze", "list", "--config", config, "--case", "C-2026-001", "--output", "json"]
+    )
+    assert listed.exit_code == 0, listed.output
+    row = next(r for r in json.loads(listed.stdout) if r["request_id"] == frozen.request_id)
+    assert row["warning"].startswith("expires in 2 d 23 h: renew it")  # 72 h < 7 days
+
+    renewed = runner.invoke(
+        app,
+        ["freeze", "renew", frozen.request_id[:10], "--config", config, "--hours", "24", *officers],
+    )
+    assert renewed.exit_code == 0, renewed.output
+    back = runner.invoke(
+        app,
+        ["freeze", "return", frozen.request_id, "--config", config, "--amount", "20.00",
+         "--to-bank", "bank-b", "--to-account", VICTIM, "--to-name", "王芳", *officers],
+    )  # fmt: skip
+    assert back.exit_code == 0, back.output
+    request_id = back.stdout.split("request ")[1].split()[0]
+    assert outcome(police, request_id) == ("executed", "")
+    too_much = runner.invoke(
+        app,
+        ["freeze", "return", frozen.request_id, "--config", config, "--amount", "31.00",
+         "--to-bank", "bank-b", "--to-account", VICTIM, "--to-name", "王芳", *officers],
+    )  # fmt: skip
+    assert too_much.exit_code == 1
+    assert too_much.stderr.startswith("error: return: larger than the frozen amount (30.00)")

@@ -149,3 +149,40 @@ def test_an_unknown_account_is_a_rejected_receipt(police: NodeContext) -> None:
         row = s.get(ActionRequestRow, request_id)
         assert row is not None and (row.state, row.reason) == ("rejected", "unknown account")
     assert inquiry_answer(police, request_id) is None
+
+
+def test_the_cli_sends_an_inquiry_and_shows_its_answer(
+    net: Consortium, police: NodeContext
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    runner = CliRunner()
+    config = str(net.config_path("police-1"))
+    sent = runner.invoke(
+        app,
+        ["freeze", "inquire", ACCOUNT, "--config", config, "--to", "bank-a",
+         "--from", "2026-05-20T00:00+08:00", "--until", "2026-06-10T00:00+08:00",
+         "--case", CASE, "--basis", "art. 11", "--officer", "o-1", "--approver", "o-2"],
+    )  # fmt: skip
+    assert sent.exit_code == 0, sent.output
+    request_id = sent.stdout.split("request ")[1].split()[0]
+    wait_for(lambda: request_state(police, request_id) == "executed")
+    shown = runner.invoke(app, ["freeze", "answer", request_id, "--config", config])
+    assert shown.exit_code == 0, shown.output
+    assert HOLDER in shown.stdout and "5000.00" in shown.stdout and "-4500.00" in shown.stdout
+    as_json = runner.invoke(
+        app, ["freeze", "answer", request_id, "--config", config, "--output", "json"]
+    )
+    assert json.loads(as_json.stdout)["fields"]["holder_name"] == HOLDER
+    backwards = runner.invoke(
+        app,
+        ["freeze", "inquire", ACCOUNT, "--config", config, "--to", "bank-a",
+         "--from", "2026-06-10T00:00+08:00", "--until", "2026-05-20T00:00+08:00",
+         "--case", CASE, "--basis", "art. 11", "--officer", "o-1", "--approver", "o-2"],
+    )  # fmt: skip
+    assert backwards.exit_code == 1
+    assert backwards.stderr == "error: --until: must come after --from\n"
