@@ -88,6 +88,11 @@ class NodeConfig:
     """Police: warn this long before a stop-payment expires (freeze before then)."""
     return_working_days: int = 3
     """Police: working days a bank has to complete a return of funds."""
+    transactions_table: str = ""
+    """Bank: its own ledger table (stop-payment checks, inquiries, returns); "" built-in."""
+    transaction_columns: dict[str, str] = field(default_factory=dict)
+    """Bank: gateway name -> column of transactions_table (txn_id, account, at_ms,
+    amount_minor, counterparty)."""
     inquiry_columns: dict[str, str] = field(default_factory=dict)
     """Bank or carrier: more answer fields of an inquiry, each a column of adapter_table."""
     inquiry_fields: dict[str, str] = field(default_factory=dict)

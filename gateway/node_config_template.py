@@ -47,6 +47,23 @@ _COLUMNS = {
 """,
 }
 
+_LEDGER_KEY = """
+# The ledger a stop-payment's transaction is checked in, inquiries list and returns post
+# to: empty for the built-in account_transactions table, or your own table, its columns
+# mapped in [transaction_columns] at the end of this file.
+transactions_table = ""
+"""
+
+_LEDGER_COLUMNS = """
+# How your ledger's columns map to the gateway's names (with transactions_table).
+# [transaction_columns]
+# txn_id = "posting_no"             # text, unique
+# account = "acct_no"               # text: the account number
+# at_ms = "posted_ms"               # integer, Unix milliseconds
+# amount_minor = "fen"              # integer, minor units: + credit, - debit
+# counterparty = "other_acct"       # text: the other account
+"""
+
 _INQUIRY_EXTRA = """
 # Inquiries (查询): the answer holds the mapped columns above (not the identifier) and,
 # at a bank, the account's transactions in the window. More fields from other columns
@@ -83,8 +100,10 @@ def render(*, node: str, role: str, listen: str, broker: str, bundle: Path, data
     """A TOML file for one node; every key can be overridden by GATEWAY_<KEY>."""
     extra = _RESPONDER_EXTRA if role in ("bank", "carrier") else ""
     extra += _MATCH_EXTRA if role in ("police", "bank", "carrier") else ""
+    extra += _LEDGER_KEY if role == "bank" else ""
     extra += _POLICE_EXTRA if role == "police" else ""
     extra += _COLUMNS.get(role, "")
+    extra += _LEDGER_COLUMNS if role == "bank" else ""
     extra += _INQUIRY_EXTRA if role in ("bank", "carrier") else ""
     return f"""{_ROLE_NOTES.get(role, "")}
 # Every key can be overridden by an environment variable GATEWAY_<KEY>, e.g.

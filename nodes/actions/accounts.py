@@ -28,7 +28,7 @@ from nodes.actions.holds import (
     due_holds,
     other_active,
 )
-from nodes.actions.ledger import TransferRow, post, transaction_problem
+from nodes.actions.ledger import Ledger, TransferRow
 from nodes.actions.orders import EXECUTED, IDENTIFIER_KINDS, PARTIAL, Order, Outcome
 from nodes.records import sync_attribute
 
@@ -107,9 +107,16 @@ class AccountState:
 class SqlAccountAdapter:
     """Stop-payment, freeze, extend and release on an accounts table."""
 
-    def __init__(self, table: Table, columns: AccountColumns, node_id: str = "") -> None:
+    def __init__(
+        self,
+        table: Table,
+        columns: AccountColumns,
+        node_id: str = "",
+        ledger: Ledger | None = None,
+    ) -> None:
         self.table = table
         self.cols = columns
+        self.ledger = ledger or Ledger()
         self.node_id = node_id
         """This bank's member id: a return to it credits one of its own accounts."""
 
@@ -221,7 +228,7 @@ class SqlAccountAdapter:
         if stop and order.transaction is None:
             return "transaction: a stop-payment must state the transaction's time and amount"
         if order.transaction is not None:
-            return transaction_problem(session, order.identifier, order.transaction)
+            return self.ledger.problem(session, order.identifier, order.transaction)
         return ""
 
     def _extend(self, session: Session, order: Order, now_ms: int) -> Outcome:
@@ -286,11 +293,15 @@ class SqlAccountAdapter:
             held_minor=max(0, account.held - amount),
         )
         hold.amount_minor -= amount
-        post(session, f"{order.request_id}-out", hold.identifier, now_ms, -amount, victim.account)
+        self.ledger.post(
+            session, f"{order.request_id}-out", hold.identifier, now_ms, -amount, victim.account
+        )
         crash_point("bank-return-debited")
         if credited is not None:
             self._set(session, victim.account, balance_minor=credited.balance + amount)
-            post(session, f"{order.request_id}-in", victim.account, now_ms, amount, hold.identifier)
+            self.ledger.post(
+                session, f"{order.request_id}-in", victim.account, now_ms, amount, hold.identifier
+            )
         session.add(
             TransferRow(
                 request_id=order.request_id,

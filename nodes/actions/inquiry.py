@@ -18,7 +18,7 @@ from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.orm import Session
 
 from nodes.actions.accounts import bank_columns
-from nodes.actions.ledger import transactions_between
+from nodes.actions.ledger import ledger_for
 from nodes.actions.numbers import NumberColumns
 from nodes.actions.orders import EXECUTED, Order, Outcome
 
@@ -102,12 +102,15 @@ def answer_inquiry(session: Session, order: Order, config: NodeConfig, role: str
         "window": {"from_ms": order.window[0], "until_ms": order.window[1]},
     }
     if TRANSACTIONS_FIELD in wanted:
-        found = transactions_between(
+        try:
+            ledger = ledger_for(config)
+        except ValueError as exc:
+            return Outcome.rejected(f"inquiry: this node's configuration: {exc}")
+        found = ledger.between(
             session, order.identifier, order.window[0], order.window[1], MAX_TRANSACTIONS + 1
         )
         answer[TRANSACTIONS_FIELD] = [
-            {k: _plain(v) for k, v in t.items() if k != "account_no"}
-            for t in found[:MAX_TRANSACTIONS]
+            {k: _plain(v) for k, v in t.items()} for t in found[:MAX_TRANSACTIONS]
         ]
         answer["more_transactions"] = len(found) > MAX_TRANSACTIONS
     return Outcome(EXECUTED, "", 0, 0, 0, within_budget(answer))

@@ -22,6 +22,7 @@ from gateway.v1 import gateway_pb2 as pb
 from nodes.actions.accounts import SqlAccountAdapter, account_table, bank_columns
 from nodes.actions.holds import stop_payments_on
 from nodes.actions.inquiry import answer_inquiry
+from nodes.actions.ledger import ledger_for
 from nodes.actions.numbers import NumberColumns, SqlNumberAdapter, number_table
 from nodes.actions.orders import HoldAdapter, Order, OrderError, Outcome, read_order
 from nodes.roles.base import Inbound, RoleRefusal
@@ -38,7 +39,7 @@ def adapter_for(config: NodeConfig) -> HoldAdapter:
     if config.role == "bank":
         columns = bank_columns(config.adapter_table, config.adapter_columns)
         table = account_table(config.adapter_table, columns)
-        return SqlAccountAdapter(table, columns, config.node_id)
+        return SqlAccountAdapter(table, columns, config.node_id, ledger_for(config))
     if config.role == "carrier":
         number_columns = NumberColumns.from_config(config.adapter_columns)
         return SqlNumberAdapter(number_table(config.adapter_table, number_columns), number_columns)

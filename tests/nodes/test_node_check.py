@@ -284,7 +284,8 @@ def test_the_template_keeps_match_keys_out_of_the_columns_table(tmp_path: Path) 
             line[2:] if line.startswith("# ") and " = " in line else line
             for line in rendered.splitlines()
         )
-        for table in ("adapter_columns", "inquiry_columns", "inquiry_fields"):
+        tables = ("adapter_columns", "transaction_columns", "inquiry_columns", "inquiry_fields")
+        for table in tables:
             uncommented = uncommented.replace(f"# [{table}]", f"[{table}]")
         path = tmp_path / f"{role}.toml"
         path.write_text(uncommented)
@@ -310,6 +311,8 @@ def test_the_template_keeps_match_keys_out_of_the_columns_table(tmp_path: Path) 
             assert cfg.holiday_calendar == tmp_path / "holidays.toml"
         else:
             assert set(cfg.inquiry_fields) == {"police"} and "id_number" in cfg.inquiry_columns
+            if role == "bank":
+                assert cfg.transaction_columns["amount_minor"] == "fen"
 
 
 def test_records_without_an_index_warn_since_bulk_psi_still_works(
