@@ -6,11 +6,14 @@
 2. Broker and nodes start as separate processes on loopback, over mTLS.
 3. The police query a suspect list against every bank and carrier, blinded (RFC 9497):
    which bank holds each account, which carrier each number.
-4. The police suspend a matched number; the carrier executes it and its signed receipt
-   comes back.
-5. Fund control on a matched account (`gateway.demo_fund`): inquiry, stop-payment with
-   the holder's name and the transfer the inquiry showed, freeze, renewal, and return
-   of the amount to the victim's account at the other bank.
+4. An officer of the police node drafts a suspension of a matched number; a different
+   officer, an approver, approves it (both log in with a password and a TOTP code), and
+   only then is it signed, naming both officers, and sent; the carrier executes it and
+   its signed receipt comes back.
+5. Fund control on a matched account (`gateway.demo_fund`), each step drafted and
+   approved the same way: inquiry, stop-payment with the holder's name and the transfer
+   the inquiry showed, freeze, renewal, and return of the amount to the victim's
+   account at the other bank.
 6. The regulator verifies the whole audit log through the broker.
 
 Every process started is stopped at the end, whatever happens.
@@ -25,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyotp
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -34,13 +38,16 @@ from gateway.audit.checkpoint import open_checkpoint
 from gateway.audit.verify import entries_below, verify_log
 from gateway.db import make_engine
 from gateway.demo_data import Suspect, generate, load_responder, suspects
-from gateway.demo_fund import run_fund_control
+from gateway.demo_fund import Sender, run_fund_control
 from gateway.identifiers import IdentifierKind, normalise
 from gateway.localnet import Consortium, Processes, processes
 from gateway.pki.keys import read_hex
-from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
+from nodes.actions.police import ActionRequestRow, ActionSpec
+from nodes.broker_client import Submitted
 from nodes.matching import query_responders, refresh_index
 from nodes.runtime import NodeContext, open_node
+from nodes.staff.accounts import StaffUser, add_user, authenticate
+from nodes.staff.drafts import approve_draft, create_draft, get_draft
 
 console = Console(width=120) if not Console().is_terminal else Console()
 CASE = "C-2026-0815"
@@ -144,7 +151,39 @@ FUND_STEPS = 6
 """Inquiry, stop-payment, its release, freeze, renewal, return."""
 
 
-def fund_control(police: NodeContext, wanted: list[Suspect], found: dict[int, str]) -> int:
+OFFICER = "wang.wei"
+APPROVER = "chen.jing"
+
+
+def staff(police: NodeContext) -> tuple[StaffUser, StaffUser]:
+    """An officer and an approver on the police node, logged in with password and code."""
+    logged_in = []
+    for user_id, role in ((OFFICER, "officer"), (APPROVER, "approver")):
+        made = add_user(police.engine, user_id, role)
+        code = pyotp.TOTP(made.totp_secret).now()
+        logged_in.append(authenticate(police.engine, user_id, made.password, code))
+    console.print(
+        f"staff: [bold]{OFFICER}[/] (officer) and [bold]{APPROVER}[/] (approver) logged in "
+        "with password and TOTP code"
+    )
+    return logged_in[0], logged_in[1]
+
+
+def four_eyes(police: NodeContext, officer: StaffUser, approver: StaffUser) -> Sender:
+    """Send a spec as the demo's staff do: drafted by one, approved by the other."""
+
+    def send(spec: ActionSpec) -> Submitted:
+        draft_id = create_draft(police.engine, officer, spec)
+        draft = get_draft(police.engine, draft_id)
+        assert draft is not None
+        return approve_draft(police, approver, draft_id, expected_sha256=draft.spec_sha256)
+
+    return send
+
+
+def fund_control(
+    police: NodeContext, send: Sender, wanted: list[Suspect], found: dict[int, str]
+) -> int:
     """The fund-control steps on the first matched account; how many were executed."""
     index = next(
         (i for i, s in enumerate(wanted) if s.kind == IdentifierKind.BANK_ACCOUNT and i in found),
@@ -154,12 +193,19 @@ def fund_control(police: NodeContext, wanted: list[Suspect], found: dict[int, st
         return 0
     bank = found[index]
     victim_bank = "bank-b" if bank != "bank-b" else "bank-a"
-    steps = run_fund_control(police, console, wanted[index].value, bank, victim_bank, CASE, BASIS)
+    account = wanted[index].value
+    steps = run_fund_control(police, send, console, account, bank, victim_bank, CASE, BASIS)
     return sum(s.state == "executed" for s in steps)
 
 
-def act(police: NodeContext, wanted: list[Suspect], found: dict[int, str]) -> int:
-    """A suspension of a matched number."""
+def act(
+    police: NodeContext,
+    officer: StaffUser,
+    approver: StaffUser,
+    wanted: list[Suspect],
+    found: dict[int, str],
+) -> int:
+    """A suspension of a matched number, drafted by one officer and approved by another."""
     specs = []
     for kind, action, identifier_kind, terms in DEMO_ACTIONS:
         index = next((i for i, s in enumerate(wanted) if s.kind == kind and i in found), None)
@@ -171,14 +217,24 @@ def act(police: NodeContext, wanted: list[Suspect], found: dict[int, str]) -> in
                 action=action,
                 case_ref=CASE,
                 legal_basis=BASIS,
-                issuing_officer="officer-0412",
-                approving_officer="chief-0007",
+                issuing_officer="",
+                approving_officer="",
                 identifier_kind=identifier_kind,
                 identifier=wanted[index].value,
                 **terms,
             )
         )
-    ids = [issue_action(police, spec).message_id for spec in specs]
+    ids = []
+    for spec in specs:
+        draft_id = create_draft(police.engine, officer, spec)
+        draft = get_draft(police.engine, draft_id)
+        assert draft is not None
+        result = approve_draft(police, approver, draft_id, expected_sha256=draft.spec_sha256)
+        console.print(
+            f"{spec.action} drafted by {officer.user_id} ({draft_id[:12]}), approved by "
+            f"{approver.user_id}: request {result.message_id[:12]}"
+        )
+        ids.append(result.message_id)
 
     def receipts() -> list[ActionRequestRow]:
         with Session(police.engine) as session:
@@ -238,8 +294,10 @@ def run_demo(folder: Path | None = None, keep: bool = False, records: int = 20_0
             police = open_node(consortium.node_config("police-1"))
             try:
                 found = query(police, consortium, wanted)
-                executed = act(police, wanted, found)
-                funds = fund_control(police, wanted, found)
+                officer, approver = staff(police)
+                executed = act(police, officer, approver, wanted, found)
+                send = four_eyes(police, officer, approver)
+                funds = fund_control(police, send, wanted, found)
             finally:
                 police.client.close()
             verified = verify_as_regulator(consortium)

@@ -4,7 +4,8 @@ The police inquire (the holder and the incoming transfers of the last week), sto
 victim's transfer with what the answer showed (holder's name, time, amount,
 counterparty), hand the stop-payment over to a freeze, renew the freeze, and order the
 amount returned to the victim's account at the other bank. Each step is a request
-through the broker, with its audit entry, and a receipt signed by the bank.
+through the broker, with its audit entry, and a receipt signed by the bank; the demo
+sends each as its staff do, drafted by one officer and approved by another.
 """
 
 from __future__ import annotations
@@ -12,20 +13,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
 from gateway.identifiers import IdentifierKind
-from nodes.actions.fund import Officers, inquire, inquiry_answer, renew_freeze, return_funds
+from gateway.workdays import BEIJING
+from nodes.actions.fund import inquiry_answer, inquiry_spec, renewal_spec, return_spec
 from nodes.actions.ledger import StatedTransaction
 from nodes.actions.orders import Victim
-from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
+from nodes.actions.police import ActionRequestRow, ActionSpec
 from nodes.broker_client import Submitted
 from nodes.runtime import NodeContext
 
-OFFICERS = Officers("officer-0412", "chief-0007")
+Sender = Callable[[ActionSpec], Submitted]
+"""How the demo sends a request: drafted by one officer, approved by another."""
 VICTIM_NAME = "王芳"
 DAY_MS = 24 * 3_600_000
 
@@ -51,6 +55,7 @@ def _settled(police: NodeContext, request_id: str, timeout_s: float = 20.0) -> A
 
 def run_fund_control(
     police: NodeContext,
+    send_spec: Sender,
     console: Console,
     account: str,
     bank: str,
@@ -76,15 +81,8 @@ def run_fund_control(
     now = int(time.time() * 1000)
     asked = step(
         "inquiry: holder and last week's transfers",
-        lambda: inquire(
-            police,
-            bank,
-            "bank_account",
-            account,
-            (now - 7 * DAY_MS, now),
-            case_ref,
-            basis,
-            OFFICERS,
+        lambda: send_spec(
+            inquiry_spec(bank, "bank_account", account, (now - 7 * DAY_MS, now), case_ref, basis)
         ),
         lambda r: "answer sealed to the police",
     )
@@ -110,15 +108,14 @@ def run_fund_control(
             action=action,
             case_ref=case_ref,
             legal_basis=basis,
-            issuing_officer=OFFICERS.issuing,
-            approving_officer=OFFICERS.approving,
+            issuing_officer="",
+            approving_officer="",
             **terms,  # type: ignore[arg-type]
         )
 
     stopped = step(
         f"stop-payment: {holder}'s account, the transfer of {money(amount)}",
-        lambda: issue_action(
-            police,
+        lambda: send_spec(
             spec(
                 "STOP_PAYMENT",
                 identifier_kind=IdentifierKind.BANK_ACCOUNT.value,
@@ -136,13 +133,12 @@ def run_fund_control(
         return steps
     released = step(
         "release the stop-payment: a freeze takes over",
-        lambda: issue_action(police, spec("RELEASE", target_request_id=stopped.request_id)),
+        lambda: send_spec(spec("RELEASE", target_request_id=stopped.request_id)),
         lambda r: "released",
     )
     frozen = released and step(
         "freeze: the amount, for 180 days",
-        lambda: issue_action(
-            police,
+        lambda: send_spec(
             spec(
                 "FREEZE",
                 identifier_kind=IdentifierKind.BANK_ACCOUNT.value,
@@ -155,23 +151,24 @@ def run_fund_control(
     )
     renewed = frozen and step(
         "renew the freeze: 180 days more",
-        lambda: renew_freeze(police, frozen.request_id, 4320, basis, OFFICERS),
+        lambda: send_spec(renewal_spec(police, frozen.request_id, 4320, basis)),
         lambda r: f"until {time.strftime('%Y-%m-%d', time.gmtime(r.hold_expires_at_ms / 1000))}",
     )
     if renewed and frozen:
         step(
             f"return to the victim's account at {victim_bank}",
-            lambda: return_funds(
-                police,
-                frozen.request_id,
-                amount,
-                Victim(victim_bank, victim_account, VICTIM_NAME),
-                basis,
-                OFFICERS,
+            lambda: send_spec(
+                return_spec(
+                    police,
+                    frozen.request_id,
+                    amount,
+                    Victim(victim_bank, victim_account, VICTIM_NAME),
+                    basis,
+                )
             ),
             lambda r: (
-                f"{money(r.executed_amount_minor)} transferred, due by "
-                f"{time.strftime('%Y-%m-%d', time.gmtime(r.due_at_ms / 1000))}"
+                f"{money(r.executed_amount_minor)} transferred; due by the end of "
+                f"{datetime.fromtimestamp((r.due_at_ms - 1) / 1000, BEIJING):%Y-%m-%d} (Beijing)"
             ),
         )
     _show(console, steps)

@@ -14,6 +14,8 @@ from gateway.matching import index_store
 from gateway.migrate import register_tables
 from nodes import journal, records
 from nodes.actions import accounts, holds, ledger, numbers, police
+from nodes.staff import accounts as staff_accounts
+from nodes.staff import drafts, trail
 
 TABLE_MODULES = (
     journal,
@@ -25,6 +27,9 @@ TABLE_MODULES = (
     police,
     index_store,
     offers,
+    staff_accounts,
+    trail,
+    drafts,
 )
 metadata = NodeBase.metadata
 register_tables("node", TABLE_MODULES)

@@ -1,12 +1,16 @@
 """`gateway freeze`: police requests to stop payments, freeze accounts, suspend numbers.
 
-Each request is acknowledged by the broker only after it is stored durably, with an
-audit receipt; the bank's or carrier's signed receipt arrives later through the
-broker's outbox and shows in `status` and `list`.
+Four-eyes: an officer drafts a request (`draft`, `extend`, `release`, and for fund
+control `renew`, `return`, `inquire`), a different
+member of staff with the approver role approves it (`approve`), and only then is it
+signed, naming both, and sent. The broker acknowledges it only after storing it
+durably, with an audit receipt; the bank's or carrier's signed receipt arrives later
+through the broker's outbox and shows in `status` and `list`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,12 +19,14 @@ import typer
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
-from gateway.cli.common import console, fail, node_config
+from gateway.cli.common import console, err_console, fail, node_config
 from gateway.cli.output import OUTPUT, Column, Output, render, short_utc
+from gateway.cli.staff_login import AS, PASSWORD_FILE, TOTP, login, node_engine
 from gateway.identifiers import InvalidIdentifier
 
 if TYPE_CHECKING:
     from nodes.actions.ledger import StatedTransaction
+    from nodes.actions.police import ActionSpec
     from nodes.runtime import NodeContext
 
 app = typer.Typer(no_args_is_help=True, help="Stop-payments, freezes and number suspensions.")
@@ -28,8 +34,6 @@ app = typer.Typer(no_args_is_help=True, help="Stop-payments, freezes and number 
 CONFIG = typer.Option(..., help="The police node's TOML file.")
 CASE = typer.Option(..., "--case", help="Case reference.")
 BASIS = typer.Option(..., "--basis", help="Legal basis (statute and article).")
-OFFICER = typer.Option(..., "--officer", help="Issuing officer id.")
-APPROVER = typer.Option(..., "--approver", help="Approving officer id.")
 
 
 def minor_units(amount: str | None, option: str = "--amount") -> int:
@@ -80,14 +84,25 @@ def when(ms: int) -> str:
 
 def resolve(engine: Engine, prefix: str) -> str:
     """The full id of this node's one request whose id starts with `prefix`, or `fail`."""
+    from nodes.actions.police import ActionRequestRow
+
+    return _unique(engine, ActionRequestRow, "request_id", prefix, "request", "list")
+
+
+def resolve_draft(engine: Engine, prefix: str) -> str:
+    """The full id of the one draft whose id starts with `prefix`, or `fail`."""
+    from nodes.staff.drafts import ActionDraftRow
+
+    return _unique(engine, ActionDraftRow, "draft_id", prefix, "draft", "drafts")
+
+
+def _unique(engine: Engine, table: type, key: str, prefix: str, what: str, listing: str) -> str:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from nodes.actions.police import ActionRequestRow
-
-    column = ActionRequestRow.request_id
+    column = getattr(table, key)
     with Session(engine) as session:
-        if session.get(ActionRequestRow, prefix) is not None:
+        if session.get(table, prefix) is not None:
             return prefix
         found = list(
             session.scalars(
@@ -96,60 +111,94 @@ def resolve(engine: Engine, prefix: str) -> str:
         )
     if not prefix or not found:
         fail(
-            f"no request {prefix or '(empty id)'} in this node's journal (see gateway freeze list)"
+            f"no {what} {prefix or '(empty id)'} in this node's journal "
+            f"(see gateway freeze {listing})"
         )
     if len(found) > 1:
         more = "50 or more" if len(found) == 50 else str(len(found))
-        fail(f"request id prefix {prefix} matches {more} requests; give more characters")
-    return found[0]
+        fail(f"{what} id prefix {prefix} matches {more} {what}s; give more characters")
+    return str(found[0])
 
 
-def submit(config: Path, spec: object) -> None:
-    from nodes.actions.police import ActionSpec, issue_action
-    from nodes.runtime import open_node
+def described(spec: dict[str, object]) -> str:
+    """A draft's action in one line, its identifier shown only by kind."""
+    parts = [f"{spec['action']} to {spec['recipient']}", f"case {spec['case_ref']}"]
+    if spec.get("identifier"):
+        parts.append(f"{spec['identifier_kind']} (sealed to the recipient)")
+    if spec.get("whole_balance"):
+        parts.append("whole balance")
+    elif spec.get("amount_minor"):
+        parts.append(f"{int(str(spec['amount_minor'])) / 100:.2f} {spec.get('currency', 'CNY')}")
+    if spec.get("duration_hours"):
+        parts.append(f"{spec['duration_hours']} h")
+    if spec.get("target_request_id"):
+        parts.append(f"of request {spec['target_request_id']}")
+    if spec.get("account_name"):
+        parts.append("holder and transaction stated (sealed)")
+    if spec.get("victim"):
+        parts.append("to the victim's account (sealed)")
+    if spec.get("window"):
+        parts.append("over a time window (sealed)")
+    parts.append(f"basis: {spec['legal_basis']}")
+    return ", ".join(parts)
 
-    assert isinstance(spec, ActionSpec)
-    ctx = open_node(node_config(config))
+
+def draft_as(
+    config: Path, user_id: str, password_file: Path | None, totp: str | None, spec: ActionSpec
+) -> None:
+    """Log in and store `spec` as a draft; an approver sends it with `freeze approve`."""
+    from nodes.staff.drafts import DraftRefused, create_draft, get_draft
+
+    cfg = node_config(config)
+    engine = node_engine(config)
+    officer = login(engine, user_id, password_file, totp)
     try:
-        result = issue_action(ctx, spec)
-    except (InvalidIdentifier, ValueError) as exc:
+        draft_id = create_draft(engine, officer, spec, default_region=cfg.default_region)
+    except DraftRefused as exc:
         fail(str(exc))
-    finally:
-        ctx.client.close()
+    stored = get_draft(engine, draft_id)
+    assert stored is not None
+    console.print(f"[bold green]drafted[/] {draft_id}: {described(stored.spec)}", soft_wrap=True)
     console.print(
-        f"[bold green]{spec.action}[/] request [bold]{result.message_id}[/] stored by the broker "
-        f"(audit entry {result.leaf_index}); the receipt follows when {spec.recipient} answers"
+        f"an approver other than {user_id} sends it with: gateway freeze approve {draft_id} "
+        f"--config {config} --as USER",
+        soft_wrap=True,
+        markup=False,
     )
 
 
-@app.command("request")
-def request(
+ACTION_HELP = "STOP_PAYMENT, FREEZE or SUSPEND_NUMBER (upper case)."
+HOLDER = typer.Option("", "--holder", help="Account holder's name as on record.")
+TXN_TIME = typer.Option(
+    None, "--txn-time", help="Time of the transaction to stop, ISO 8601 with offset."
+)
+TXN_AMOUNT = typer.Option(None, "--txn-amount", help="Amount of the transaction to stop, in yuan.")
+TXN_FROM = typer.Option(
+    None, "--txn-from", help="Counterparty (victim's) account of that transaction."
+)
+
+
+@app.command("draft")
+def draft(
     value: str = typer.Argument(..., help="The account, card or phone number."),
     config: Path = CONFIG,
     kind: str = typer.Option("bank_account", help="bank_account, bank_card or phone."),
     to: str = typer.Option(..., "--to", "--bank", "--carrier", help="Recipient node id."),
-    action: str = typer.Option(
-        "STOP_PAYMENT", help="STOP_PAYMENT, FREEZE or SUSPEND_NUMBER (upper case)."
-    ),
+    action: str = typer.Option("STOP_PAYMENT", help=ACTION_HELP),
     amount: str | None = typer.Option(None, help="Amount in yuan, e.g. 5000.00."),
     whole_balance: bool = typer.Option(False, "--whole-balance", help="Hold the whole balance."),
     hours: int = typer.Option(24, help="Duration in hours."),
     case: str = CASE,
     basis: str = BASIS,
-    officer: str = OFFICER,
-    approver: str = APPROVER,
-    holder: str = typer.Option("", "--holder", help="Account holder's name as on record."),
-    txn_time: str | None = typer.Option(
-        None, "--txn-time", help="Time of the transaction to stop, ISO 8601 with offset."
-    ),
-    txn_amount: str | None = typer.Option(
-        None, "--txn-amount", help="Amount of the transaction to stop, in yuan."
-    ),
-    txn_from: str | None = typer.Option(
-        None, "--txn-from", help="Counterparty (victim's) account of that transaction."
-    ),
+    user: str = AS,
+    password_file: Path | None = PASSWORD_FILE,
+    totp: str | None = TOTP,
+    holder: str = HOLDER,
+    txn_time: str | None = TXN_TIME,
+    txn_amount: str | None = TXN_AMOUNT,
+    txn_from: str | None = TXN_FROM,
 ) -> None:
-    """Ask a bank to stop a payment or freeze, or a carrier to suspend a number.
+    """Draft a stop-payment, freeze or number suspension; another person approves it.
 
     A stop-payment states the holder's name and the transaction (time and amount, and
     the counterparty where known): the bank stops only if they match its records.
@@ -157,6 +206,8 @@ def request(
     from nodes.actions.police import ActionSpec
 
     action = action.upper()
+    if action not in ("STOP_PAYMENT", "FREEZE", "SUSPEND_NUMBER"):
+        fail(f"--action: {ACTION_HELP.rstrip('.')}, not {action}")
     if action in ("STOP_PAYMENT", "FREEZE") and not (amount or whole_balance):
         fail("give --amount or --whole-balance")
     transaction = stated_transaction(txn_time, txn_amount, txn_from)
@@ -165,23 +216,68 @@ def request(
             "a stop-payment states the holder and the transaction: give --holder, "
             "--txn-time and --txn-amount"
         )
-    submit(
+    spec = ActionSpec(
+        recipient=to,
+        action=action,
+        case_ref=case,
+        legal_basis=basis,
+        issuing_officer="",
+        approving_officer="",
+        identifier_kind=kind,
+        identifier=value,
+        amount_minor=minor_units(amount),
+        whole_balance=whole_balance,
+        duration_hours=hours,
+        account_name=holder.strip(),
+        transaction=transaction,
+    )
+    draft_as(config, user, password_file, totp, spec)
+
+
+@app.command("request", help="Same as `draft` (requests are drafted, then approved).")
+def request(
+    value: str = typer.Argument(..., help="The account, card or phone number."),
+    config: Path = CONFIG,
+    kind: str = typer.Option("bank_account", help="bank_account, bank_card or phone."),
+    to: str = typer.Option(..., "--to", "--bank", "--carrier", help="Recipient node id."),
+    action: str = typer.Option("STOP_PAYMENT", help=ACTION_HELP),
+    amount: str | None = typer.Option(None, help="Amount in yuan, e.g. 5000.00."),
+    whole_balance: bool = typer.Option(False, "--whole-balance", help="Hold the whole balance."),
+    hours: int = typer.Option(24, help="Duration in hours."),
+    case: str = CASE,
+    basis: str = BASIS,
+    user: str = AS,
+    password_file: Path | None = PASSWORD_FILE,
+    totp: str | None = TOTP,
+    holder: str = HOLDER,
+    txn_time: str | None = TXN_TIME,
+    txn_amount: str | None = TXN_AMOUNT,
+    txn_from: str | None = TXN_FROM,
+) -> None:
+    err_console.print(
+        "note: `gateway freeze request` now drafts; an approver sends the draft with "
+        "`gateway freeze approve`",
+        soft_wrap=True,
+        markup=False,
+    )
+    draft(
+        value,
         config,
-        ActionSpec(
-            recipient=to,
-            action=action,
-            case_ref=case,
-            legal_basis=basis,
-            issuing_officer=officer,
-            approving_officer=approver,
-            identifier_kind=kind,
-            identifier=value,
-            amount_minor=minor_units(amount),
-            whole_balance=whole_balance,
-            duration_hours=hours,
-            account_name=holder.strip(),
-            transaction=transaction,
-        ),
+        kind,
+        to,
+        action,
+        amount,
+        whole_balance,
+        hours,
+        case,
+        basis,
+        user,
+        password_file,
+        totp,
+        holder,
+        txn_time,
+        txn_amount,
+        txn_from,
     )
 
 
@@ -192,35 +288,30 @@ def follow_up(
     hours: int,
     case: str,
     basis: str,
-    officer: str,
-    approver: str,
+    login_as: tuple[str, Path | None, str | None],
 ) -> None:
     from sqlalchemy.orm import Session
 
     from nodes.actions.police import ActionRequestRow, ActionSpec
-    from nodes.runtime import open_node
 
-    ctx = open_node(node_config(config))
-    ctx.client.close()
-    request_id = resolve(ctx.engine, request_id)
-    with Session(ctx.engine) as session:
+    engine = node_engine(config)
+    request_id = resolve(engine, request_id)
+    with Session(engine) as session:
         original = session.get(ActionRequestRow, request_id)
     assert original is not None
     if action == "RELEASE" and original.action == "SUSPEND_NUMBER":
         action = "RESTORE_NUMBER"
-    submit(
-        config,
-        ActionSpec(
-            recipient=original.recipient,
-            action=action,
-            case_ref=case or original.case_ref,
-            legal_basis=basis,
-            issuing_officer=officer,
-            approving_officer=approver,
-            duration_hours=hours,
-            target_request_id=request_id,
-        ),
+    spec = ActionSpec(
+        recipient=original.recipient,
+        action=action,
+        case_ref=case or original.case_ref,
+        legal_basis=basis,
+        issuing_officer="",
+        approving_officer="",
+        duration_hours=hours,
+        target_request_id=request_id,
     )
+    draft_as(config, *login_as, spec)
 
 
 @app.command("extend")
@@ -232,11 +323,12 @@ def extend(
     hours: int = typer.Option(..., help="Hours to add."),
     case: str = typer.Option("", "--case", help="Case reference (default: the request's)."),
     basis: str = BASIS,
-    officer: str = OFFICER,
-    approver: str = APPROVER,
+    user: str = AS,
+    password_file: Path | None = PASSWORD_FILE,
+    totp: str | None = TOTP,
 ) -> None:
-    """Extend a stop-payment or freeze."""
-    follow_up(config, "EXTEND", request_id, hours, case, basis, officer, approver)
+    """Draft the extension of a stop-payment or freeze."""
+    follow_up(config, "EXTEND", request_id, hours, case, basis, (user, password_file, totp))
 
 
 @app.command("release")
@@ -247,18 +339,25 @@ def release(
     config: Path = CONFIG,
     case: str = typer.Option("", "--case", help="Case reference (default: the request's)."),
     basis: str = BASIS,
-    officer: str = OFFICER,
-    approver: str = APPROVER,
+    user: str = AS,
+    password_file: Path | None = PASSWORD_FILE,
+    totp: str | None = TOTP,
 ) -> None:
-    """Release a hold, or restore a suspended number."""
-    follow_up(config, "RELEASE", request_id, 0, case, basis, officer, approver)
+    """Draft the release of a hold, or the restoration of a suspended number."""
+    follow_up(config, "RELEASE", request_id, 0, case, basis, (user, password_file, totp))
 
 
-def officers_and_id(config: Path, request_id: str) -> tuple[NodeContext, str]:
+def fund_spec(build: Callable[[NodeContext], ActionSpec], config: Path) -> ActionSpec:
+    """A fund-control spec built against this node's journal, or `fail` with why not."""
+    from nodes.actions.fund import FundControlError
     from nodes.runtime import open_node
 
     ctx = open_node(node_config(config))
-    return ctx, resolve(ctx.engine, request_id)
+    ctx.client.close()
+    try:
+        return build(ctx)
+    except (FundControlError, InvalidIdentifier, ValueError) as exc:
+        fail(str(exc))
 
 
 @app.command("renew")
@@ -268,23 +367,16 @@ def renew(
     hours: int = typer.Option(..., help="Hours to add from its current expiry (at most 4320)."),
     case: str = typer.Option("", "--case", help="Case reference (default: the freeze's)."),
     basis: str = BASIS,
-    officer: str = OFFICER,
-    approver: str = APPROVER,
+    user: str = AS,
+    password_file: Path | None = PASSWORD_FILE,
+    totp: str | None = TOTP,
 ) -> None:
-    """Renew a freeze in force (续冻); an expired freeze needs a new freeze instead."""
-    from nodes.actions.fund import FundControlError, Officers, renew_freeze
+    """Draft the renewal of a freeze in force (续冻); an expired freeze needs a new one."""
+    from nodes.actions.fund import renewal_spec
 
-    ctx, request_id = officers_and_id(config, request_id)
-    try:
-        result = renew_freeze(ctx, request_id, hours, basis, Officers(officer, approver), case)
-    except FundControlError as exc:
-        fail(str(exc))
-    finally:
-        ctx.client.close()
-    console.print(
-        f"[bold green]EXTEND[/] request [bold]{result.message_id}[/] stored by the broker "
-        f"(audit entry {result.leaf_index}); the receipt follows when the bank answers"
-    )
+    request_id = resolve(node_engine(config), request_id)
+    spec = fund_spec(lambda ctx: renewal_spec(ctx, request_id, hours, basis, case), config)
+    draft_as(config, user, password_file, totp, spec)
 
 
 @app.command("return")
@@ -297,13 +389,13 @@ def return_funds(
     to_name: str = typer.Option(..., "--to-name", help="The victim's name as on the account."),
     case: str = typer.Option("", "--case", help="Case reference (default: the freeze's)."),
     basis: str = BASIS,
-    officer: str = OFFICER,
-    approver: str = APPROVER,
+    user: str = AS,
+    password_file: Path | None = PASSWORD_FILE,
+    totp: str | None = TOTP,
 ) -> None:
-    """Order frozen funds returned to a victim's account (返还), due in working days."""
+    """Draft the return of frozen funds to a victim's account (返还), due in working days."""
     from gateway.identifiers import IdentifierKind, normalise
-    from nodes.actions.fund import FundControlError, Officers
-    from nodes.actions.fund import return_funds as order_return
+    from nodes.actions.fund import return_spec
     from nodes.actions.orders import Victim
 
     minor = minor_units(amount)
@@ -313,25 +405,10 @@ def return_funds(
         fail(f"--to-account: {exc}")
     if not to_name.strip():
         fail("--to-name: give the victim's name as on the account")
-    ctx, request_id = officers_and_id(config, request_id)
-    try:
-        result = order_return(
-            ctx,
-            request_id,
-            minor,
-            Victim(to_bank, account, to_name.strip()),
-            basis,
-            Officers(officer, approver),
-            case,
-        )
-    except (FundControlError, InvalidIdentifier) as exc:
-        fail(str(exc))
-    finally:
-        ctx.client.close()
-    console.print(
-        f"[bold green]RETURN_FUNDS[/] request [bold]{result.message_id}[/] stored by the "
-        f"broker (audit entry {result.leaf_index}); the bank's receipt follows"
-    )
+    victim = Victim(to_bank, account, to_name.strip())
+    request_id = resolve(node_engine(config), request_id)
+    spec = fund_spec(lambda ctx: return_spec(ctx, request_id, minor, victim, basis, case), config)
+    draft_as(config, user, password_file, totp, spec)
 
 
 @app.command("inquire")
@@ -344,30 +421,19 @@ def inquire(
     until: str = typer.Option(..., "--until", help="Window end, ISO 8601 with offset."),
     case: str = CASE,
     basis: str = BASIS,
-    officer: str = OFFICER,
-    approver: str = APPROVER,
+    user: str = AS,
+    password_file: Path | None = PASSWORD_FILE,
+    totp: str | None = TOTP,
 ) -> None:
-    """Ask a bank about an account (holder, transactions) or a carrier about a number."""
-    from nodes.actions.fund import FundControlError, Officers
-    from nodes.actions.fund import inquire as send_inquiry
-    from nodes.runtime import open_node
+    """Draft an inquiry (查询): an account's holder and transactions, or a number's
+    subscriber; the answer comes back sealed to this node (`gateway freeze answer`)."""
+    from nodes.actions.fund import inquiry_spec
 
     window = (instant_ms(since, "--from"), instant_ms(until, "--until"))
     if window[1] <= window[0]:
         fail("--until: must come after --from")
-    ctx = open_node(node_config(config))
-    try:
-        result = send_inquiry(
-            ctx, to, kind, value, window, case, basis, Officers(officer, approver)
-        )
-    except (FundControlError, InvalidIdentifier, ValueError) as exc:
-        fail(str(exc))
-    finally:
-        ctx.client.close()
-    console.print(
-        f"[bold green]INQUIRY[/] request [bold]{result.message_id}[/] stored by the broker "
-        f"(audit entry {result.leaf_index}); show the answer with `gateway freeze answer`"
-    )
+    spec = fund_spec(lambda _: inquiry_spec(to, kind, value, window, case, basis), config)
+    draft_as(config, user, password_file, totp, spec)
 
 
 @app.command("answer")
@@ -378,9 +444,11 @@ def answer(
 ) -> None:
     """The answer to an inquiry, as the bank or carrier sealed it to this node."""
     from nodes.actions.fund import FundControlError, inquiry_answer
+    from nodes.runtime import open_node
 
-    ctx, request_id = officers_and_id(config, request_id)
+    ctx = open_node(node_config(config))
     ctx.client.close()
+    request_id = resolve(ctx.engine, request_id)
     try:
         found = inquiry_answer(ctx, request_id)
     except FundControlError as exc:
@@ -408,12 +476,9 @@ def answer(
             for t in transactions
             if isinstance(t, dict)
         ]
-        more = (
-            " (more in the window: ask with a shorter one)"
-            if found.get("more_transactions")
-            else ""
-        )
-        render(posted, TRANSACTION_COLUMNS, output, title=f"transactions{more}")
+        more = found.get("more_transactions")
+        note = " (more in the window: ask with a shorter one)" if more else ""
+        render(posted, TRANSACTION_COLUMNS, output, title=f"transactions{note}")
 
 
 ANSWER_COLUMNS = (Column("field", keep=True), Column("value", keep=True, fold=True))
@@ -423,6 +488,110 @@ TRANSACTION_COLUMNS = (
     Column("counterparty", rank=2),
     Column("txn_id", rank=1),
 )
+
+
+@app.command("approve")
+def approve(
+    draft_id: str = typer.Argument(..., help="The draft (or a unique prefix of its id)."),
+    config: Path = CONFIG,
+    user: str = AS,
+    password_file: Path | None = PASSWORD_FILE,
+    totp: str | None = TOTP,
+    sha256: str | None = typer.Option(
+        None, "--sha256", help="Approve only if the draft still has this SHA-256 (hex)."
+    ),
+) -> None:
+    """Approve another officer's draft: sign it, naming you both, and send it."""
+    from nodes.runtime import open_node
+    from nodes.staff.drafts import DraftRefused, approve_draft, get_draft
+
+    engine = node_engine(config)
+    draft_id = resolve_draft(engine, draft_id)
+    approver = login(engine, user, password_file, totp)
+    shown = get_draft(engine, draft_id)
+    assert shown is not None
+    console.print(
+        f"draft {draft_id} by {shown.created_by}: {described(shown.spec)}", soft_wrap=True
+    )
+    ctx = open_node(node_config(config))
+    try:
+        result = approve_draft(ctx, approver, draft_id, expected_sha256=sha256 or shown.spec_sha256)
+    except DraftRefused as exc:
+        fail(str(exc))
+    finally:
+        ctx.client.close()
+    console.print(
+        f"[bold green]{shown.spec['action']}[/] request [bold]{result.message_id}[/] stored by "
+        f"the broker (audit entry {result.leaf_index}); the receipt follows when "
+        f"{shown.spec['recipient']} answers"
+    )
+
+
+@app.command("reject")
+def reject(
+    draft_id: str = typer.Argument(..., help="The draft (or a unique prefix of its id)."),
+    config: Path = CONFIG,
+    reason: str = typer.Option(..., "--reason", help="Why the draft is not sent."),
+    user: str = AS,
+    password_file: Path | None = PASSWORD_FILE,
+    totp: str | None = TOTP,
+) -> None:
+    """Reject another officer's draft; it is never sent."""
+    from nodes.staff.drafts import DraftRefused, reject_draft
+
+    engine = node_engine(config)
+    draft_id = resolve_draft(engine, draft_id)
+    approver = login(engine, user, password_file, totp)
+    try:
+        reject_draft(engine, approver, draft_id, reason)
+    except DraftRefused as exc:
+        fail(str(exc))
+    console.print(f"rejected draft {draft_id}")
+
+
+DRAFT_COLUMNS = (
+    Column("draft_id", "draft", keep=True),
+    Column("state", rank=8),
+    Column("created_by", "by", rank=7),
+    Column("action", rank=6),
+    Column("recipient", "to", rank=4),
+    Column("case_ref", "case", rank=5),
+    Column("decided_by", "decided by", rank=3),
+    Column("created_at", "drafted", time=True, rank=1),
+    Column("request_id", "request", rank=2),
+    Column("reason", rank=0, fold=True),
+)
+
+
+@app.command("drafts")
+def drafts(
+    config: Path = CONFIG,
+    state: str | None = typer.Option(
+        None, "--state", help="Only drafts in this state: drafted, approved, rejected, failed."
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """Drafts on this node, newest first (ids in full: approve and reject take them)."""
+    from nodes.staff.drafts import STATES, list_drafts
+
+    if state is not None and state not in STATES:
+        fail(f"--state: one of {', '.join(STATES)}")
+    rows: list[dict[str, object]] = [
+        {
+            "draft_id": d.draft_id,
+            "state": d.state,
+            "created_by": d.created_by,
+            "action": d.spec.get("action", ""),
+            "recipient": d.spec.get("recipient", ""),
+            "case_ref": d.spec.get("case_ref", ""),
+            "decided_by": d.decided_by,
+            "created_at": d.created_at_ms,
+            "request_id": d.request_id,
+            "reason": d.reason,
+        }
+        for d in list_drafts(node_engine(config), state)
+    ]
+    render(rows, DRAFT_COLUMNS, output, title=f"drafts{f' ({state})' if state else ''}")
 
 
 @app.command("status")

@@ -57,6 +57,8 @@ CONTEXT_FIELDS: Final[Mapping[str, type]] = {
     "sender_actions_last_hour": int,
     "sender_bytes_last_hour": int,
     "account_stop_payments": int,
+    "issuing_officer": str,
+    "approving_officer": str,
 }
 """The context record of the schema: every request carries exactly these fields."""
 
@@ -109,6 +111,8 @@ def make_context(
     duration_hours: int = 0,
     reply_to: str = "",
     account_stop_payments: int = 0,
+    issuing_officer: str = "",
+    approving_officer: str = "",
 ) -> dict[str, ContextValue]:
     """A complete context record; absent header fields take their proto3 zero value.
 
@@ -131,4 +135,6 @@ def make_context(
         "sender_actions_last_hour": sender_actions_last_hour,
         "sender_bytes_last_hour": sender_bytes_last_hour,
         "account_stop_payments": account_stop_payments,
+        "issuing_officer": issuing_officer,
+        "approving_officer": approving_officer,
     }

@@ -3,14 +3,16 @@
 Plain functions over the police node's journal, for the CLI and the console alike. They
 check what the police node can know before anything is sent (a freeze that has expired
 cannot be renewed; a return needs a freeze in force and names the victim's account),
-then go through `issue_action`, so every request carries its two officers and passes
-the broker's and the bank's policies like any other.
+and build the request's `ActionSpec`: the CLI and the console store it as a draft that a
+second officer approves (`nodes/staff/drafts.py`); `renew_freeze`, `return_funds` and
+`inquire` send it at once in the name of two given officers (tests, the demo's tools).
+Either way it goes through `issue_action` and carries both officers.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
@@ -59,6 +61,91 @@ def _freeze_in_force(row: ActionRequestRow, now: int, doing: str) -> None:
         raise FundControlError(f"{doing}: the freeze has expired; issue a new freeze")
 
 
+def renewal_spec(
+    ctx: NodeContext, freeze_request_id: str, hours: int, legal_basis: str, case_ref: str = ""
+) -> ActionSpec:
+    """The renewal of a freeze in force by `hours` (at most 180 days each time, without
+    limit of renewals); the bank refuses too if it has expired when the request arrives.
+    Officers are left empty: a draft's are its drafter and approver."""
+    row = _original(ctx, freeze_request_id)
+    _freeze_in_force(row, now_ms(), "renew")
+    return ActionSpec(
+        recipient=row.recipient,
+        action="EXTEND",
+        case_ref=case_ref or row.case_ref,
+        legal_basis=legal_basis,
+        issuing_officer="",
+        approving_officer="",
+        duration_hours=hours,
+        target_request_id=row.request_id,
+    )
+
+
+def return_spec(
+    ctx: NodeContext,
+    freeze_request_id: str,
+    amount_minor: int,
+    victim: Victim,
+    legal_basis: str,
+    case_ref: str = "",
+) -> ActionSpec:
+    """The order to return `amount_minor` of a freeze to the victim's account (扣划/返还),
+    due within the configured working days of now."""
+    row = _original(ctx, freeze_request_id)
+    now = now_ms()
+    _freeze_in_force(row, now, "return")
+    if amount_minor <= 0:
+        raise FundControlError("return: the amount must be positive")
+    if row.executed_amount_minor and amount_minor > row.executed_amount_minor:
+        raise FundControlError(
+            f"return: larger than the frozen amount ({row.executed_amount_minor / 100:.2f})"
+        )
+    calendar = WorkingCalendar.load(ctx.config.holiday_calendar)
+    return ActionSpec(
+        recipient=row.recipient,
+        action="RETURN_FUNDS",
+        case_ref=case_ref or row.case_ref,
+        legal_basis=legal_basis,
+        issuing_officer="",
+        approving_officer="",
+        amount_minor=amount_minor,
+        target_request_id=row.request_id,
+        victim=victim,
+        due_at_ms=calendar.due_after(now, ctx.config.return_working_days),
+    )
+
+
+def inquiry_spec(
+    recipient: str,
+    identifier_kind: str,
+    identifier: str,
+    window: tuple[int, int],
+    case_ref: str,
+    legal_basis: str,
+) -> ActionSpec:
+    """An inquiry of a bank about an account (holder, transactions in `window`) or of a
+    carrier about a number (subscriber, registration); answered sealed to this node."""
+    start, end = window
+    if end <= start:
+        raise FundControlError("inquiry: the window's end must come after its start")
+    return ActionSpec(
+        recipient=recipient,
+        action="INQUIRY",
+        case_ref=case_ref,
+        legal_basis=legal_basis,
+        issuing_officer="",
+        approving_officer="",
+        identifier_kind=identifier_kind,
+        identifier=identifier,
+        duration_hours=-(-(end - start) // HOUR_MS),
+        window=window,
+    )
+
+
+def signed_by(spec: ActionSpec, officers: Officers) -> ActionSpec:
+    return replace(spec, issuing_officer=officers.issuing, approving_officer=officers.approving)
+
+
 def renew_freeze(
     ctx: NodeContext,
     freeze_request_id: str,
@@ -67,23 +154,9 @@ def renew_freeze(
     officers: Officers,
     case_ref: str = "",
 ) -> Submitted:
-    """Renew a freeze in force by `hours` (at most 180 days each time, without limit of
-    renewals); the bank refuses too if it has expired by the time the request arrives."""
-    row = _original(ctx, freeze_request_id)
-    _freeze_in_force(row, now_ms(), "renew")
-    return issue_action(
-        ctx,
-        ActionSpec(
-            recipient=row.recipient,
-            action="EXTEND",
-            case_ref=case_ref or row.case_ref,
-            legal_basis=legal_basis,
-            issuing_officer=officers.issuing,
-            approving_officer=officers.approving,
-            duration_hours=hours,
-            target_request_id=row.request_id,
-        ),
-    )
+    """Send `renewal_spec` now, in the name of both `officers`."""
+    spec = renewal_spec(ctx, freeze_request_id, hours, legal_basis, case_ref)
+    return issue_action(ctx, signed_by(spec, officers))
 
 
 def return_funds(
@@ -95,33 +168,9 @@ def return_funds(
     officers: Officers,
     case_ref: str = "",
 ) -> Submitted:
-    """Order `amount_minor` of a freeze returned to the victim's account (扣划/返还),
-    due within the configured working days."""
-    row = _original(ctx, freeze_request_id)
-    now = now_ms()
-    _freeze_in_force(row, now, "return")
-    if amount_minor <= 0:
-        raise FundControlError("return: the amount must be positive")
-    if row.executed_amount_minor and amount_minor > row.executed_amount_minor:
-        raise FundControlError(
-            f"return: larger than the frozen amount ({row.executed_amount_minor / 100:.2f})"
-        )
-    calendar = WorkingCalendar.load(ctx.config.holiday_calendar)
-    return issue_action(
-        ctx,
-        ActionSpec(
-            recipient=row.recipient,
-            action="RETURN_FUNDS",
-            case_ref=case_ref or row.case_ref,
-            legal_basis=legal_basis,
-            issuing_officer=officers.issuing,
-            approving_officer=officers.approving,
-            amount_minor=amount_minor,
-            target_request_id=row.request_id,
-            victim=victim,
-            due_at_ms=calendar.due_after(now, ctx.config.return_working_days),
-        ),
-    )
+    """Send `return_spec` now, in the name of both `officers`."""
+    spec = return_spec(ctx, freeze_request_id, amount_minor, victim, legal_basis, case_ref)
+    return issue_action(ctx, signed_by(spec, officers))
 
 
 def inquire(
@@ -134,26 +183,9 @@ def inquire(
     legal_basis: str,
     officers: Officers,
 ) -> Submitted:
-    """Ask a bank about an account (holder, transactions in `window`) or a carrier about
-    a number (subscriber, registration); the answer comes back sealed to this node."""
-    start, end = window
-    if end <= start:
-        raise FundControlError("inquiry: the window's end must come after its start")
-    return issue_action(
-        ctx,
-        ActionSpec(
-            recipient=recipient,
-            action="INQUIRY",
-            case_ref=case_ref,
-            legal_basis=legal_basis,
-            issuing_officer=officers.issuing,
-            approving_officer=officers.approving,
-            identifier_kind=identifier_kind,
-            identifier=identifier,
-            duration_hours=-(-(end - start) // HOUR_MS),
-            window=window,
-        ),
-    )
+    """Send `inquiry_spec` now, in the name of both `officers`."""
+    spec = inquiry_spec(recipient, identifier_kind, identifier, window, case_ref, legal_basis)
+    return issue_action(ctx, signed_by(spec, officers))
 
 
 def inquiry_answer(ctx: NodeContext, request_id: str) -> dict[str, object] | None:

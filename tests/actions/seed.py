@@ -83,6 +83,8 @@ PAID_AT_MS = 1_780_000_000_000
 PAID_MINOR = 500_000
 """Each seeded account received one credit of PAID_MINOR from VICTIM at PAID_AT_MS."""
 PAID = StatedTransaction(PAID_AT_MS, PAID_MINOR, VICTIM)
+STATED = ("--holder", HOLDER, "--txn-time", "2026-05-29T04:26:40+08:00", "--txn-amount", "5000")
+"""CLI options of a stop-payment stating the seeded holder and credit (PAID)."""
 
 
 def spec(**changes: object) -> ActionSpec:

@@ -11,6 +11,7 @@ PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -300,16 +301,17 @@ def test_every_fund_control_step_is_in_the_audit_log_under_its_case(net: Consort
         assert any(f'"{kind}"' in t and "C-2026-001" in t for t in texts), kind
 
 
-def test_the_cli_renews_returns_and_lists_the_warning(net: Consortium, police: NodeContext) -> None:
+def test_the_cli_drafts_renewals_and_returns_and_lists_the_warning(
+    net: Consortium, police: NodeContext, tmp_path: Path
+) -> None:
     import json
 
-    from typer.testing import CliRunner
-
     from gateway.cli import app
+    from tests.actions.drafting import draft_and_approve, runner, staff
 
-    runner = CliRunner()
     config = str(net.config_path("police-1"))
-    officers = ["--basis", "art. 11", "--officer", "o-1", "--approver", "o-2"]
+    login = staff(net, tmp_path, "wang", "chen")
+    basis = ["--basis", "art. 11", *login("wang")]
     frozen = freeze(police, VICTIM_HERE, whole_balance=False, amount_minor=5_000)
     listed = runner.invoke(
         app, ["freeze", "list", "--config", config, "--case", "C-2026-001", "--output", "json"]
@@ -318,23 +320,23 @@ def test_the_cli_renews_returns_and_lists_the_warning(net: Consortium, police: N
     row = next(r for r in json.loads(listed.stdout) if r["request_id"] == frozen.request_id)
     assert row["warning"].startswith("expires in 2 d 23 h: renew it")  # 72 h < 7 days
 
-    renewed = runner.invoke(
+    renewal = runner.invoke(
         app,
-        ["freeze", "renew", frozen.request_id[:10], "--config", config, "--hours", "24", *officers],
+        ["freeze", "renew", frozen.request_id[:10], "--config", config, "--hours", "24", *basis],
     )
-    assert renewed.exit_code == 0, renewed.output
+    request_id = draft_and_approve(config, renewal, login("chen"))
+    assert outcome(police, request_id) == ("executed", "")
     back = runner.invoke(
         app,
         ["freeze", "return", frozen.request_id, "--config", config, "--amount", "20.00",
-         "--to-bank", "bank-b", "--to-account", VICTIM, "--to-name", "王芳", *officers],
+         "--to-bank", "bank-b", "--to-account", VICTIM, "--to-name", "王芳", *basis],
     )  # fmt: skip
-    assert back.exit_code == 0, back.output
-    request_id = back.stdout.split("request ")[1].split()[0]
+    request_id = draft_and_approve(config, back, login("chen"))
     assert outcome(police, request_id) == ("executed", "")
     too_much = runner.invoke(
         app,
         ["freeze", "return", frozen.request_id, "--config", config, "--amount", "31.00",
-         "--to-bank", "bank-b", "--to-account", VICTIM, "--to-name", "王芳", *officers],
+         "--to-bank", "bank-b", "--to-account", VICTIM, "--to-name", "王芳", *basis],
     )  # fmt: skip
     assert too_much.exit_code == 1
     assert too_much.stderr.startswith("error: return: larger than the frozen amount (30.00)")

@@ -9,6 +9,7 @@ policy allows, and a bank's configuration limits which fields the police may see
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -151,25 +152,24 @@ def test_an_unknown_account_is_a_rejected_receipt(police: NodeContext) -> None:
     assert inquiry_answer(police, request_id) is None
 
 
-def test_the_cli_sends_an_inquiry_and_shows_its_answer(
-    net: Consortium, police: NodeContext
+def test_the_cli_drafts_an_inquiry_and_shows_its_answer(
+    net: Consortium, police: NodeContext, tmp_path: Path
 ) -> None:
     import json
 
-    from typer.testing import CliRunner
-
     from gateway.cli import app
+    from tests.actions.drafting import draft_and_approve, runner, staff
 
-    runner = CliRunner()
     config = str(net.config_path("police-1"))
-    sent = runner.invoke(
+    login = staff(net, tmp_path, "li", "zhao")
+    asked = ["--config", config, "--to", "bank-a", "--case", CASE, "--basis", "art. 11"]
+    drafted = runner.invoke(
         app,
-        ["freeze", "inquire", ACCOUNT, "--config", config, "--to", "bank-a",
-         "--from", "2026-05-20T00:00+08:00", "--until", "2026-06-10T00:00+08:00",
-         "--case", CASE, "--basis", "art. 11", "--officer", "o-1", "--approver", "o-2"],
+        ["freeze", "inquire", ACCOUNT, *asked, *login("li"),
+         "--from", "2026-05-20T00:00+08:00", "--until", "2026-06-10T00:00+08:00"],
     )  # fmt: skip
-    assert sent.exit_code == 0, sent.output
-    request_id = sent.stdout.split("request ")[1].split()[0]
+    assert ACCOUNT not in drafted.output
+    request_id = draft_and_approve(config, drafted, login("zhao"))
     wait_for(lambda: request_state(police, request_id) == "executed")
     shown = runner.invoke(app, ["freeze", "answer", request_id, "--config", config])
     assert shown.exit_code == 0, shown.output
@@ -180,9 +180,8 @@ def test_the_cli_sends_an_inquiry_and_shows_its_answer(
     assert json.loads(as_json.stdout)["fields"]["holder_name"] == HOLDER
     backwards = runner.invoke(
         app,
-        ["freeze", "inquire", ACCOUNT, "--config", config, "--to", "bank-a",
-         "--from", "2026-06-10T00:00+08:00", "--until", "2026-05-20T00:00+08:00",
-         "--case", CASE, "--basis", "art. 11", "--officer", "o-1", "--approver", "o-2"],
+        ["freeze", "inquire", ACCOUNT, *asked, *login("li"),
+         "--from", "2026-06-10T00:00+08:00", "--until", "2026-05-20T00:00+08:00"],
     )  # fmt: skip
     assert backwards.exit_code == 1
     assert backwards.stderr == "error: --until: must come after --from\n"
