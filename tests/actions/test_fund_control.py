@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from gateway.audit.store import AuditEntryRow
 from gateway.envelope.build import now_ms
 from gateway.localnet import Consortium
 from nodes.actions.fund import FundControlError, Officers, renew_freeze, return_funds
@@ -295,10 +294,17 @@ def test_return_of_funds_moves_money_once_and_refuses_what_it_cannot_do(
 
 
 def test_every_fund_control_step_is_in_the_audit_log_under_its_case(net: Consortium) -> None:
-    with opened(net.broker_database) as engine, Session(engine) as s:
-        texts = [e.decode(errors="replace") for e in s.scalars(select(AuditEntryRow.leaf)).all()]
+    """As `gateway audit search --case` finds them: a decision entry per request."""
+    import json
+
+    from gateway.audit.source import EntryFilter, stored_entries
+
+    with opened(net.broker_database) as engine:
+        entries = [json.loads(e.leaf) for e in stored_entries(engine)]
     for kind in ("STOP_PAYMENT", "FREEZE", "EXTEND", "RETURN_FUNDS"):
-        assert any(f'"{kind}"' in t and "C-2026-001" in t for t in texts), kind
+        search = EntryFilter(case_ref="C-2026-001", kind=kind, decision="ALLOW")
+        assert any(search.matches(e) for e in entries), kind
+    assert not any(EntryFilter(case_ref="C-OTHER").matches(e) for e in entries)
 
 
 def test_the_cli_drafts_renewals_and_returns_and_lists_the_warning(
