@@ -22,7 +22,14 @@ class ConfigError(Exception):
 
 
 ADAPTER_COLUMNS: dict[str, tuple[str, ...]] = {
-    "bank": ("identifier", "status", "balance_minor", "held_minor", "hold_expires_at_ms"),
+    "bank": (
+        "identifier",
+        "status",
+        "balance_minor",
+        "held_minor",
+        "hold_expires_at_ms",
+        "holder_name",
+    ),
     "carrier": ("identifier", "status"),
 }
 """The keys `[adapter_columns]` takes per role: the gateway names of the columns the action
@@ -75,6 +82,23 @@ class NodeConfig:
     """Targeted matching: processes that build the index; 0 means one per core."""
     hold_sweep_s: float = 5.0
     """How often a bank or carrier releases holds and suspensions whose time is up."""
+    freeze_warning_hours: int = 7 * 24
+    """Police: warn this long before a freeze expires (renew it before then)."""
+    stop_payment_warning_hours: int = 6
+    """Police: warn this long before a stop-payment expires (freeze before then)."""
+    return_working_days: int = 3
+    """Police: working days a bank has to complete a return of funds."""
+    transactions_table: str = ""
+    """Bank: its own ledger table (stop-payment checks, inquiries, returns); "" built-in."""
+    transaction_columns: dict[str, str] = field(default_factory=dict)
+    """Bank: gateway name -> column of transactions_table (txn_id, account, at_ms,
+    amount_minor, counterparty)."""
+    inquiry_columns: dict[str, str] = field(default_factory=dict)
+    """Bank or carrier: more answer fields of an inquiry, each a column of adapter_table."""
+    inquiry_fields: dict[str, str] = field(default_factory=dict)
+    """Bank or carrier: requesting role -> the answer fields it may see, comma-separated."""
+    holiday_calendar: Path | None = None
+    """Police: TOML of holidays and adjusted working days; None: the shipped one."""
     ops_listen: str = ""
     """host:port of the plain-HTTP /healthz, /readyz and /metrics endpoint ("" = none)."""
     console_listen: str = ""
@@ -90,7 +114,7 @@ class NodeConfig:
         return self.policy or (REPO_POLICIES / f"node-{self.role}.cedar")
 
 
-_PATH_KEYS = {"pki_bundle", "directory_folder", "policy", "schema"}
+_PATH_KEYS = {"pki_bundle", "directory_folder", "policy", "schema", "holiday_calendar"}
 
 
 def _coerce(name: str, kind: Any, value: Any, base: Path) -> Any:

@@ -7,12 +7,15 @@
    serves its staff console, and a console login per role is printed.
 3. The police query a suspect list against every bank and carrier, blinded (RFC 9497):
    which bank holds each account, which carrier each number.
-4. An officer of the police node drafts a stop-payment on a matched account and a
-   suspension of a matched number; a different officer, an approver, approves them
-   (both log in with a password and a TOTP code), and only then are they signed, naming
-   both officers, and sent; the bank and carrier execute them and their signed
-   receipts come back.
-5. The regulator verifies the whole audit log through the broker.
+4. An officer of the police node drafts a suspension of a matched number; a different
+   officer, an approver, approves it (both log in with a password and a TOTP code), and
+   only then is it signed, naming both officers, and sent; the carrier executes it and
+   its signed receipt comes back.
+5. Fund control on a matched account (`gateway.demo_fund`), each step drafted and
+   approved the same way: inquiry, stop-payment with the holder's name and the transfer
+   the inquiry showed, freeze, renewal, and return of the amount to the victim's
+   account at the other bank.
+6. The regulator verifies the whole audit log through the broker.
 
 Every process started is stopped at the end, whatever happens.
 """
@@ -36,10 +39,12 @@ from gateway.audit.checkpoint import open_checkpoint
 from gateway.audit.verify import entries_below, verify_log
 from gateway.db import make_engine
 from gateway.demo_data import Suspect, generate, load_responder, suspects
+from gateway.demo_fund import Sender, run_fund_control
 from gateway.identifiers import IdentifierKind, normalise
 from gateway.localnet import Consortium, Processes, processes
 from gateway.pki.keys import read_hex
 from nodes.actions.police import ActionRequestRow, ActionSpec
+from nodes.broker_client import Submitted
 from nodes.matching import query_responders, refresh_index
 from nodes.runtime import NodeContext, open_node
 from nodes.staff.accounts import StaffUser, add_user, authenticate
@@ -140,15 +145,11 @@ def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> bool:
 
 
 DEMO_ACTIONS: tuple[tuple[IdentifierKind, str, str, dict[str, Any]], ...] = (
-    (
-        IdentifierKind.BANK_ACCOUNT,
-        "STOP_PAYMENT",
-        "bank_account",
-        {"whole_balance": True, "duration_hours": 48},
-    ),
     (IdentifierKind.PHONE, "SUSPEND_NUMBER", "phone", {"duration_hours": 72}),
 )
-"""What the demo asks of the first matched account and the first matched number."""
+"""What the demo asks of the first matched number (accounts: `gateway.demo_fund`)."""
+FUND_STEPS = 6
+"""Inquiry, stop-payment, its release, freeze, renewal, return."""
 
 
 OFFICER = "wang.wei"
@@ -169,10 +170,43 @@ def staff(police: NodeContext) -> tuple[StaffUser, StaffUser]:
     return logged_in[0], logged_in[1]
 
 
-def act(police: NodeContext, wanted: list[Suspect], found: dict[int, str]) -> int:
-    """A stop-payment on a matched account and a suspension of a matched number, each
-    drafted by one officer and approved by another."""
-    officer, approver = staff(police)
+def four_eyes(police: NodeContext, officer: StaffUser, approver: StaffUser) -> Sender:
+    """Send a spec as the demo's staff do: drafted by one, approved by the other."""
+
+    def send(spec: ActionSpec) -> Submitted:
+        draft_id = create_draft(police.engine, officer, spec)
+        draft = get_draft(police.engine, draft_id)
+        assert draft is not None
+        return approve_draft(police, approver, draft_id, expected_sha256=draft.spec_sha256)
+
+    return send
+
+
+def fund_control(
+    police: NodeContext, send: Sender, wanted: list[Suspect], found: dict[int, str]
+) -> int:
+    """The fund-control steps on the first matched account; how many were executed."""
+    index = next(
+        (i for i, s in enumerate(wanted) if s.kind == IdentifierKind.BANK_ACCOUNT and i in found),
+        None,
+    )
+    if index is None:
+        return 0
+    bank = found[index]
+    victim_bank = "bank-b" if bank != "bank-b" else "bank-a"
+    account = wanted[index].value
+    steps = run_fund_control(police, send, console, account, bank, victim_bank, CASE, BASIS)
+    return sum(s.state == "executed" for s in steps)
+
+
+def act(
+    police: NodeContext,
+    officer: StaffUser,
+    approver: StaffUser,
+    wanted: list[Suspect],
+    found: dict[int, str],
+) -> int:
+    """A suspension of a matched number, drafted by one officer and approved by another."""
     specs = []
     for kind, action, identifier_kind, terms in DEMO_ACTIONS:
         index = next((i for i, s in enumerate(wanted) if s.kind == kind and i in found), None)
@@ -303,7 +337,10 @@ def run_demo(
             police = open_node(consortium.node_config("police-1"))
             try:
                 found = query(police, consortium, wanted)
-                executed = act(police, wanted, found)
+                officer, approver = staff(police)
+                executed = act(police, officer, approver, wanted, found)
+                send = four_eyes(police, officer, approver)
+                funds = fund_control(police, send, wanted, found)
             finally:
                 police.client.close()
             verified = verify_as_regulator(consortium)
@@ -311,12 +348,15 @@ def run_demo(
                 console.print("[bold]consortium and consoles running; Ctrl-C stops them[/]")
                 keep_running()
         expected = {i: s.held_by for i, s in enumerate(wanted) if s.held_by}
-        ok = found == expected and executed == 2 and verified
+        ok = found == expected and executed == 1 and funds == FUND_STEPS and verified
         summary = Table(title="Summary", show_header=False)
         summary.add_row(
             "suspects matched", f"{len(found)} of {len(wanted)} (expected {len(expected)})"
         )
-        summary.add_row("actions executed", f"{executed} of 2, receipts received")
+        summary.add_row("number suspended", f"{executed} of 1, receipt received")
+        summary.add_row(
+            "fund-control steps executed", f"{funds} of {FUND_STEPS}, receipts received"
+        )
         summary.add_row("audit log", "verified" if verified else "NOT verified")
         console.print(summary)
         console.print("[bold green]demo complete[/]" if ok else "[bold red]demo failed[/]")

@@ -1,7 +1,9 @@
 """Synthetic data for the demo: each responder's own records and adapter tables.
 
 Banks get accounts and cards (records for matching; the accounts also in the default
-adapter's `accounts` table with a balance), the carrier gets subscriptions (phone and
+adapter's `accounts` table with a balance and the holder's name, and one incoming
+transfer each in `account_transactions` from a victim's account, a day or two ago, which
+the demo's inquiry finds and its stop-payment names), the carrier gets subscriptions (phone and
 ID card records; the numbers in its `numbers` table). Suspects are drawn from what the
 responders hold, plus a few identifiers nobody holds, so the query has true negatives.
 """
@@ -9,6 +11,7 @@ responders hold, plus a few identifiers nobody holds, so the query has true nega
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import insert
@@ -26,6 +29,7 @@ from gateway.synthetic import (
     mobile_number,
 )
 from nodes.actions.accounts import BUILTIN_ACCOUNTS
+from nodes.actions.ledger import TRANSACTIONS
 from nodes.actions.numbers import BUILTIN_NUMBERS
 from nodes.records import upsert_records
 
@@ -56,11 +60,13 @@ def load_responder(c: Consortium, node_id: str, rows: list[SyntheticRow], seed: 
                     "balance_minor": rng.randint(1_000, 5_000_000_00),
                     "held_minor": 0,
                     "hold_expires_at_ms": 0,
+                    "holder_name": r.attributes.get("holder_name", ""),
                 }
                 for r in rows
                 if r.kind in (IdentifierKind.BANK_ACCOUNT, IdentifierKind.BANK_CARD)
             ]
             session.execute(insert(BUILTIN_ACCOUNTS), accounts)
+            session.execute(insert(TRANSACTIONS), incoming_transfers(accounts, rng))
         else:
             numbers = [
                 {
@@ -72,6 +78,23 @@ def load_responder(c: Consortium, node_id: str, rows: list[SyntheticRow], seed: 
             ]
             session.execute(insert(BUILTIN_NUMBERS), numbers)
         session.commit()
+
+
+def incoming_transfers(
+    accounts: list[dict[str, object]], rng: random.Random
+) -> list[dict[str, object]]:
+    """One credit per account from a victim's account, 24 to 48 hours before now."""
+    now = int(time.time() * 1000)
+    return [
+        {
+            "txn_id": f"T{i:08d}",
+            "account_no": a["account_no"],
+            "at_ms": now - rng.randint(24 * 3_600_000, 48 * 3_600_000),
+            "amount_minor": rng.randint(1, int(str(a["balance_minor"]))),
+            "counterparty_account": domestic_account_number(rng),
+        }
+        for i, a in enumerate(accounts)
+    ]
 
 
 def generate(records_per_responder: int) -> dict[str, list[SyntheticRow]]:

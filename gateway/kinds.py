@@ -22,6 +22,8 @@ class Kind(StrEnum):
     FREEZE = "FREEZE"
     EXTEND = "EXTEND"
     RELEASE = "RELEASE"
+    RETURN_FUNDS = "RETURN_FUNDS"
+    INQUIRY = "INQUIRY"
     SUSPEND_NUMBER = "SUSPEND_NUMBER"
     RESTORE_NUMBER = "RESTORE_NUMBER"
     ACTION_RECEIPT = "ACTION_RECEIPT"
@@ -52,11 +54,16 @@ ACTIONS = frozenset(
         Kind.FREEZE,
         Kind.EXTEND,
         Kind.RELEASE,
+        Kind.RETURN_FUNDS,
+        Kind.INQUIRY,
         Kind.SUSPEND_NUMBER,
         Kind.RESTORE_NUMBER,
     }
 )
-"""Durable: stored in the outbox before acknowledgement, delivered until answered."""
+"""Durable: stored in the outbox before acknowledgement, delivered until answered.
+
+An INQUIRY changes nothing at the bank or carrier, but is durable like the others: its
+answer is a receipt sealed to the police, and the request is on record as an action."""
 
 DURABLE = ACTIONS | {Kind.ACTION_RECEIPT, Kind.FLAGGED_NUMBERS}
 

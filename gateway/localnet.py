@@ -170,10 +170,11 @@ class Processes:
             env,
         )
 
-    def start_node(self, node_id: str) -> None:
+    def start_node(self, node_id: str, env: dict[str, str] | None = None) -> None:
+        """Start a node; `env` adds variables (a test's crash point, say)."""
         c = self.consortium
         command = gateway_command("node", "serve", "--config", str(c.config_path(node_id)))
-        self._start(node_id, command, c.node_ports[node_id], node_id)
+        self._start(node_id, command, c.node_ports[node_id], node_id, env)
 
     def _start(
         self,

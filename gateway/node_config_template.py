@@ -36,6 +36,7 @@ _COLUMNS = {
 # balance_minor = "balance_fen"     # integer, in minor units
 # held_minor = "held_fen"           # integer, in minor units
 # hold_expires_at_ms = "hold_expiry"  # integer, Unix milliseconds
+# holder_name = "cust_name"         # text: a stop-payment's stated name is checked on it
 """,
     "carrier": """
 # How your subscribers table's columns map to the gateway's names (with adapter_table).
@@ -45,6 +46,45 @@ _COLUMNS = {
 # status = "state"                  # text: 'active' | 'suspended'
 """,
 }
+
+_LEDGER_KEY = """
+# The ledger a stop-payment's transaction is checked in, inquiries list and returns post
+# to: empty for the built-in account_transactions table, or your own table, its columns
+# mapped in [transaction_columns] at the end of this file.
+transactions_table = ""
+"""
+
+_LEDGER_COLUMNS = """
+# How your ledger's columns map to the gateway's names (with transactions_table).
+# [transaction_columns]
+# txn_id = "posting_no"             # text, unique
+# account = "acct_no"               # text: the account number
+# at_ms = "posted_ms"               # integer, Unix milliseconds
+# amount_minor = "fen"              # integer, minor units: + credit, - debit
+# counterparty = "other_acct"       # text: the other account
+"""
+
+_INQUIRY_EXTRA = """
+# Inquiries (查询): the answer holds the mapped columns above (not the identifier) and,
+# at a bank, the account's transactions in the window. More fields from other columns
+# of your own adapter_table, and which fields each requesting role sees (default: the
+# police see every field). Keep these tables last, with [adapter_columns].
+# [inquiry_columns]
+# id_number = "cust_id"
+# opened_on = "open_date"
+# [inquiry_fields]
+# police = "holder_name,status,balance_minor,held_minor,transactions"
+"""
+
+_POLICE_EXTRA = """
+# Fund control: warn this long before a freeze or a stop-payment expires, and give a
+# bank this many working days to complete a return of funds, counted on the holiday
+# calendar (empty: the shipped one, the State Council's schedule for 2026).
+# freeze_warning_hours = 168
+# stop_payment_warning_hours = 6
+# return_working_days = 3
+# holiday_calendar = "holidays.toml"
+"""
 
 _MATCH_EXTRA = """
 # Targeted matching. Bucket bits must be the same at police and responders (16 suits
@@ -73,7 +113,11 @@ def render(
     """A TOML file for one node; every key can be overridden by GATEWAY_<KEY>."""
     extra = _RESPONDER_EXTRA if role in ("bank", "carrier") else ""
     extra += _MATCH_EXTRA if role in ("police", "bank", "carrier") else ""
+    extra += _LEDGER_KEY if role == "bank" else ""
+    extra += _POLICE_EXTRA if role == "police" else ""
     extra += _COLUMNS.get(role, "")
+    extra += _LEDGER_COLUMNS if role == "bank" else ""
+    extra += _INQUIRY_EXTRA if role in ("bank", "carrier") else ""
     return f"""{_ROLE_NOTES.get(role, "")}
 # Every key can be overridden by an environment variable GATEWAY_<KEY>, e.g.
 # GATEWAY_DATABASE=postgresql+psycopg://user@db/bank.

@@ -10,6 +10,7 @@ time, so the broker's at-least-once delivery has exactly one effect.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ from gateway.envelope.verify import EnvelopeVerifier, Rejected, VerifierLimits
 from gateway.kinds import DURABLE, Kind
 from gateway.ops_http import OpsServer, database_readiness
 from gateway.pki.store import NodeBundle
-from gateway.policy import PolicyEngine, PolicyRequest
+from gateway.policy import ContextValue, PolicyDecision, PolicyEngine, PolicyRequest
 from gateway.telemetry import server_interceptors
 from gateway.transport import (
     IdentityInterceptor,
@@ -121,14 +122,13 @@ class NodeServicer(rpc.NodeServicer):
         me = directory.get(ctx.node_id)
         if me is None:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "directory: this node is not listed")
-        decision = self.policy.decide(
-            PolicyRequest(
-                sender=party(verdict.sender),
-                recipient=party(me),
-                kind=header.kind,
-                context=policy_context(header, 0),
-            )
-        )
+        sender, recipient = party(verdict.sender), party(me)
+
+        def decide_again(facts: Mapping[str, ContextValue]) -> PolicyDecision:
+            context = {**policy_context(header, 0), **facts}
+            return self.policy.decide(PolicyRequest(sender, recipient, header.kind, context))
+
+        decision = decide_again({})
         if not decision.allowed:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"node policy: {decision.reason}")
         payload = request.payload
@@ -138,7 +138,7 @@ class NodeServicer(rpc.NodeServicer):
             except SealError as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"seal: {exc}")
         if Kind(header.kind) in DURABLE:
-            answer = self._handle_once(request, header, payload, context)
+            answer = self._handle_once(request, header, payload, context, decide_again, sender.role)
         else:
             answer = self._handle(Inbound(header, payload, request), context)
             self._journal.record(journal_values(request, header, answer))
@@ -160,6 +160,8 @@ class NodeServicer(rpc.NodeServicer):
         header: pb.Header,
         payload: bytes,
         context: grpc.ServicerContext,
+        decide_again: Callable[[Mapping[str, ContextValue]], PolicyDecision],
+        sender_role: str,
     ) -> pb.Envelope | None:
         """Journal row and the action's effects in one transaction: exactly one effect."""
         try:
@@ -167,7 +169,8 @@ class NodeServicer(rpc.NodeServicer):
                 row = journal_row(request, header, None)
                 session.add(row)
                 session.flush()  # a concurrent duplicate fails here, before any effect
-                answer = self._handle(Inbound(header, payload, request, session), context)
+                inbound = Inbound(header, payload, request, session, decide_again, sender_role)
+                answer = self._handle(inbound, context)
                 if answer is not None:
                     row.answer = answer.SerializeToString()
         except IntegrityError:

@@ -13,7 +13,7 @@ from gateway.db import NodeBase
 from gateway.matching import index_store
 from gateway.migrate import register_tables
 from nodes import journal, records
-from nodes.actions import accounts, holds, numbers, outcomes, police
+from nodes.actions import accounts, holds, ledger, numbers, outcomes, police
 from nodes.staff import accounts as staff_accounts
 from nodes.staff import drafts, trail
 
@@ -22,6 +22,7 @@ TABLE_MODULES = (
     records,
     holds,
     accounts,
+    ledger,
     numbers,
     police,
     outcomes,

@@ -9,6 +9,7 @@ and its execution, and the receipt's delivery back to the police node's server.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import grpc
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 from gateway.localnet import Consortium
 from gateway.telemetry import metrics_on
 from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
-from tests.actions.seed import ACCOUNT, seed_accounts, spec
+from tests.actions.seed import ACCOUNT, HOLDER, seed_accounts, spec
 from tests.consortium import client, running
 from tests.waiting import wait_for
 
@@ -44,19 +45,24 @@ def exporter() -> InMemorySpanExporter:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
     c = Consortium.create(tmp_path_factory.mktemp("otel"))
-    seed_accounts(c, "bank-a", {ACCOUNT: 500_000})
+    seed_accounts(c, "bank-a", dict.fromkeys(ACCOUNTS, 500_000))
     with running(c, ("police-1", "bank-a")):
         yield c
 
 
-def stop_payment(amount_minor: int) -> ActionSpec:
-    return spec(case_ref="C-OTEL", amount_minor=amount_minor, duration_hours=4)
+ACCOUNTS = (ACCOUNT, "6222020200998877665", "6222020200555544443", "6222020200123456789")
+"""An account may be stopped twice: each stop-payment of this module takes the next one."""
+_next_account = itertools.cycle(ACCOUNTS)
+
+
+def stop_payment(amount_minor: int, account: str = ACCOUNT) -> ActionSpec:
+    return spec(case_ref="C-OTEL", amount_minor=amount_minor, duration_hours=4, identifier=account)
 
 
 def freeze(c: Consortium) -> str:
     ctx = client(c, "police-1")
     try:
-        result = issue_action(ctx, stop_payment(amount_minor=1_000))
+        result = issue_action(ctx, stop_payment(amount_minor=1_000, account=next(_next_account)))
 
         def executed() -> bool:
             with Session(ctx.engine) as s:
@@ -126,7 +132,7 @@ def test_no_identifier_in_any_span(exporter: InMemorySpanExporter, net: Consorti
     freeze(net)
     finished_trace(exporter)
     spans = exporter.get_finished_spans()
-    forms = (ACCOUNT, ACCOUNT[-8:], "bank_account\x00")
+    forms = (*ACCOUNTS, *(a[-8:] for a in ACCOUNTS), "bank_account\x00", HOLDER)
     for s in spans:
         values = [str(v) for v in (s.attributes or {}).values()]
         values += [str(v) for e in s.events for v in (e.attributes or {}).values()]

@@ -127,6 +127,7 @@ def policy_context(
         "sender_kind_last_hour": rate,
         "sender_actions_last_hour": actions_last_hour,
         "sender_bytes_last_hour": bytes_last_hour,
+        "account_stop_payments": 0,
         "issuing_officer": terms.issuing_officer,
         "approving_officer": terms.approving_officer,
     }

@@ -33,6 +33,8 @@ MESSAGE_KINDS: Final = (
     "FREEZE",
     "EXTEND",
     "RELEASE",
+    "RETURN_FUNDS",
+    "INQUIRY",
     "SUSPEND_NUMBER",
     "RESTORE_NUMBER",
     "ACTION_RECEIPT",
@@ -55,6 +57,7 @@ CONTEXT_FIELDS: Final[Mapping[str, type]] = {
     "sender_kind_last_hour": int,
     "sender_actions_last_hour": int,
     "sender_bytes_last_hour": int,
+    "account_stop_payments": int,
     "issuing_officer": str,
     "approving_officer": str,
 }
@@ -108,6 +111,7 @@ def make_context(
     whole_balance: bool = False,
     duration_hours: int = 0,
     reply_to: str = "",
+    account_stop_payments: int = 0,
     issuing_officer: str = "",
     approving_officer: str = "",
 ) -> dict[str, ContextValue]:
@@ -115,7 +119,8 @@ def make_context(
 
     The ``sender_*_last_hour`` counts have no default: they must come from the broker's
     quota counters (`gateway.broker.quotas`), or a forgotten count would silently pass
-    every quota.
+    every quota. ``account_stop_payments`` is known only to the bank holding the account
+    (it is sealed from the broker), which decides again with it before a stop-payment.
     """
     return {
         "purpose": purpose,
@@ -130,6 +135,7 @@ def make_context(
         "sender_kind_last_hour": sender_kind_last_hour,
         "sender_actions_last_hour": sender_actions_last_hour,
         "sender_bytes_last_hour": sender_bytes_last_hour,
+        "account_stop_payments": account_stop_payments,
         "issuing_officer": issuing_officer,
         "approving_officer": approving_officer,
     }

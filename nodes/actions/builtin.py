@@ -3,7 +3,8 @@
 A node without its own table (`adapter_table` empty) acts on the built-in one; without
 this, a carrier could match a number it had ingested and then reject the suspension
 as "unknown number". `gateway node ingest` therefore loads the same rows here: the
-identifier, its `status` column (default active) and, for a bank, `balance_minor`.
+identifier, its `status` column (default active) and, for a bank, `balance_minor` and
+`holder_name` (which a stop-payment's stated name is checked against).
 
 A row already present keeps its status while a freeze or suspension the gateway placed
 is active (`gateway_holds`): only the action's release or expiry lifts it, never a
@@ -29,6 +30,8 @@ from nodes.actions.orders import IDENTIFIER_KINDS
 _CHUNK = 2_000
 STATUS_WIDTH = 16
 """The built-in tables' status column is VARCHAR(16)."""
+HOLDER_WIDTH = 128
+"""The built-in accounts table's holder_name column is VARCHAR(128)."""
 _HOLDS = cast(Table, HoldRow.__table__)
 _DEFAULTS: dict[str, dict[str, object]] = {"bank": {"balance_minor": 0}, "carrier": {}}
 Rows = dict[str, dict[str, object]]
@@ -57,6 +60,11 @@ def _row(role: str, record: Record) -> dict[str, object]:
     if role == "carrier":
         return {"number": record.identifier.value, "status": status}
     row: dict[str, object] = {"account_no": record.identifier.value, "status": status}
+    holder = record.attributes.get("holder_name", "").strip()
+    if len(holder) > HOLDER_WIDTH:
+        raise ValueError(f"holder_name longer than {HOLDER_WIDTH} characters")
+    if holder:
+        row["holder_name"] = holder
     balance = record.attributes.get("balance_minor", "").strip()
     if balance:
         try:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def from_config(cls: type[T], mapping: Mapping[str, str]) -> T:
+def from_config(cls: type[T], mapping: Mapping[str, str], section: str = "adapter_columns") -> T:
     """`cls` (a dataclass of gateway name -> column name) with `mapping`'s overrides.
 
     An unknown key is a configuration error naming the key, not a silent default.
@@ -17,6 +17,6 @@ def from_config(cls: type[T], mapping: Mapping[str, str]) -> T:
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = set(mapping) - known
     if unknown:
-        raise ValueError(f"adapter_columns: unknown keys {', '.join(sorted(unknown))}")
+        raise ValueError(f"{section}: unknown keys {', '.join(sorted(unknown))}")
     values: dict[str, Any] = dict(mapping)
     return cls(**values)

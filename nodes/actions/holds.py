@@ -7,12 +7,12 @@ can find exactly what one request did.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Integer, String, select
+from sqlalchemy import BigInteger, Integer, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gateway.db import NodeBase
 
-ACTIVE, RELEASED, EXPIRED = "active", "released", "expired"
+ACTIVE, RELEASED, EXPIRED, RETURNED = "active", "released", "expired", "returned"
 
 
 class HoldRow(NodeBase):
@@ -46,6 +46,17 @@ def other_active(session: Session, identifier: str, request_id: str) -> list[Hol
             .where(HoldRow.request_id != request_id)
         ).all()
     )
+
+
+def stop_payments_on(session: Session, identifier: str) -> int:
+    """Stop-payments this bank has placed on the account, whatever became of them."""
+    found = session.scalar(
+        select(func.count())
+        .select_from(HoldRow)
+        .where(HoldRow.identifier == identifier)
+        .where(HoldRow.action == "STOP_PAYMENT")
+    )
+    return int(found or 0)
 
 
 def due_holds(session: Session, now_ms: int) -> list[HoldRow]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
-from sqlalchemy import BigInteger, String, Text, select
+from sqlalchemy import BigInteger, String, Text, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -22,7 +22,8 @@ from gateway.envelope.build import Draft, now_ms
 from gateway.identifiers import IdentifierKind, normalise
 from gateway.telemetry import span
 from gateway.v1 import gateway_pb2 as pb
-from nodes.actions.orders import request_payload
+from nodes.actions.ledger import StatedTransaction
+from nodes.actions.orders import Victim, request_payload
 from nodes.roles.base import Inbound, RoleRefusal
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ class ActionRequestRow(NodeBase):
     receipt_id: Mapped[str] = mapped_column(String(32), default="")
     receipt: Mapped[bytes] = mapped_column(default=b"")
     """The signed receipt envelope, kept as evidence."""
+    due_at_ms: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    answer: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    """An inquiry's answer (JSON) from the receipt sealed to this node; "" for others."""
+    """When the recipient must have completed it (a return: 3 working days); 0: no date."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,31 @@ class ActionSpec:
     currency: str = "CNY"
     target_request_id: str = ""
     purpose: str = "telecom fraud"
+    account_name: str = ""
+    """The holder's name, sealed to the bank: a stop-payment must state it."""
+    transaction: StatedTransaction | None = None
+    """The transaction to stop (time, amount, counterparty where known), sealed to the bank."""
+    victim: Victim | None = None
+    """Where a RETURN_FUNDS sends the money, sealed to the bank."""
+    due_at_ms: int = 0
+    window: tuple[int, int] | None = None
+    """An INQUIRY's time window [from, until) in Unix ms, sealed to the recipient."""
+
+    def __repr__(self) -> str:  # the identifier, name and accounts stay out of logs
+        return f"ActionSpec({self.action} to {self.recipient}, case={self.case_ref})"
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> ActionSpec:
+        """A spec from `dataclasses.asdict` of one, read back from JSON (a draft)."""
+        values = dict(fields)
+        if isinstance(values.get("transaction"), dict):
+            values["transaction"] = StatedTransaction(**values["transaction"])
+        if isinstance(values.get("victim"), dict):
+            values["victim"] = Victim(**values["victim"])
+        if isinstance(values.get("window"), list):
+            start, end = values["window"]
+            values["window"] = (int(start), int(end))
+        return cls(**values)
 
 
 def issue_action(ctx: NodeContext, spec: ActionSpec) -> Submitted:
@@ -85,10 +115,20 @@ def action_draft(
     """The unsigned message for `spec`, its identifier normalised and sealed to the
     recipient; `message_id` and `created_at_ms` fix what a later resend must repeat."""
     payload = b""
-    if spec.identifier:
-        kind = IdentifierKind(spec.identifier_kind)
-        value = normalise(kind, spec.identifier, default_region=ctx.config.default_region).value
-        payload = request_payload(kind, value)
+    if spec.identifier or spec.victim or spec.window:
+        kind = IdentifierKind(spec.identifier_kind or "bank_account")
+        region = ctx.config.default_region
+        value = (
+            normalise(kind, spec.identifier, default_region=region).value if spec.identifier else ""
+        )
+        payload = request_payload(
+            kind,
+            value,
+            account_name=spec.account_name,
+            transaction=spec.transaction,
+            victim=spec.victim,
+            window=spec.window,
+        )
     member = ctx.client.directory().get(spec.recipient)
     if member is None:
         raise ValueError(f"{spec.recipient} is not a member of the consortium")
@@ -143,6 +183,7 @@ def send_action(ctx: NodeContext, spec: ActionSpec, envelope: pb.Envelope) -> Su
                     target_request_id=spec.target_request_id,
                     requested_at_ms=now_ms(),
                     leaf_index=result.leaf_index,
+                    due_at_ms=spec.due_at_ms,
                 )
             )
             session.commit()
@@ -178,12 +219,19 @@ def keep_receipt(inbound: Inbound, ctx: NodeContext) -> None:
     request.hold_expires_at_ms = header.terms.hold_expires_at_ms
     request.receipt_id = header.message_id
     request.receipt = inbound.envelope.SerializeToString()
+    if request.action == "INQUIRY" and isinstance(body.get("answer"), dict):
+        request.answer = json.dumps(body["answer"], ensure_ascii=False, sort_keys=True)
     if request.target_request_id and request.state == "executed":
         target = inbound.session.get(ActionRequestRow, request.target_request_id)
         if target is not None:
             if request.action == "EXTEND":
                 target.state = "extended"
                 target.hold_expires_at_ms = header.terms.hold_expires_at_ms
+            elif request.action == "RETURN_FUNDS":
+                left = target.executed_amount_minor - header.terms.executed_amount_minor
+                target.executed_amount_minor = max(0, left)
+                if left <= 0:
+                    target.state, target.hold_expires_at_ms = "returned", 0
             else:
                 target.state = "released"
                 target.hold_expires_at_ms = 0

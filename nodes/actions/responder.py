@@ -19,9 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.envelope.build import Draft, now_ms
 from gateway.telemetry import span
 from gateway.v1 import gateway_pb2 as pb
-from nodes.actions.accounts import AccountColumns, SqlAccountAdapter, account_table
+from nodes.actions.accounts import SqlAccountAdapter, account_table, bank_columns
+from nodes.actions.holds import stop_payments_on
+from nodes.actions.inquiry import answer_inquiry
+from nodes.actions.ledger import ledger_for
 from nodes.actions.numbers import NumberColumns, SqlNumberAdapter, number_table
-from nodes.actions.orders import HoldAdapter, OrderError, Outcome, read_order
+from nodes.actions.orders import HoldAdapter, Order, OrderError, Outcome, read_order
 from nodes.actions.outcomes import ActionOutcomeRow
 from nodes.roles.base import Inbound, RoleRefusal
 
@@ -35,8 +38,9 @@ log = logging.getLogger(__name__)
 def adapter_for(config: NodeConfig) -> HoldAdapter:
     """The configured adapter: built-in tables, or the agency's own mapped table."""
     if config.role == "bank":
-        columns = AccountColumns.from_config(config.adapter_columns)
-        return SqlAccountAdapter(account_table(config.adapter_table, columns), columns)
+        columns = bank_columns(config.adapter_table, config.adapter_columns)
+        table = account_table(config.adapter_table, columns)
+        return SqlAccountAdapter(table, columns, config.node_id, ledger_for(config))
     if config.role == "carrier":
         number_columns = NumberColumns.from_config(config.adapter_columns)
         return SqlNumberAdapter(number_table(config.adapter_table, number_columns), number_columns)
@@ -54,9 +58,43 @@ def receipt_payload(request_id: str, action: str, outcome: Outcome) -> bytes:
             "executed_amount_minor": outcome.executed_amount_minor,
             "effective_at_ms": outcome.effective_at_ms,
             "hold_expires_at_ms": outcome.hold_expires_at_ms,
+            **({"answer": outcome.answer} if outcome.answer is not None else {}),
         },
         sort_keys=True,
     ).encode()
+
+
+def account_policy(inbound: Inbound, order: Order) -> Outcome | None:
+    """The bank's policy again, now that it knows the account: a refusal, or None.
+
+    The broker cannot count stop-payments per account (the account is sealed from it),
+    so the bank decides a stop-payment a second time with `account_stop_payments`.
+    """
+    if order.action != "STOP_PAYMENT" or inbound.session is None:
+        return None
+    if inbound.decide_again is None:
+        return Outcome.rejected("node policy: cannot be decided outside the node runtime")
+    count = stop_payments_on(inbound.session, order.identifier)
+    decision = inbound.decide_again({"account_stop_payments": count})
+    if decision.allowed:
+        return None
+    if "bank-forbids-third-stop-payment" in decision.policy_ids:
+        return Outcome.rejected(
+            "policy: the account was stopped twice already; a third stop-payment is "
+            "refused (freeze the account instead)"
+        )
+    return Outcome.rejected(f"node policy: {decision.reason}")
+
+
+def execute(inbound: Inbound, order: Order, ctx: NodeContext) -> Outcome:
+    assert inbound.session is not None
+    with span("action.execute", {"gateway.kind": order.action}) as current:
+        if order.action == "INQUIRY":
+            outcome = answer_inquiry(inbound.session, order, ctx.config, inbound.sender_role)
+        else:
+            outcome = adapter_for(ctx.config).execute(inbound.session, order, now_ms())
+        current.set_attribute("gateway.outcome", outcome.outcome)
+    return outcome
 
 
 def execute_action(inbound: Inbound, ctx: NodeContext) -> Draft:
@@ -69,9 +107,7 @@ def execute_action(inbound: Inbound, ctx: NodeContext) -> Draft:
     except OrderError as exc:
         outcome = Outcome.rejected(str(exc))
     else:
-        with span("action.execute", {"gateway.kind": header.kind}) as current:
-            outcome = adapter_for(ctx.config).execute(inbound.session, order, now_ms())
-            current.set_attribute("gateway.outcome", outcome.outcome)
+        outcome = account_policy(inbound, order) or execute(inbound, order, ctx)
     inbound.session.add(
         ActionOutcomeRow(
             request_id=header.message_id,

@@ -23,12 +23,13 @@ from gateway.migrate import MigrationError
 from gateway.pki.keys import read_hex
 from gateway.pki.store import RESPONDER_ROLES, NodeBundle
 from nodes.actions import accounts, numbers
+from nodes.actions.ledger import ledger_for
 from nodes.index_build import index_params, key_id
 from nodes.preflight.checks import Check, fail, ok, skip, warn
 from nodes.records import current_version
 
 DATABASE, TABLE, INDEX = "database", "action table", "match index"
-TEXT_COLUMNS = ("identifier", "status")
+TEXT_COLUMNS = ("identifier", "status", "holder_name")
 """Compared with and set to text: account numbers keep leading zeros, E.164 has a '+'."""
 LONGEST_STATUS = {"bank": len(accounts.FROZEN_STATUS), "carrier": len(numbers.SUSPENDED_STATUS)}
 UPGRADE = "run `gateway db upgrade --config` with this node's file"
@@ -93,8 +94,9 @@ def _usable(gateway_name: str, kind: sqltypes.TypeEngine[object], role: str) -> 
 def _mapped(config: NodeConfig) -> tuple[dict[str, str], Table]:
     """Gateway name -> column name, and the table, as the action handler will use them."""
     if config.role == "bank":
-        cols = accounts.AccountColumns.from_config(config.adapter_columns)
-        return asdict(cols), accounts.account_table(config.adapter_table, cols)
+        cols = accounts.bank_columns(config.adapter_table, config.adapter_columns)
+        mapped = {k: v for k, v in asdict(cols).items() if v}  # holder_name may be unmapped
+        return mapped, accounts.account_table(config.adapter_table, cols)
     number_cols = numbers.NumberColumns.from_config(config.adapter_columns)
     return asdict(number_cols), numbers.number_table(config.adapter_table, number_cols)
 
@@ -129,7 +131,29 @@ def check_action_table(engine: Engine, config: NodeConfig) -> Check:
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).splitlines()[0]
         return fail(TABLE, f"cannot read {name} ({reason}); grant the gateway SELECT and UPDATE")
+    if config.role == "bank":
+        problem = _ledger_problem(engine, config)
+        if problem:
+            return fail(TABLE, problem)
     return ok(TABLE, f"{name} ({', '.join(mapping.values())})")
+
+
+def _ledger_problem(engine: Engine, config: NodeConfig) -> str:
+    """Why the bank's ledger (built-in or `transactions_table`) cannot be used ("" if it can)."""
+    try:
+        table = ledger_for(config).table
+    except ValueError as exc:
+        return f"{exc}; fix [transaction_columns]"
+    try:  # the ledger's mapped columns, read as the stop-payment check reads them
+        with engine.connect() as conn:
+            conn.execute(select(*table.c).where(false()))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+        return (
+            f"cannot read the ledger {table.name} ({reason}); "
+            "fix transactions_table and [transaction_columns]"
+        )
+    return ""
 
 
 def check_index(engine: Engine, config: NodeConfig) -> Check:

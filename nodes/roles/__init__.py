@@ -33,6 +33,8 @@ def role_tables() -> Mapping[str, Mapping[str, KindHandler]]:
             "FREEZE": execute_action,
             "EXTEND": execute_action,
             "RELEASE": execute_action,
+            "RETURN_FUNDS": execute_action,
+            "INQUIRY": execute_action,
         },
         "carrier": {
             "PING": pong,
@@ -40,6 +42,7 @@ def role_tables() -> Mapping[str, Mapping[str, KindHandler]]:
             "PSI_REQUEST": handle_psi_request,
             "SUSPEND_NUMBER": execute_action,
             "RESTORE_NUMBER": execute_action,
+            "INQUIRY": execute_action,
         },
         "regulator": {"PING": pong},
     }

@@ -11,6 +11,7 @@ import grpc
 from sqlalchemy.orm import Session
 
 from gateway.envelope.build import Draft
+from gateway.policy import ContextValue, PolicyDecision
 from gateway.v1 import gateway_pb2 as pb
 
 if TYPE_CHECKING:
@@ -30,6 +31,11 @@ class Inbound:
     Effects written through it happen exactly once: a duplicate delivery of the same
     message id conflicts on the journal row and rolls back with them.
     """
+    decide_again: Callable[[Mapping[str, ContextValue]], PolicyDecision] | None = None
+    sender_role: str = ""
+    """The sender's role in the signed directory, as the node's policy saw it."""
+    """The node's own policy on this message again, with facts the role learnt only after
+    unsealing it (e.g. how often the bank has stopped the account); None outside a node."""
 
 
 class RoleRefusal(Exception):

@@ -260,7 +260,8 @@ def reject_draft(engine: Engine, approver: StaffUser, draft_id: str, reason: str
 
 def _spec(row: ActionDraftRow) -> ActionSpec:
     fields = json.loads(row.spec_json)
-    return ActionSpec(**fields, issuing_officer=row.created_by, approving_officer=row.decided_by)
+    fields.update(issuing_officer=row.created_by, approving_officer=row.decided_by)
+    return ActionSpec.from_fields(fields)
 
 
 def approve_draft(

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from gateway.localnet import Consortium
 from gateway.migrate import upgrade
 from nodes.actions.accounts import BUILTIN_ACCOUNTS
+from nodes.actions.ledger import TRANSACTIONS, StatedTransaction
 from nodes.actions.numbers import BUILTIN_NUMBERS
 from nodes.actions.police import ActionSpec
 from tests.postgres import opened
@@ -27,8 +28,22 @@ def seed_accounts(
                     "balance_minor": balance,
                     "held_minor": 0,
                     "hold_expires_at_ms": 0,
+                    "holder_name": HOLDER,
                 }
                 for number, balance in accounts.items()
+            ],
+        )
+        s.execute(
+            insert(TRANSACTIONS),
+            [
+                {
+                    "txn_id": f"seed-{number}",
+                    "account_no": number,
+                    "at_ms": PAID_AT_MS,
+                    "amount_minor": PAID_MINOR,
+                    "counterparty_account": VICTIM,
+                }
+                for number in accounts
             ],
         )
         s.commit()
@@ -60,6 +75,16 @@ def number_status(c: Consortium, carrier: str, number: str) -> str:
 
 ACCOUNT = "6222020200112233445"
 """A valid (Luhn) account number the tests seed and act on."""
+HOLDER = "张伟"
+"""The holder's name on every seeded account."""
+VICTIM = "6217000010001234567"
+"""The account the seeded credit came from (a victim's, at another bank)."""
+PAID_AT_MS = 1_780_000_000_000
+PAID_MINOR = 500_000
+"""Each seeded account received one credit of PAID_MINOR from VICTIM at PAID_AT_MS."""
+PAID = StatedTransaction(PAID_AT_MS, PAID_MINOR, VICTIM)
+STATED = ("--holder", HOLDER, "--txn-time", "2026-05-29T04:26:40+08:00", "--txn-amount", "5000")
+"""CLI options of a stop-payment stating the seeded holder and credit (PAID)."""
 
 
 def spec(**changes: object) -> ActionSpec:
@@ -75,6 +100,8 @@ def spec(**changes: object) -> ActionSpec:
         "identifier": ACCOUNT,
         "amount_minor": 200_000,
         "duration_hours": 24,
+        "account_name": HOLDER,
+        "transaction": PAID,
     }
     values.update(changes)
     return ActionSpec(**values)  # type: ignore[arg-type]

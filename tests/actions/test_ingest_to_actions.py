@@ -55,7 +55,13 @@ def net(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Itera
 
 
 def freeze(**changes: object) -> ActionSpec:
-    values: dict[str, object] = {"action": "FREEZE", "whole_balance": True, "amount_minor": 0}
+    values: dict[str, object] = {
+        "action": "FREEZE",
+        "whole_balance": True,
+        "amount_minor": 0,
+        "account_name": "",
+        "transaction": None,
+    }
     values.update(duration_hours=72, case_ref="C-2026-017", **changes)
     return spec(**values)
 

@@ -6,7 +6,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from gateway import migrate
@@ -15,6 +15,7 @@ from gateway.db import make_engine
 from gateway.identifiers import Identifier, IdentifierKind
 from nodes import schema
 from nodes.actions.accounts import AccountColumns
+from nodes.actions.ledger import TRANSACTIONS, StatedTransaction
 from nodes.actions.numbers import NumberColumns
 from nodes.actions.orders import Order
 from nodes.actions.responder import adapter_for
@@ -28,7 +29,8 @@ CREATE TABLE core_accounts (
     bal_fen INTEGER NOT NULL,
     hold_fen INTEGER,
     hold_until INTEGER,
-    branch TEXT
+    branch TEXT,
+    holder TEXT
 )
 """
 
@@ -51,6 +53,7 @@ status = "state"
 balance_minor = "bal_fen"
 held_minor = "hold_fen"
 hold_expires_at_ms = "hold_until"
+holder_name = "holder"
 """
     )
     return load_config(NodeConfig, path)
@@ -65,6 +68,8 @@ def order(action: str, **changes: object) -> Order:
         "whole_balance": False,
         "duration_hours": 48,
         "target_request_id": "",
+        "account_name": "張偉",
+        "transaction": StatedTransaction(900, 120_000),
     }
     values.update(changes)
     return Order(**values)  # type: ignore[arg-type]
@@ -79,7 +84,16 @@ def test_stop_payment_and_release_on_the_banks_own_table(tmp_path: Path) -> None
         conn.execute(
             text(
                 "INSERT INTO core_accounts VALUES "
-                "('6222020200112233445', 'active', 80000, NULL, NULL, 'Haidian')"
+                "('6222020200112233445', 'active', 80000, NULL, NULL, 'Haidian', '张伟')"
+            )
+        )
+        conn.execute(
+            insert(TRANSACTIONS).values(
+                txn_id="t1",
+                account_no="6222020200112233445",
+                at_ms=500,
+                amount_minor=120_000,
+                counterparty_account="",
             )
         )
     adapter = adapter_for(cfg)
@@ -103,6 +117,63 @@ def test_stop_payment_and_release_on_the_banks_own_table(tmp_path: Path) -> None
     with engine.connect() as conn:
         row = conn.execute(text("SELECT state, hold_fen, hold_until FROM core_accounts")).one()
     assert tuple(row) == ("active", 0, 0)
+
+
+OWN_LEDGER = """
+CREATE TABLE core_postings (
+    posting_no TEXT PRIMARY KEY,
+    acct_no TEXT NOT NULL,
+    posted_ms INTEGER NOT NULL,
+    fen INTEGER NOT NULL,
+    other_acct TEXT
+)
+"""
+
+
+def test_the_banks_own_ledger_answers_the_stop_payment_check(tmp_path: Path) -> None:
+    cfg = NodeConfig(
+        **{
+            **config(tmp_path).__dict__,
+            "transactions_table": "core_postings",
+            "transaction_columns": {
+                "txn_id": "posting_no",
+                "account": "acct_no",
+                "at_ms": "posted_ms",
+                "amount_minor": "fen",
+                "counterparty": "other_acct",
+            },
+        }
+    )
+    engine = make_engine(cfg.database)
+    schema.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text(OWN_TABLE))
+        conn.execute(text(OWN_LEDGER))
+        conn.execute(
+            text(
+                "INSERT INTO core_accounts VALUES "
+                "('6222020200112233445', 'active', 80000, NULL, NULL, 'Haidian', '张伟')"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO core_postings VALUES ('P1', '6222020200112233445', 900, 7000, '')")
+        )
+    adapter = adapter_for(cfg)
+    with Session(engine) as session, session.begin():
+        wrong = adapter.execute(session, order("STOP_PAYMENT"), now_ms=1_000)  # states 120,000
+        right = adapter.execute(
+            session,
+            order("STOP_PAYMENT", transaction=StatedTransaction(1_000, 7_000)),
+            now_ms=1_000,
+        )
+    assert (wrong.outcome, wrong.reason) == (
+        "REJECTED",
+        "transaction: the amount differs from the bank's record at the stated time",
+    )
+    assert right.outcome == "EXECUTED"
+    bad = NodeConfig(**{**cfg.__dict__, "transaction_columns": {"acount": "acct_no"}})
+    with pytest.raises(ValueError, match="transaction_columns: unknown keys acount"):
+        adapter_for(bad)
 
 
 def test_unknown_column_key_is_a_configuration_error(tmp_path: Path) -> None:
@@ -176,3 +247,17 @@ def test_the_configs_column_keys_are_the_adapters() -> None:
     """gateway.config validates [adapter_columns] without importing nodes: keep them equal."""
     assert ADAPTER_COLUMNS["bank"] == tuple(f.name for f in fields(AccountColumns))
     assert ADAPTER_COLUMNS["carrier"] == tuple(f.name for f in fields(NumberColumns))
+
+
+def test_node_check_fails_on_a_ledger_it_cannot_read(tmp_path: Path) -> None:
+    from nodes.preflight.tables import check_action_table
+
+    cfg = NodeConfig(**{**config(tmp_path).__dict__, "transactions_table": "no_such_ledger"})
+    engine = make_engine(cfg.database)
+    schema.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text(OWN_TABLE))
+    checked = check_action_table(engine, cfg)
+    assert checked.failed
+    assert "cannot read the ledger no_such_ledger" in checked.detail
+    assert "fix transactions_table and [transaction_columns]" in checked.detail

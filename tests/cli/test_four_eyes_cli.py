@@ -21,7 +21,7 @@ from gateway.cli import app
 from gateway.localnet import Consortium
 from nodes.journal import OutboundRow
 from nodes.staff.trail import recent
-from tests.actions.seed import ACCOUNT, account, seed_accounts
+from tests.actions.seed import ACCOUNT, STATED, account, seed_accounts
 from tests.consortium import client, running
 from tests.staff.totp import totp
 from tests.waiting import wait_for
@@ -107,6 +107,7 @@ def drafted(staff: Staff, *login: str, case: str = "C-CLI") -> str:
         "bank-a",
         "--amount",
         "10.00",
+        *STATED,
         "--case",
         case,
         "--basis",
@@ -181,6 +182,7 @@ def test_refusals_are_one_line_audited_and_send_nothing(net: Consortium, staff: 
                 "bank-a",
                 "--amount",
                 "1",
+                *STATED,
                 "--case",
                 "C",
                 "--basis",
@@ -253,6 +255,7 @@ def test_request_is_kept_as_a_drafting_alias(staff: Staff) -> None:
         "bank-a",
         "--amount",
         "1",
+        *STATED,
         "--case",
         "C-ALIAS",
         "--basis",

@@ -19,6 +19,7 @@ from typer.testing import CliRunner, Result
 
 from gateway.cli import app
 from gateway.localnet import Consortium
+from tests.actions.seed import STATED
 from tests.consortium import running
 
 runner = CliRunner()
@@ -55,6 +56,8 @@ FILL = {
     "values": "6222020200112233445",
     "request_id": "0f0f0f0f",
     "hours": "1",
+    "since": "2026-06-01T00:00+08:00",
+    "until": "2026-06-02T00:00+08:00",
     "node": "bank-z",
     "role": "bank",
     "consortium": "test",
@@ -225,7 +228,8 @@ def test_the_broker_down(command: Command, net: Consortium, tmp_path: Path) -> N
     given = {**paths(tmp_path), "config": str(net.config_path(node)), "to": "bank-a"}
     given.pop("file")
     given.pop("database")
-    result = run(command, {**given, "amount": "10", "values": FILL["values"]})
+    stop_payment = {"holder": "张伟", "txn_time": FILL["since"], "txn_amount": "10"}
+    result = run(command, {**given, **stop_payment, "amount": "10", "values": FILL["values"]})
     if command.path not in BROKER_USERS and result.exit_code == 0:
         return  # a local command (offers, ingest...) need not reach the broker
     line = one_error_line(result, f"{command.path} (broker down)")
@@ -310,6 +314,7 @@ def test_a_bad_identifier(net: Consortium, broker_only: None, tmp_path: Path) ->
             "bank-a",
             "--amount",
             "10",
+            *STATED,
             "--case",
             "C-1",
             "--basis",

@@ -22,7 +22,7 @@ from gateway.cli import app
 from gateway.localnet import Consortium
 from nodes.actions.police import ActionRequestRow
 from nodes.staff.accounts import add_user
-from tests.actions.seed import seed_accounts
+from tests.actions.seed import STATED, seed_accounts
 from tests.consortium import client, running
 
 runner = CliRunner()
@@ -71,6 +71,7 @@ def freeze(net: Consortium, password: Path, case: str, *extra: str) -> str:
             "bank-a",
             "--amount",
             "1.00",
+            *STATED,
             "--case",
             case,
             "--basis",

@@ -7,6 +7,7 @@ them with SIGKILL, as a crash or an operator's `kill -9` would.
 from __future__ import annotations
 
 import json
+import random
 import signal
 import threading
 import time
@@ -26,7 +27,7 @@ from gateway.envelope.build import Draft
 from gateway.identifiers import normalise
 from gateway.localnet import Consortium, Processes, processes
 from gateway.pki.keys import read_hex
-from gateway.synthetic import generate_bank_records
+from gateway.synthetic import domestic_account_number, generate_bank_records
 from gateway.transport import TlsFiles, secure_channel
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as rpc
@@ -34,17 +35,18 @@ from nodes.actions.holds import HoldRow
 from nodes.actions.orders import request_payload
 from nodes.journal import InboundRow
 from nodes.matching import query_responders, refresh_index
-from tests.actions.seed import seed_accounts
+from tests.actions.seed import HOLDER, PAID, seed_accounts
 from tests.consortium import client
 
 pytestmark = pytest.mark.slow
 
-ACCOUNT = "6222020200112233445"
 SENDERS = 10
 PER_SENDER = 50
 """Half the broker's hourly quota of action requests of one kind: a request counted before
 the kill and sent again after it counts twice (quotas survive the restart)."""
 BURST = SENDERS * PER_SENDER
+ACCOUNTS = [domestic_account_number(random.Random(f"burst:{i}")) for i in range(BURST)]
+"""An account may be stopped twice: each stop-payment of the burst has one of its own."""
 
 
 def police_nodes() -> tuple[tuple[str, str, str], ...]:
@@ -56,11 +58,14 @@ def signed_burst(c: Consortium) -> list[pb.Envelope]:
     """Freeze requests from every police node, signed and sealed before the clock runs."""
     bank = c.pki.directory().get("bank-a")
     assert bank is not None
-    payload = request_payload("bank_account", ACCOUNT)
+    accounts = iter(ACCOUNTS)
     envelopes = []
     for i in range(1, SENDERS + 1):
         key = c.pki.bundle(f"police-{i}").keys().signing
         for n in range(PER_SENDER):
+            payload = request_payload(
+                "bank_account", next(accounts), account_name=HOLDER, transaction=PAID
+            )
             envelopes.append(
                 Draft(
                     sender=f"police-{i}",
@@ -96,7 +101,7 @@ def stubs(c: Consortium) -> dict[str, rpc.BrokerStub]:
 @pytest.fixture
 def burst_net(tmp_path: Path) -> Iterator[tuple[Consortium, Processes]]:
     c = Consortium.create(tmp_path, police_nodes())
-    seed_accounts(c, "bank-a", {ACCOUNT: 10**12})
+    seed_accounts(c, "bank-a", dict.fromkeys(ACCOUNTS, 10**12))
     with processes(c) as procs:
         yield c, procs
 

@@ -8,6 +8,7 @@ request must reach the bank exactly once and its receipt must reach the police.
 
 from __future__ import annotations
 
+import random
 import signal
 import time
 from collections.abc import Iterator
@@ -18,21 +19,24 @@ from sqlalchemy.orm import Session
 
 from gateway.db import make_engine
 from gateway.localnet import Consortium, Processes, processes
+from gateway.synthetic import domestic_account_number
 from nodes.actions.holds import HoldRow
 from nodes.actions.police import ActionRequestRow, issue_action
 from nodes.journal import InboundRow
-from tests.actions.seed import ACCOUNT, account, seed_accounts, spec
+from tests.actions.seed import account, seed_accounts, spec
 from tests.consortium import client
 
 pytestmark = pytest.mark.slow
 
 REQUESTS = 20
+ACCOUNTS = [domestic_account_number(random.Random(f"durable:{i}")) for i in range(REQUESTS)]
+"""An account may be stopped twice: each request stops an account of its own."""
 
 
 @pytest.fixture
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Consortium, Processes]]:
     c = Consortium.create(tmp_path_factory.mktemp("durable"))
-    seed_accounts(c, "bank-a", {ACCOUNT: 10_000_000})
+    seed_accounts(c, "bank-a", dict.fromkeys(ACCOUNTS, 10_000_000))
     with processes(c) as procs:
         yield c, procs
 
@@ -49,7 +53,7 @@ def test_acknowledged_requests_survive_bank_downtime_and_a_broker_kill(
         for i in range(REQUESTS):
             result = issue_action(
                 police,
-                spec(case_ref="C-DURABLE", amount_minor=1_000 + i),
+                spec(case_ref="C-DURABLE", amount_minor=1_000 + i, identifier=ACCOUNTS[i]),
             )
             acknowledged.append(result.message_id)
     finally:
@@ -80,4 +84,5 @@ def test_acknowledged_requests_survive_bank_downtime_and_a_broker_kill(
         )
     assert sorted(holds) == sorted(acknowledged)  # each request held exactly once
     assert inbound == REQUESTS
-    assert account(c, "bank-a", ACCOUNT)["held_minor"] == sum(1_000 + i for i in range(REQUESTS))
+    for i, number in enumerate(ACCOUNTS):
+        assert account(c, "bank-a", number)["held_minor"] == 1_000 + i

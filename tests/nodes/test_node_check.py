@@ -276,14 +276,17 @@ def test_the_template_keeps_match_keys_out_of_the_columns_table(tmp_path: Path) 
     """Uncommenting every line of the rendered template leaves each key where it belongs."""
     from gateway.node_config_template import render
 
-    for role in ("bank", "carrier"):
+    for role in ("bank", "carrier", "police"):
         rendered = render(
             node="n", role=role, listen="l", broker="b", bundle=Path("/p"), database="d"
         )
         uncommented = "\n".join(
             line[2:] if line.startswith("# ") and " = " in line else line
             for line in rendered.splitlines()
-        ).replace("# [adapter_columns]", "[adapter_columns]")
+        )
+        tables = ("adapter_columns", "transaction_columns", "inquiry_columns", "inquiry_fields")
+        for table in tables:
+            uncommented = uncommented.replace(f"# [{table}]", f"[{table}]")
         path = tmp_path / f"{role}.toml"
         path.write_text(uncommented)
         cfg = load_config(NodeConfig, path)
@@ -297,10 +300,19 @@ def test_the_template_keeps_match_keys_out_of_the_columns_table(tmp_path: Path) 
                     "balance_minor",
                     "held_minor",
                     "hold_expires_at_ms",
+                    "holder_name",
                 },
                 "carrier": {"identifier", "status"},
+                "police": set(),
             }[role]
         )
+        if role == "police":
+            assert cfg.freeze_warning_hours == 168 and cfg.return_working_days == 3
+            assert cfg.holiday_calendar == tmp_path / "holidays.toml"
+        else:
+            assert set(cfg.inquiry_fields) == {"police"} and "id_number" in cfg.inquiry_columns
+            if role == "bank":
+                assert cfg.transaction_columns["amount_minor"] == "fen"
 
 
 def test_records_without_an_index_warn_since_bulk_psi_still_works(

@@ -18,6 +18,7 @@ APPLICATION = (
     "gateway/console/",
     "gateway/demo.py",
     "gateway/demo_data.py",
+    "gateway/demo_fund.py",
     "gateway/localnet.py",
 )
 NOT_YET: set[str] = set()

@@ -77,9 +77,24 @@ def psi_response() -> bytes:
 
 
 def action_request() -> bytes:
-    """nodes.actions.orders.request_payload of the longest identifier a kind accepts."""
-    body = {"identifier_kind": "bank_account", "value": "9" * 34}  # IBAN: at most 34
-    return sealed(json.dumps(body).encode())
+    """nodes.actions.orders.request_payload at its longest: the longest identifier a kind
+    accepts (an IBAN, 34), and a stop-payment's holder name (MAX_NAME characters of 4
+    UTF-8 bytes) and transaction, or a return's victim (a 128-character member id)."""
+    from nodes.actions.ledger import StatedTransaction
+    from nodes.actions.orders import MAX_NAME, Victim, request_payload
+
+    longest_name = "\U00020000" * MAX_NAME  # a CJK Extension B character: 4 bytes in UTF-8
+    stop = request_payload(
+        "bank_account",
+        "9" * 34,
+        account_name=longest_name,
+        transaction=StatedTransaction(2**63 - 1, 2**63 - 1, "9" * 34),
+    )
+    back = request_payload(
+        "bank_account", "9" * 34, victim=Victim("n" * 128, "9" * 34, longest_name)
+    )
+    window = request_payload("bank_account", "9" * 34, window=(2**63 - 1, 2**63 - 1))
+    return sealed(max(stop, back, window, key=len))
 
 
 def pong() -> bytes:

@@ -395,16 +395,24 @@ PAIRS: dict[str, frozenset[tuple[str, str]]] = {
     "FREEZE": frozenset({("police", "bank")}),
     "EXTEND": frozenset({("police", "bank")}),
     "RELEASE": frozenset({("police", "bank")}),
+    "RETURN_FUNDS": frozenset({("police", "bank")}),
+    "INQUIRY": POLICE_TO_MEMBERS,
     "SUSPEND_NUMBER": frozenset({("police", "carrier")}),
     "RESTORE_NUMBER": frozenset({("police", "carrier")}),
     "AUDIT_READ": frozenset({("regulator", "broker")}),
     "AUDIT_READ_OWN": frozenset({("police", "broker"), ("bank", "broker"), ("carrier", "broker")}),
 }
 """Which (sender role, recipient role) pairs may carry each kind, read off the rules."""
-HOURS = {"STOP_PAYMENT": 48, "FREEZE": 4320, "EXTEND": 4320, "SUSPEND_NUMBER": 720}
+HOURS = {
+    "STOP_PAYMENT": 48,
+    "FREEZE": 4320,
+    "EXTEND": 4320,
+    "SUSPEND_NUMBER": 720,
+    "INQUIRY": 8784,
+}
 """Longest duration of the kinds that carry one (the shortest is always 1 hour)."""
 QUERIES = {"MATCH_QUERY", "PSI_REQUEST"}
-ACTION_REQUESTS = {*HOURS, "RELEASE", "RESTORE_NUMBER"}
+ACTION_REQUESTS = {*HOURS, "RELEASE", "RETURN_FUNDS", "RESTORE_NUMBER"}
 ANSWERS = {"MATCH_RESPONSE", "PSI_RESPONSE", "ACTION_RECEIPT"}
 BYTES_QUOTA = 256 * 2**20
 
@@ -461,6 +469,8 @@ def oracle(sender: str, recipient: str, kind: str, c: dict[str, str | int | bool
         if kind in {"STOP_PAYMENT", "FREEZE"}:
             amount = int(c["amount_minor"])
             return amount > 0 or (amount == 0 and bool(c["whole_balance"]))
+        if kind == "RETURN_FUNDS":  # a named amount, never "the whole balance"
+            return int(c["amount_minor"]) > 0 and not c["whole_balance"]
         return True
     if kind == "PING":
         return rate <= 36_000
@@ -481,12 +491,13 @@ CONTEXTS = st.fixed_dictionaries(
         "batch_size": edges(1, 10_000),
         "amount_minor": edges(0),
         "whole_balance": st.booleans(),
-        "duration_hours": edges(1, 48, 720, 4320),
+        "duration_hours": edges(1, 48, 720, 4320, 8784),
         "reply_to": st.sampled_from(["", "0123456789abcdef" * 2]),
         "payload_bytes": edges(0, 256, 1024, 16_384, 644_096),
         "sender_kind_last_hour": edges(0, 100, 200, 36_000),
         "sender_actions_last_hour": edges(0, 200),
         "sender_bytes_last_hour": edges(0, BYTES_QUOTA),
+        "account_stop_payments": st.just(0),
         "issuing_officer": st.sampled_from(["", "wang", "chen"]),
         "approving_officer": st.sampled_from(["", "wang", "chen"]),
     }
@@ -502,7 +513,10 @@ BOUNDARIES: dict[str, tuple[object, ...]] = {
     "batch_size": (*INT64_EDGES, 2, 9_999, 10_000, 10_001),
     "amount_minor": INT64_EDGES,
     "whole_balance": (True,),
-    "duration_hours": (*INT64_EDGES, 2, 47, 48, 49, 719, 720, 721, 4319, 4320, 4321),
+    "duration_hours": (
+        *INT64_EDGES,
+        *(2, 47, 48, 49, 719, 720, 721, 4319, 4320, 4321, 8783, 8784, 8785),
+    ),
     "sender_kind_last_hour": (*INT64_EDGES, 99, 100, 101, 199, 200, 201, 35_999, 36_000, 36_001),
     # the size bounds at batch size 1 (FULL_CONTEXT's): 256, 41 + 1024, 32 + 4096,
     # 8192 + 4096, 64 + 4096, 1024, 16384, 644096
@@ -529,6 +543,7 @@ FULL_CONTEXT: dict[str, str | int | bool] = {
     "sender_kind_last_hour": 0,
     "sender_actions_last_hour": 0,
     "sender_bytes_last_hour": 0,
+    "account_stop_payments": 0,
     "issuing_officer": "wang",
     "approving_officer": "chen",
 }

@@ -46,7 +46,7 @@ from nodes.bulk_psi import run_psi
 from nodes.matching import query_responders
 from nodes.records import upsert_records
 from nodes.runtime import RunningNode, serve_node
-from tests.actions.seed import seed_accounts
+from tests.actions.seed import HOLDER, PAID, seed_accounts
 from tests.consortium import client, request_state
 from tests.matching.test_broker_query import load
 from tests.postgres import opened
@@ -72,7 +72,8 @@ NODES = ("police-1", "bank-a", "carrier-1")
 CASE = {"case_ref": "C-SOAK-1", "legal_basis": "Anti-Telecom-Fraud Law art. 11"}
 BANK = generate_bank_records(60, seed=31)
 CARRIER = generate_carrier_records(40, seed=32)
-STOP_ACCOUNT = "6222020200112233445"
+STOP_ACCOUNTS = [domestic_account_number(random.Random(f"stop:{i}")) for i in range(150)]
+"""An account may be stopped twice: each stop-payment takes an account of its own."""
 FREEZE_ACCOUNTS = [domestic_account_number(random.Random(f"freeze:{i}")) for i in range(300)]
 
 
@@ -93,7 +94,9 @@ def plant(c: Consortium) -> Plan:
         c.config_path(node_id).write_text(text)
     load(c, "bank-a", BANK)
     load(c, "carrier-1", CARRIER)
-    seed_accounts(c, "bank-a", {STOP_ACCOUNT: 10**12} | dict.fromkeys(FREEZE_ACCOUNTS, 5_000))
+    seed_accounts(
+        c, "bank-a", dict.fromkeys(STOP_ACCOUNTS, 10**12) | dict.fromkeys(FREEZE_ACCOUNTS, 5_000)
+    )
 
     # Bulk PSI: the police's suspects against the carrier's active phones.
     carrier_phones = [r for r in CARRIER if r.kind is IdentifierKind.PHONE]
@@ -216,6 +219,7 @@ def test_every_call_finishes_through_resigning_and_a_broker_restart(tmp_path: Pa
                 tally.done["psi"] += 1
 
         freeze_pool = iter(FREEZE_ACCOUNTS)
+        stop_pool = iter(STOP_ACCOUNTS)
 
         def action() -> None:
             with tally.lock:
@@ -237,9 +241,11 @@ def test_every_call_finishes_through_resigning_and_a_broker_restart(tmp_path: Pa
                     recipient="bank-a",
                     action="STOP_PAYMENT",
                     identifier_kind="bank_account",
-                    identifier=STOP_ACCOUNT,
+                    identifier=next(stop_pool),
                     amount_minor=100,
                     duration_hours=24,
+                    account_name=HOLDER,
+                    transaction=PAID,
                     issuing_officer="o-1",
                     approving_officer="o-2",
                     **CASE,

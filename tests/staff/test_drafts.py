@@ -32,6 +32,9 @@ from tests.consortium import client, request_state, running
 from tests.postgres import Databases, opened
 from tests.waiting import wait_for
 
+RESENT = "6222020200998877665"
+"""An account of its own for the resend test: an account is stopped at most twice."""
+
 PASSWORD = "a long enough password"
 
 
@@ -40,7 +43,7 @@ def net(tmp_path_factory: pytest.TempPathFactory, databases: Databases) -> Itera
     c = Consortium.create(
         tmp_path_factory.mktemp("drafts"), database_urls=databases.for_consortium()
     )
-    seed_accounts(c, "bank-a", {ACCOUNT: 100_000_000})
+    seed_accounts(c, "bank-a", {ACCOUNT: 100_000_000, RESENT: 100_000_000})
     with running(c, ("police-1", "bank-a")):
         yield c
 
@@ -211,8 +214,8 @@ def test_a_lost_reply_is_resent_as_the_same_request(net: Consortium, police: Nod
     """As if the node crashed after approving, before it journalled anything of the
     submission: approving again submits the same envelope; the broker answers it with
     its first answer and the bank acts once."""
-    held = int(str(account(net, "bank-a", ACCOUNT)["held_minor"]))
-    draft_id, sha = drafted(police)
+    held = int(str(account(net, "bank-a", RESENT)["held_minor"]))
+    draft_id, sha = drafted(police, identifier=RESENT)  # an account is stopped at most twice
     first = approve_draft(police, staff(police, "chen"), draft_id, expected_sha256=sha)
     wait_for(lambda: request_state(police, first.message_id) == "executed")
     with police.engine.begin() as conn:
@@ -223,7 +226,7 @@ def test_a_lost_reply_is_resent_as_the_same_request(net: Consortium, police: Nod
 
     again = approve_draft(police, staff(police, "li"), draft_id, expected_sha256=sha)
     assert (again.message_id, again.leaf_index) == (first.message_id, first.leaf_index)
-    assert account(net, "bank-a", ACCOUNT)["held_minor"] == held + 200_000
+    assert account(net, "bank-a", RESENT)["held_minor"] == held + 200_000
     assert request_state(police, first.message_id) == "requested"  # journalled again
 
 
