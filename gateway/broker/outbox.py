@@ -161,6 +161,18 @@ class OutboxWorker:
             session.commit()
         return claims
 
+    def release_every_claim(self) -> None:
+        """Let go of every claim, whoever holds it: only for the sole broker process of a
+        database (SQLite), whose earlier claims all belong to processes that ended."""
+        with self.broker.audit.session() as session:
+            session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.state == "pending")
+                .where(DeliveryRow.lease_until_ms > 0)
+                .values(lease_until_ms=0)
+            )
+            session.commit()
+
     def release(self, claims: list[Claim]) -> None:
         """Let go of claims not attempted, so that any broker may take them at once."""
         if not claims:

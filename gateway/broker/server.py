@@ -21,7 +21,7 @@ from gateway.broker.delivery import NodeDialer
 from gateway.broker.lifecycle import DeadlineWatcher
 from gateway.broker.outbox import OutboxWorker
 from gateway.broker.reasons import recipient_reason
-from gateway.broker.sole import SoleBroker, hold_sole_broker
+from gateway.broker.sole import SoleBroker, hold_sole_broker, lock_path
 from gateway.config import BrokerConfig
 from gateway.db import make_engine
 from gateway.envelope.build import now_ms
@@ -302,6 +302,8 @@ def _serve(config: BrokerConfig, sole: SoleBroker) -> RunningBroker:
     outbox = OutboxWorker(
         broker, lease_s=config.outbox_lease_s, attempt_s=config.delivery_timeout_s
     )
+    if lock_path(config.database) is not None:  # the sole broker: no claim is alive
+        outbox.release_every_claim()
     outbox.start()
     unobserve = observe_outbox(outbox.depth)
     deadlines = DeadlineWatcher(broker.audit, broker.clock_ms, config.deadline_check_s)

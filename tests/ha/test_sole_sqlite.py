@@ -6,7 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from gateway.broker.models import DeliveryRow
 from gateway.broker.server import serve_broker
 from gateway.broker.sole import SecondBroker, hold_sole_broker, lock_path
 from gateway.localnet import Consortium, broker_command, free_port, processes
@@ -50,3 +52,32 @@ def test_gateway_broker_serve_on_a_served_sqlite_file_says_so_in_one_line(
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
     assert f"another broker (pid {pid}) already serves the SQLite database" in lines[0]
     assert "PostgreSQL" in lines[0]
+
+
+def test_the_sole_broker_on_sqlite_takes_back_the_claims_of_the_process_before(
+    tmp_path: Path,
+) -> None:
+    """The broker killed while delivering held claims; the next one, alone on the file,
+    delivers those rows at once instead of waiting for their leases to end."""
+    consortium = Consortium.create(tmp_path)
+    first = serve_broker(consortium.broker_config())
+    first.outbox.stop()  # so that only the rows below are in play
+    with first.broker.audit.session() as session:
+        session.add(
+            DeliveryRow(
+                message_id="0" * 32,
+                recipient="bank-a",
+                next_attempt_at_ms=2**62,  # not due: the new broker will not attempt it
+                lease_owner="host:1:dead",
+                lease_until_ms=2**62,
+            )
+        )
+        session.commit()
+    first.stop(0)
+    again = serve_broker(consortium.broker_config())
+    try:
+        with again.broker.audit.session() as session:
+            row = session.scalars(select(DeliveryRow)).one()
+            assert row.lease_until_ms == 0
+    finally:
+        again.stop(0)
