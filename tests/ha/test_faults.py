@@ -34,7 +34,7 @@ from tests.ha.cluster import (
     verify_log,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 
 BURST = int(os.environ.get("GATEWAY_HA_BURST", "1000"))
 SETTINGS: dict[str, str | int | float] = {"outbox_lease_s": 6.0, "delivery_timeout_s": 3.0}
