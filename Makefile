@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/gateway demo
+	$(BIN)/gateway demo $(DEMO_ARGS)
 
 test: $(STAMP) lint typecheck unit
 

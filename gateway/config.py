@@ -87,6 +87,14 @@ class NodeConfig:
     """How often a bank or carrier releases holds and suspensions whose time is up."""
     ops_listen: str = ""
     """host:port of the plain-HTTP /healthz, /readyz and /metrics endpoint ("" = none)."""
+    console_listen: str = ""
+    """host:port of the staff web console (`gateway.console`; "" = off)."""
+    console_secure_cookies: bool = False
+    """Mark the console's cookies Secure: set it when a TLS reverse proxy serves the console."""
+    console_idle_timeout_s: float = 900.0
+    """A console session unused this long is closed; the user logs in again."""
+    time_zone: str = "Asia/Shanghai"
+    """The time zone the console shows times in (an IANA name); UTC shows on hover."""
 
     def node_policy(self) -> Path:
         return self.policy or (REPO_POLICIES / f"node-{self.role}.cedar")
@@ -100,6 +108,12 @@ def _coerce(name: str, kind: Any, value: Any, base: Path) -> Any:
     if name in _PATH_KEYS:
         path = Path(str(value))
         return path if path.is_absolute() else (base / path).resolve()
+    if text == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        raise TypeError(name)
     if text == "int":
         if isinstance(value, bool | dict | list):
             raise TypeError(name)

@@ -3,11 +3,15 @@
 1. A consortium CA, keys and signed directory for a broker, a police node, two banks, a
    carrier and a regulator; synthetic but valid data loaded into each responder's own
    database (tens of thousands of records) and its match index built.
-2. Broker and nodes start as separate processes on loopback, over mTLS.
+2. Broker and nodes start as separate processes on loopback, over mTLS; each node
+   serves its staff console, and a console login per role is printed.
 3. The police query a suspect list against every bank and carrier, blinded (RFC 9497):
    which bank holds each account, which carrier each number.
-4. The police issue a stop-payment on a matched account and a suspension of a matched
-   number; the bank and carrier execute them and their signed receipts come back.
+4. An officer of the police node drafts a stop-payment on a matched account and a
+   suspension of a matched number; a different officer, an approver, approves them
+   (both log in with a password and a TOTP code), and only then are they signed, naming
+   both officers, and sent; the bank and carrier execute them and their signed
+   receipts come back.
 5. The regulator verifies the whole audit log through the broker.
 
 Every process started is stopped at the end, whatever happens.
@@ -22,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyotp
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -34,9 +39,11 @@ from gateway.demo_data import Suspect, generate, load_responder, suspects
 from gateway.identifiers import IdentifierKind, normalise
 from gateway.localnet import Consortium, Processes, processes
 from gateway.pki.keys import read_hex
-from nodes.actions.police import ActionRequestRow, ActionSpec, issue_action
+from nodes.actions.police import ActionRequestRow, ActionSpec
 from nodes.matching import query_responders, refresh_index
 from nodes.runtime import NodeContext, open_node
+from nodes.staff.accounts import StaffUser, add_user, authenticate
+from nodes.staff.drafts import approve_draft, create_draft, get_draft
 
 console = Console(width=120) if not Console().is_terminal else Console()
 CASE = "C-2026-0815"
@@ -144,8 +151,28 @@ DEMO_ACTIONS: tuple[tuple[IdentifierKind, str, str, dict[str, Any]], ...] = (
 """What the demo asks of the first matched account and the first matched number."""
 
 
+OFFICER = "wang.wei"
+APPROVER = "chen.jing"
+
+
+def staff(police: NodeContext) -> tuple[StaffUser, StaffUser]:
+    """An officer and an approver on the police node, logged in with password and code."""
+    logged_in = []
+    for user_id, role in ((OFFICER, "officer"), (APPROVER, "approver")):
+        made = add_user(police.engine, user_id, role)
+        code = pyotp.TOTP(made.totp_secret).now()
+        logged_in.append(authenticate(police.engine, user_id, made.password, code))
+    console.print(
+        f"staff: [bold]{OFFICER}[/] (officer) and [bold]{APPROVER}[/] (approver) logged in "
+        "with password and TOTP code"
+    )
+    return logged_in[0], logged_in[1]
+
+
 def act(police: NodeContext, wanted: list[Suspect], found: dict[int, str]) -> int:
-    """A stop-payment on a matched account and a suspension of a matched number."""
+    """A stop-payment on a matched account and a suspension of a matched number, each
+    drafted by one officer and approved by another."""
+    officer, approver = staff(police)
     specs = []
     for kind, action, identifier_kind, terms in DEMO_ACTIONS:
         index = next((i for i, s in enumerate(wanted) if s.kind == kind and i in found), None)
@@ -157,14 +184,24 @@ def act(police: NodeContext, wanted: list[Suspect], found: dict[int, str]) -> in
                 action=action,
                 case_ref=CASE,
                 legal_basis=BASIS,
-                issuing_officer="officer-0412",
-                approving_officer="chief-0007",
+                issuing_officer="",
+                approving_officer="",
                 identifier_kind=identifier_kind,
                 identifier=wanted[index].value,
                 **terms,
             )
         )
-    ids = [issue_action(police, spec).message_id for spec in specs]
+    ids = []
+    for spec in specs:
+        draft_id = create_draft(police.engine, officer, spec)
+        draft = get_draft(police.engine, draft_id)
+        assert draft is not None
+        result = approve_draft(police, approver, draft_id, expected_sha256=draft.spec_sha256)
+        console.print(
+            f"{spec.action} drafted by {officer.user_id} ({draft_id[:12]}), approved by "
+            f"{approver.user_id}: request {result.message_id[:12]}"
+        )
+        ids.append(result.message_id)
 
     def receipts() -> list[ActionRequestRow]:
         with Session(police.engine) as session:
@@ -211,16 +248,58 @@ def verify_as_regulator(consortium: Consortium) -> bool:
     return report.ok
 
 
-def run_demo(folder: Path | None = None, keep: bool = False, records: int = 20_000) -> int:
-    """Run the scenario; returns a process exit code (0 when every step worked)."""
+DEMO_STAFF = {
+    "police": ("officer", "approver", "auditor", "admin"),
+    "bank": ("officer", "admin"),
+    "carrier": ("officer", "admin"),
+    "regulator": ("auditor", "admin"),
+}
+"""The console accounts the demo makes at each node, by node role."""
+
+
+def demo_logins(consortium: Consortium) -> None:
+    """Make the demo's console accounts and print each console's URL and logins."""
+    console.print("[bold]Staff consoles[/] (log in with user, password and the TOTP code)")
+    for node_id, port in consortium.console_ports.items():
+        engine = make_engine(consortium.node_config(node_id).database)
+        console.print(f"  {node_id}: http://127.0.0.1:{port}", soft_wrap=True)
+        for role in DEMO_STAFF.get(consortium.roles[node_id], ()):
+            user_id = f"{role}-{node_id}"
+            made = add_user(engine, user_id, role, display_name=user_id, by="demo")
+            console.print(
+                f"    {role:<9} user {user_id:<20} password {made.password}  "
+                f"TOTP secret {made.totp_secret}",
+                soft_wrap=True,
+                markup=False,
+                highlight=False,
+            )
+        engine.dispose()
+    console.print(
+        "  A current TOTP code: python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\"",
+        soft_wrap=True,
+        markup=False,
+    )
+
+
+def run_demo(
+    folder: Path | None = None,
+    keep: bool = False,
+    records: int = 20_000,
+    keep_running: Callable[[], None] | None = None,
+) -> int:
+    """Run the scenario; returns a process exit code (0 when every step worked).
+
+    With `keep_running`, the consortium stays up (consoles included) until it returns.
+    """
     root = folder or Path(tempfile.mkdtemp(prefix="gateway-demo-"))
     try:
         with console.status("creating the consortium: CA, node keys, signed directory"):
-            consortium = Consortium.create(root)
+            consortium = Consortium.create(root, consoles=True)
         console.print(f"consortium [bold]{consortium.name}[/] in {root}")
         wanted = prepare(consortium, records)
         with processes(consortium) as procs:
             start(consortium, procs)
+            demo_logins(consortium)
             police = open_node(consortium.node_config("police-1"))
             try:
                 found = query(police, consortium, wanted)
@@ -228,6 +307,9 @@ def run_demo(folder: Path | None = None, keep: bool = False, records: int = 20_0
             finally:
                 police.client.close()
             verified = verify_as_regulator(consortium)
+            if keep_running is not None:
+                console.print("[bold]consortium and consoles running; Ctrl-C stops them[/]")
+                keep_running()
         expected = {i: s.held_by for i, s in enumerate(wanted) if s.held_by}
         ok = found == expected and executed == 2 and verified
         summary = Table(title="Summary", show_header=False)

@@ -58,6 +58,8 @@ class Consortium:
     name: str = CONSORTIUM
     broker_ports: list[int] = field(default_factory=list)
     """Every broker process's port when the broker runs as several (`add_brokers`)."""
+    console_ports: dict[str, int] = field(default_factory=dict)
+    """Each node's staff console port, when created with consoles=True."""
 
     @property
     def pki(self) -> PkiFolder:
@@ -71,6 +73,7 @@ class Consortium:
         *,
         database_urls: dict[str, str] | None = None,
         name: str = CONSORTIUM,
+        consoles: bool = False,
     ) -> Consortium:
         urls = database_urls or {}
         consortium = cls(root=root, broker_port=free_port(), name=name)
@@ -88,6 +91,8 @@ class Consortium:
             port = free_port()
             consortium.node_ports[node_id] = port
             consortium.roles[node_id] = role
+            if consoles:
+                consortium.console_ports[node_id] = free_port()
             pki.issue(
                 node_id,
                 role,
@@ -102,6 +107,9 @@ class Consortium:
                 broker=f"127.0.0.1:{consortium.broker_port}",
                 bundle=pki.bundle(node_id).folder,
                 database=urls.get(node_id, str(root / f"{node_id}.db")),
+                console_listen=(
+                    f"127.0.0.1:{consortium.console_ports[node_id]}" if consoles else ""
+                ),
             )
             consortium.config_path(node_id).write_text(config_text)
         return consortium

@@ -56,7 +56,20 @@ _MATCH_EXTRA = """
 """
 
 
-def render(*, node: str, role: str, listen: str, broker: str, bundle: Path, database: str) -> str:
+CONSOLE_DEFAULT = "127.0.0.1:8180"
+"""Where a new node's staff console listens: loopback, for a reverse proxy in front."""
+
+
+def render(
+    *,
+    node: str,
+    role: str,
+    listen: str,
+    broker: str,
+    bundle: Path,
+    database: str,
+    console_listen: str = CONSOLE_DEFAULT,
+) -> str:
     """A TOML file for one node; every key can be overridden by GATEWAY_<KEY>."""
     extra = _RESPONDER_EXTRA if role in ("bank", "carrier") else ""
     extra += _MATCH_EXTRA if role in ("police", "bank", "carrier") else ""
@@ -92,4 +105,14 @@ directory_ttl_s = 30.0
 # Plain-HTTP /healthz, /readyz and Prometheus /metrics for operations (empty: off); keep it
 # on loopback or an operations network, e.g. "127.0.0.1:9102".
 ops_listen = ""
+
+# The staff web console (officers, approvers, auditors, admins log in here; empty: off).
+# Keep it on loopback and publish it through the agency's TLS reverse proxy; behind TLS
+# set console_secure_cookies to true so the browser sends its session cookie over HTTPS only.
+console_listen = "{console_listen}"
+console_secure_cookies = false
+# An unused console session closes after this many seconds.
+console_idle_timeout_s = 900
+# Times in the console are shown in this zone (UTC on hover).
+time_zone = "Asia/Shanghai"
 {extra}"""

@@ -180,12 +180,16 @@ class BrokerClient:
 
     def submit(self, draft: Draft) -> Submitted:
         """Sign and submit; verify the receipt and every answer; journal it all."""
-        envelope = draft.sign(self.keys.signing)
+        return self.submit_signed(draft, draft.sign(self.keys.signing))
+
+    def submit_signed(self, draft: Draft, envelope: pb.Envelope) -> Submitted:
+        """Submit `envelope`, signed from `draft` before. Submitting the same envelope
+        again (a retry after a lost reply or a crash) gets the broker's first answer."""
         reply: pb.SubmitReply = self.brokers.call("Submit", envelope, self.timeout_s)
         proof = reply.receipt.tlog_proof
         self.check_receipt(reply.receipt.leaf_index, proof)
         with self._sessions() as session:
-            session.add(
+            session.merge(
                 OutboundRow(
                     message_id=draft.message_id,
                     recipients=json.dumps(list(draft.recipients)),

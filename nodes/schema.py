@@ -13,8 +13,23 @@ from gateway.db import NodeBase
 from gateway.matching import index_store
 from gateway.migrate import register_tables
 from nodes import journal, records
-from nodes.actions import accounts, holds, numbers, police
+from nodes.actions import accounts, holds, numbers, outcomes, police
+from nodes.staff import accounts as staff_accounts
+from nodes.staff import drafts, trail
 
-TABLE_MODULES = (journal, records, holds, accounts, numbers, police, index_store, offers)
+TABLE_MODULES = (
+    journal,
+    records,
+    holds,
+    accounts,
+    numbers,
+    police,
+    outcomes,
+    index_store,
+    offers,
+    staff_accounts,
+    trail,
+    drafts,
+)
 metadata = NodeBase.metadata
 register_tables("node", TABLE_MODULES)

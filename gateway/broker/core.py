@@ -126,6 +126,8 @@ def policy_context(
         "sender_kind_last_hour": rate,
         "sender_actions_last_hour": actions_last_hour,
         "sender_bytes_last_hour": bytes_last_hour,
+        "issuing_officer": terms.issuing_officer,
+        "approving_officer": terms.approving_officer,
     }
 
 

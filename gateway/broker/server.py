@@ -209,6 +209,8 @@ def _empty_context() -> dict[str, str | int | bool]:
         "sender_kind_last_hour": 0,
         "sender_actions_last_hour": 0,
         "sender_bytes_last_hour": 0,
+        "issuing_officer": "",
+        "approving_officer": "",
     }
 
 

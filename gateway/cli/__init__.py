@@ -1,4 +1,4 @@
-"""The `gateway` command: PKI, serving, data, queries, freezes, audit and the demo."""
+"""The `gateway` command: PKI, serving, data, queries, freezes, staff, audit and the demo."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from gateway.cli import (
     pki_cmd,
     psi_cmd,
     serve_cmd,
+    users_cmd,
 )
 from gateway.cli.errors import guard_commands, state
 
@@ -25,6 +26,7 @@ app.add_typer(node_cmd.app, name="node")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(freeze_cmd.app, name="freeze")
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(users_cmd.app, name="users")
 app.command("ping")(node_cmd.ping)
 app.command("demo")(demo_cmd.demo)
 app.command("query")(match_cmd.query)

@@ -1,30 +1,34 @@
 """`gateway freeze`: police requests to stop payments, freeze accounts, suspend numbers.
 
-Each request is acknowledged by the broker only after it is stored durably, with an
-audit receipt; the bank's or carrier's signed receipt arrives later through the
-broker's outbox and shows in `status` and `list`.
+Four-eyes: an officer drafts a request (`draft`, `extend`, `release`), a different
+member of staff with the approver role approves it (`approve`), and only then is it
+signed, naming both, and sent. The broker acknowledges it only after storing it
+durably, with an audit receipt; the bank's or carrier's signed receipt arrives later
+through the broker's outbox and shows in `status` and `list`.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
-from gateway.cli.common import console, fail, node_config
+from gateway.cli.common import console, err_console, fail, node_config
 from gateway.cli.output import OUTPUT, Column, Output, render, short_utc
-from gateway.identifiers import InvalidIdentifier
+from gateway.cli.staff_login import AS, PASSWORD_FILE, TOTP, login, node_engine
+
+if TYPE_CHECKING:
+    from nodes.actions.police import ActionSpec
 
 app = typer.Typer(no_args_is_help=True, help="Stop-payments, freezes and number suspensions.")
 
 CONFIG = typer.Option(..., help="The police node's TOML file.")
 CASE = typer.Option(..., "--case", help="Case reference.")
 BASIS = typer.Option(..., "--basis", help="Legal basis (statute and article).")
-OFFICER = typer.Option(..., "--officer", help="Issuing officer id.")
-APPROVER = typer.Option(..., "--approver", help="Approving officer id.")
 
 
 def minor_units(amount: str | None) -> int:
@@ -45,14 +49,25 @@ def when(ms: int) -> str:
 
 def resolve(engine: Engine, prefix: str) -> str:
     """The full id of this node's one request whose id starts with `prefix`, or `fail`."""
+    from nodes.actions.police import ActionRequestRow
+
+    return _unique(engine, ActionRequestRow, "request_id", prefix, "request", "list")
+
+
+def resolve_draft(engine: Engine, prefix: str) -> str:
+    """The full id of the one draft whose id starts with `prefix`, or `fail`."""
+    from nodes.staff.drafts import ActionDraftRow
+
+    return _unique(engine, ActionDraftRow, "draft_id", prefix, "draft", "drafts")
+
+
+def _unique(engine: Engine, table: type, key: str, prefix: str, what: str, listing: str) -> str:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from nodes.actions.police import ActionRequestRow
-
-    column = ActionRequestRow.request_id
+    column = getattr(table, key)
     with Session(engine) as session:
-        if session.get(ActionRequestRow, prefix) is not None:
+        if session.get(table, prefix) is not None:
             return prefix
         found = list(
             session.scalars(
@@ -61,70 +76,135 @@ def resolve(engine: Engine, prefix: str) -> str:
         )
     if not prefix or not found:
         fail(
-            f"no request {prefix or '(empty id)'} in this node's journal (see gateway freeze list)"
+            f"no {what} {prefix or '(empty id)'} in this node's journal "
+            f"(see gateway freeze {listing})"
         )
     if len(found) > 1:
         more = "50 or more" if len(found) == 50 else str(len(found))
-        fail(f"request id prefix {prefix} matches {more} requests; give more characters")
-    return found[0]
+        fail(f"{what} id prefix {prefix} matches {more} {what}s; give more characters")
+    return str(found[0])
 
 
-def submit(config: Path, spec: object) -> None:
-    from nodes.actions.police import ActionSpec, issue_action
-    from nodes.runtime import open_node
+def described(spec: dict[str, object]) -> str:
+    """A draft's action in one line, its identifier shown only by kind."""
+    parts = [f"{spec['action']} to {spec['recipient']}", f"case {spec['case_ref']}"]
+    if spec.get("identifier"):
+        parts.append(f"{spec['identifier_kind']} (sealed to the recipient)")
+    if spec.get("whole_balance"):
+        parts.append("whole balance")
+    elif spec.get("amount_minor"):
+        parts.append(f"{int(str(spec['amount_minor'])) / 100:.2f} {spec.get('currency', 'CNY')}")
+    if spec.get("duration_hours"):
+        parts.append(f"{spec['duration_hours']} h")
+    if spec.get("target_request_id"):
+        parts.append(f"of request {spec['target_request_id']}")
+    parts.append(f"basis: {spec['legal_basis']}")
+    return ", ".join(parts)
 
-    assert isinstance(spec, ActionSpec)
-    ctx = open_node(node_config(config))
+
+def draft_as(
+    config: Path, user_id: str, password_file: Path | None, totp: str | None, spec: ActionSpec
+) -> None:
+    """Log in and store `spec` as a draft; an approver sends it with `freeze approve`."""
+    from nodes.staff.drafts import DraftRefused, create_draft, get_draft
+
+    cfg = node_config(config)
+    engine = node_engine(config)
+    officer = login(engine, user_id, password_file, totp)
     try:
-        result = issue_action(ctx, spec)
-    except (InvalidIdentifier, ValueError) as exc:
+        draft_id = create_draft(engine, officer, spec, default_region=cfg.default_region)
+    except DraftRefused as exc:
         fail(str(exc))
-    finally:
-        ctx.client.close()
+    stored = get_draft(engine, draft_id)
+    assert stored is not None
+    console.print(f"[bold green]drafted[/] {draft_id}: {described(stored.spec)}", soft_wrap=True)
     console.print(
-        f"[bold green]{spec.action}[/] request [bold]{result.message_id}[/] stored by the broker "
-        f"(audit entry {result.leaf_index}); the receipt follows when {spec.recipient} answers"
+        f"an approver other than {user_id} sends it with: gateway freeze approve {draft_id} "
+        f"--config {config} --as USER",
+        soft_wrap=True,
+        markup=False,
     )
 
 
-@app.command("request")
-def request(
+ACTION_HELP = "STOP_PAYMENT, FREEZE or SUSPEND_NUMBER (upper case)."
+
+
+@app.command("draft")
+def draft(
     value: str = typer.Argument(..., help="The account, card or phone number."),
     config: Path = CONFIG,
     kind: str = typer.Option("bank_account", help="bank_account, bank_card or phone."),
     to: str = typer.Option(..., "--to", "--bank", "--carrier", help="Recipient node id."),
-    action: str = typer.Option(
-        "STOP_PAYMENT", help="STOP_PAYMENT, FREEZE or SUSPEND_NUMBER (upper case)."
-    ),
+    action: str = typer.Option("STOP_PAYMENT", help=ACTION_HELP),
     amount: str | None = typer.Option(None, help="Amount in yuan, e.g. 5000.00."),
     whole_balance: bool = typer.Option(False, "--whole-balance", help="Hold the whole balance."),
     hours: int = typer.Option(24, help="Duration in hours."),
     case: str = CASE,
     basis: str = BASIS,
-    officer: str = OFFICER,
-    approver: str = APPROVER,
+    user: str = AS,
+    password_file: Path | None = PASSWORD_FILE,
+    totp: str | None = TOTP,
 ) -> None:
-    """Ask a bank to stop a payment or freeze, or a carrier to suspend a number."""
+    """Draft a stop-payment, freeze or number suspension; another person approves it."""
     from nodes.actions.police import ActionSpec
 
     action = action.upper()
+    if action not in ("STOP_PAYMENT", "FREEZE", "SUSPEND_NUMBER"):
+        fail(f"--action: {ACTION_HELP.rstrip('.')}, not {action}")
     if action in ("STOP_PAYMENT", "FREEZE") and not (amount or whole_balance):
         fail("give --amount or --whole-balance")
-    submit(
+    spec = ActionSpec(
+        recipient=to,
+        action=action,
+        case_ref=case,
+        legal_basis=basis,
+        issuing_officer="",
+        approving_officer="",
+        identifier_kind=kind,
+        identifier=value,
+        amount_minor=minor_units(amount),
+        whole_balance=whole_balance,
+        duration_hours=hours,
+    )
+    draft_as(config, user, password_file, totp, spec)
+
+
+@app.command("request", help="Same as `draft` (requests are drafted, then approved).")
+def request(
+    value: str = typer.Argument(..., help="The account, card or phone number."),
+    config: Path = CONFIG,
+    kind: str = typer.Option("bank_account", help="bank_account, bank_card or phone."),
+    to: str = typer.Option(..., "--to", "--bank", "--carrier", help="Recipient node id."),
+    action: str = typer.Option("STOP_PAYMENT", help=ACTION_HELP),
+    amount: str | None = typer.Option(None, help="Amount in yuan, e.g. 5000.00."),
+    whole_balance: bool = typer.Option(False, "--whole-balance", help="Hold the whole balance."),
+    hours: int = typer.Option(24, help="Duration in hours."),
+    case: str = CASE,
+    basis: str = BASIS,
+    user: str = AS,
+    password_file: Path | None = PASSWORD_FILE,
+    totp: str | None = TOTP,
+) -> None:
+    err_console.print(
+        "note: `gateway freeze request` now drafts; an approver sends the draft with "
+        "`gateway freeze approve`",
+        soft_wrap=True,
+        markup=False,
+    )
+    draft(
+        value,
         config,
-        ActionSpec(
-            recipient=to,
-            action=action,
-            case_ref=case,
-            legal_basis=basis,
-            issuing_officer=officer,
-            approving_officer=approver,
-            identifier_kind=kind,
-            identifier=value,
-            amount_minor=minor_units(amount),
-            whole_balance=whole_balance,
-            duration_hours=hours,
-        ),
+        kind,
+        to,
+        action,
+        amount,
+        whole_balance,
+        hours,
+        case,
+        basis,
+        user,
+        password_file,
+        totp,
     )
 
 
@@ -135,35 +215,30 @@ def follow_up(
     hours: int,
     case: str,
     basis: str,
-    officer: str,
-    approver: str,
+    login_as: tuple[str, Path | None, str | None],
 ) -> None:
     from sqlalchemy.orm import Session
 
     from nodes.actions.police import ActionRequestRow, ActionSpec
-    from nodes.runtime import open_node
 
-    ctx = open_node(node_config(config))
-    ctx.client.close()
-    request_id = resolve(ctx.engine, request_id)
-    with Session(ctx.engine) as session:
+    engine = node_engine(config)
+    request_id = resolve(engine, request_id)
+    with Session(engine) as session:
         original = session.get(ActionRequestRow, request_id)
     assert original is not None
     if action == "RELEASE" and original.action == "SUSPEND_NUMBER":
         action = "RESTORE_NUMBER"
-    submit(
-        config,
-        ActionSpec(
-            recipient=original.recipient,
-            action=action,
-            case_ref=case or original.case_ref,
-            legal_basis=basis,
-            issuing_officer=officer,
-            approving_officer=approver,
-            duration_hours=hours,
-            target_request_id=request_id,
-        ),
+    spec = ActionSpec(
+        recipient=original.recipient,
+        action=action,
+        case_ref=case or original.case_ref,
+        legal_basis=basis,
+        issuing_officer="",
+        approving_officer="",
+        duration_hours=hours,
+        target_request_id=request_id,
     )
+    draft_as(config, *login_as, spec)
 
 
 @app.command("extend")
@@ -175,11 +250,12 @@ def extend(
     hours: int = typer.Option(..., help="Hours to add."),
     case: str = typer.Option("", "--case", help="Case reference (default: the request's)."),
     basis: str = BASIS,
-    officer: str = OFFICER,
-    approver: str = APPROVER,
+    user: str = AS,
+    password_file: Path | None = PASSWORD_FILE,
+    totp: str | None = TOTP,
 ) -> None:
-    """Extend a stop-payment or freeze."""
-    follow_up(config, "EXTEND", request_id, hours, case, basis, officer, approver)
+    """Draft the extension of a stop-payment or freeze."""
+    follow_up(config, "EXTEND", request_id, hours, case, basis, (user, password_file, totp))
 
 
 @app.command("release")
@@ -190,11 +266,116 @@ def release(
     config: Path = CONFIG,
     case: str = typer.Option("", "--case", help="Case reference (default: the request's)."),
     basis: str = BASIS,
-    officer: str = OFFICER,
-    approver: str = APPROVER,
+    user: str = AS,
+    password_file: Path | None = PASSWORD_FILE,
+    totp: str | None = TOTP,
 ) -> None:
-    """Release a hold, or restore a suspended number."""
-    follow_up(config, "RELEASE", request_id, 0, case, basis, officer, approver)
+    """Draft the release of a hold, or the restoration of a suspended number."""
+    follow_up(config, "RELEASE", request_id, 0, case, basis, (user, password_file, totp))
+
+
+@app.command("approve")
+def approve(
+    draft_id: str = typer.Argument(..., help="The draft (or a unique prefix of its id)."),
+    config: Path = CONFIG,
+    user: str = AS,
+    password_file: Path | None = PASSWORD_FILE,
+    totp: str | None = TOTP,
+    sha256: str | None = typer.Option(
+        None, "--sha256", help="Approve only if the draft still has this SHA-256 (hex)."
+    ),
+) -> None:
+    """Approve another officer's draft: sign it, naming you both, and send it."""
+    from nodes.runtime import open_node
+    from nodes.staff.drafts import DraftRefused, approve_draft, get_draft
+
+    engine = node_engine(config)
+    draft_id = resolve_draft(engine, draft_id)
+    approver = login(engine, user, password_file, totp)
+    shown = get_draft(engine, draft_id)
+    assert shown is not None
+    console.print(
+        f"draft {draft_id} by {shown.created_by}: {described(shown.spec)}", soft_wrap=True
+    )
+    ctx = open_node(node_config(config))
+    try:
+        result = approve_draft(ctx, approver, draft_id, expected_sha256=sha256 or shown.spec_sha256)
+    except DraftRefused as exc:
+        fail(str(exc))
+    finally:
+        ctx.client.close()
+    console.print(
+        f"[bold green]{shown.spec['action']}[/] request [bold]{result.message_id}[/] stored by "
+        f"the broker (audit entry {result.leaf_index}); the receipt follows when "
+        f"{shown.spec['recipient']} answers"
+    )
+
+
+@app.command("reject")
+def reject(
+    draft_id: str = typer.Argument(..., help="The draft (or a unique prefix of its id)."),
+    config: Path = CONFIG,
+    reason: str = typer.Option(..., "--reason", help="Why the draft is not sent."),
+    user: str = AS,
+    password_file: Path | None = PASSWORD_FILE,
+    totp: str | None = TOTP,
+) -> None:
+    """Reject another officer's draft; it is never sent."""
+    from nodes.staff.drafts import DraftRefused, reject_draft
+
+    engine = node_engine(config)
+    draft_id = resolve_draft(engine, draft_id)
+    approver = login(engine, user, password_file, totp)
+    try:
+        reject_draft(engine, approver, draft_id, reason)
+    except DraftRefused as exc:
+        fail(str(exc))
+    console.print(f"rejected draft {draft_id}")
+
+
+DRAFT_COLUMNS = (
+    Column("draft_id", "draft", keep=True),
+    Column("state", rank=8),
+    Column("created_by", "by", rank=7),
+    Column("action", rank=6),
+    Column("recipient", "to", rank=4),
+    Column("case_ref", "case", rank=5),
+    Column("decided_by", "decided by", rank=3),
+    Column("created_at", "drafted", time=True, rank=1),
+    Column("request_id", "request", rank=2),
+    Column("reason", rank=0, fold=True),
+)
+
+
+@app.command("drafts")
+def drafts(
+    config: Path = CONFIG,
+    state: str | None = typer.Option(
+        None, "--state", help="Only drafts in this state: drafted, approved, rejected, failed."
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """Drafts on this node, newest first (ids in full: approve and reject take them)."""
+    from nodes.staff.drafts import STATES, list_drafts
+
+    if state is not None and state not in STATES:
+        fail(f"--state: one of {', '.join(STATES)}")
+    rows: list[dict[str, object]] = [
+        {
+            "draft_id": d.draft_id,
+            "state": d.state,
+            "created_by": d.created_by,
+            "action": d.spec.get("action", ""),
+            "recipient": d.spec.get("recipient", ""),
+            "case_ref": d.spec.get("case_ref", ""),
+            "decided_by": d.decided_by,
+            "created_at": d.created_at_ms,
+            "request_id": d.request_id,
+            "reason": d.reason,
+        }
+        for d in list_drafts(node_engine(config), state)
+    ]
+    render(rows, DRAFT_COLUMNS, output, title=f"drafts{f' ({state})' if state else ''}")
 
 
 @app.command("status")

@@ -43,7 +43,19 @@ def serve(
         fail(f"node {cfg.node_id} cannot start: {exc}")
     host = cfg.listen.rsplit(":", 1)[0]
     console.print(f"node {cfg.node_id} ({cfg.role}) serving on {host}:{running.port}")
+    web = None
+    if cfg.console_listen:
+        from gateway.console.server import ConsoleServer
+
+        try:
+            web = ConsoleServer(running.ctx, cfg.console_listen)
+        except (OSError, ValueError) as exc:
+            running.stop()
+            fail(f"node {cfg.node_id} cannot serve its console on {cfg.console_listen}: {exc}")
+        console.print(f"node {cfg.node_id} console on {web.url}")
     wait_for_signal()
+    if web is not None:
+        web.stop()
     running.stop()
 
 

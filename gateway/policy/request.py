@@ -54,6 +54,8 @@ CONTEXT_FIELDS: Final[Mapping[str, type]] = {
     "sender_kind_last_hour": int,
     "sender_actions_last_hour": int,
     "sender_bytes_last_hour": int,
+    "issuing_officer": str,
+    "approving_officer": str,
 }
 """The context record of the schema: every request carries exactly these fields."""
 
@@ -105,6 +107,8 @@ def make_context(
     whole_balance: bool = False,
     duration_hours: int = 0,
     reply_to: str = "",
+    issuing_officer: str = "",
+    approving_officer: str = "",
 ) -> dict[str, ContextValue]:
     """A complete context record; absent header fields take their proto3 zero value.
 
@@ -125,4 +129,6 @@ def make_context(
         "sender_kind_last_hour": sender_kind_last_hour,
         "sender_actions_last_hour": sender_actions_last_hour,
         "sender_bytes_last_hour": sender_bytes_last_hour,
+        "issuing_officer": issuing_officer,
+        "approving_officer": approving_officer,
     }

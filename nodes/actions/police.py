@@ -7,12 +7,14 @@ ACTION_RECEIPT arrives through the broker's outbox.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import grpc
 from sqlalchemy import BigInteger, String, Text, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gateway.db import NodeBase
@@ -73,6 +75,15 @@ class ActionSpec:
 
 def issue_action(ctx: NodeContext, spec: ActionSpec) -> Submitted:
     """Normalise, seal, sign and submit; journal the acknowledged request."""
+    draft = action_draft(ctx, spec)
+    return send_action(ctx, spec, draft.sign(ctx.keys.signing))
+
+
+def action_draft(
+    ctx: NodeContext, spec: ActionSpec, *, message_id: str = "", created_at_ms: int | None = None
+) -> Draft:
+    """The unsigned message for `spec`, its identifier normalised and sealed to the
+    recipient; `message_id` and `created_at_ms` fix what a later resend must repeat."""
     payload = b""
     if spec.identifier:
         kind = IdentifierKind(spec.identifier_kind)
@@ -101,22 +112,40 @@ def issue_action(ctx: NodeContext, spec: ActionSpec) -> Submitted:
             currency=spec.currency,
             target_request_id=spec.target_request_id,
         ),
+        created_at_ms=created_at_ms,
+    )
+    if message_id:
+        draft.message_id = message_id
+    return draft
+
+
+def send_action(ctx: NodeContext, spec: ActionSpec, envelope: pb.Envelope) -> Submitted:
+    """Submit the signed request (again, if it was sent before) and journal it once."""
+    header = pb.Header.FromString(envelope.header)
+    sent = Draft(
+        sender=header.sender,
+        recipients=list(header.recipients),
+        kind=header.kind,
+        payload=b"",
+        case_ref=header.case_ref,
+        message_id=header.message_id,
     )
     with span("freeze.request", {"gateway.kind": spec.action, "gateway.recipient": spec.recipient}):
-        result = ctx.client.submit(draft)
-    with Session(ctx.engine) as session:
-        session.add(
-            ActionRequestRow(
-                request_id=draft.message_id,
-                recipient=spec.recipient,
-                action=spec.action,
-                case_ref=spec.case_ref,
-                target_request_id=spec.target_request_id,
-                requested_at_ms=now_ms(),
-                leaf_index=result.leaf_index,
+        result = ctx.client.submit_signed(sent, envelope)
+    with contextlib.suppress(IntegrityError), Session(ctx.engine) as session:
+        if session.get(ActionRequestRow, header.message_id) is None:
+            session.add(
+                ActionRequestRow(
+                    request_id=header.message_id,
+                    recipient=spec.recipient,
+                    action=spec.action,
+                    case_ref=spec.case_ref,
+                    target_request_id=spec.target_request_id,
+                    requested_at_ms=now_ms(),
+                    leaf_index=result.leaf_index,
+                )
             )
-        )
-        session.commit()
+            session.commit()
     return result
 
 

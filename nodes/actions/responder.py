@@ -22,6 +22,7 @@ from gateway.v1 import gateway_pb2 as pb
 from nodes.actions.accounts import AccountColumns, SqlAccountAdapter, account_table
 from nodes.actions.numbers import NumberColumns, SqlNumberAdapter, number_table
 from nodes.actions.orders import HoldAdapter, OrderError, Outcome, read_order
+from nodes.actions.outcomes import ActionOutcomeRow
 from nodes.roles.base import Inbound, RoleRefusal
 
 if TYPE_CHECKING:
@@ -71,6 +72,14 @@ def execute_action(inbound: Inbound, ctx: NodeContext) -> Draft:
         with span("action.execute", {"gateway.kind": header.kind}) as current:
             outcome = adapter_for(ctx.config).execute(inbound.session, order, now_ms())
             current.set_attribute("gateway.outcome", outcome.outcome)
+    inbound.session.add(
+        ActionOutcomeRow(
+            request_id=header.message_id,
+            outcome=outcome.outcome,
+            reason=outcome.reason[:500],
+            decided_at_ms=now_ms(),
+        )
+    )
     log.info("action %s request=%s outcome=%s", header.kind, header.message_id, outcome.outcome)
     return ctx.answer(
         inbound,

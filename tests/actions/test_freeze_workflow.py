@@ -8,6 +8,7 @@ module runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -206,20 +207,30 @@ def test_suspend_and_restore_a_number(net: Consortium, police: NodeContext) -> N
     assert number_status(net, "carrier-1", PHONE) == "active"
 
 
-def test_freeze_cli_request_list_and_status(net: Consortium) -> None:
+def test_freeze_cli_draft_approve_list_and_status(net: Consortium, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from gateway.cli import app
+    from nodes.staff.accounts import add_user
 
     runner = CliRunner()
     config = str(net.config_path("police-1"))
     common = ["--config", config, "--case", "C-CLI-1", "--basis", "art. 11"]
-    officers = ["--officer", "o-1", "--approver", "o-2"]
-    result = runner.invoke(
+    police = client(net, "police-1")
+    password = tmp_path / "pw"
+    password.write_text("a password long enough\n")
+    for user, role in (("o-1", "officer"), ("o-2", "approver")):
+        add_user(police.engine, user, role, password="a password long enough", totp=False)
+    police.client.close()
+
+    def login(user: str) -> list[str]:
+        return ["--as", user, "--password-file", str(password), "--totp", ""]
+
+    drafted = runner.invoke(
         app,
         [
             "freeze",
-            "request",
+            "draft",
             ACCOUNT,
             "--bank",
             "bank-a",
@@ -228,9 +239,13 @@ def test_freeze_cli_request_list_and_status(net: Consortium) -> None:
             "--hours",
             "6",
             *common,
-            *officers,
+            *login("o-1"),
         ],
     )
+    assert drafted.exit_code == 0, drafted.output
+    assert ACCOUNT not in drafted.output
+    draft_id = drafted.output.split("drafted ")[1].split(":")[0]
+    result = runner.invoke(app, ["freeze", "approve", draft_id, "--config", config, *login("o-2")])
     assert result.exit_code == 0, result.output
     request_id = result.output.split("request ")[1].split()[0]
     police = client(net, "police-1")
@@ -249,14 +264,14 @@ def test_freeze_cli_request_list_and_status(net: Consortium) -> None:
         app,
         [
             "freeze",
-            "request",
+            "draft",
             "not-an-account",
             "--bank",
             "bank-a",
             "--amount",
             "1",
             *common,
-            *officers,
+            *login("o-1"),
         ],
     )
     assert bad.exit_code == 1

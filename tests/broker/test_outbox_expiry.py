@@ -37,7 +37,13 @@ def test_a_request_expiring_in_the_outbox_is_closed_as_expired(net: Net) -> None
         seal_to=bank.seal_key,
         case_ref="C-2026-EX",
         legal_basis="Anti-Telecom-Fraud Law art. 11",
-        terms=pb.ActionTerms(action="FREEZE", amount_minor=1_000, duration_hours=24),
+        terms=pb.ActionTerms(
+            action="FREEZE",
+            amount_minor=1_000,
+            duration_hours=24,
+            issuing_officer="officer-7",
+            approving_officer="chief-2",
+        ),
         lifetime_ms=1_500,
     )
     stub = net.stub_as("police-1")

@@ -84,7 +84,13 @@ def action(c: Consortium, kind: str) -> Draft:
         kind=kind,
         payload=request_payload("bank_account", "6222020000000001"),
         seal_to=bank.seal_key,
-        terms=pb.ActionTerms(action=kind, amount_minor=1_000, duration_hours=2),
+        terms=pb.ActionTerms(
+            action=kind,
+            amount_minor=1_000,
+            duration_hours=2,
+            issuing_officer="officer-7",
+            approving_officer="chief-2",
+        ),
         **CASE,
     )
 

@@ -51,7 +51,13 @@ def test_a_receipt_for_a_request_the_policy_refused_is_denied(net: Net) -> None:
         purpose="telecom fraud",
         legal_basis="Anti-Telecom-Fraud Law art. 11",
         seal_to=bank_b.seal_key,
-        terms=pb.ActionTerms(action="STOP_PAYMENT", amount_minor=10_000, duration_hours=100),
+        terms=pb.ActionTerms(
+            action="STOP_PAYMENT",
+            amount_minor=10_000,
+            duration_hours=100,
+            issuing_officer="officer-7",
+            approving_officer="chief-2",
+        ),
     )  # a stop-payment lasts at most 48 hours: the policy refuses it, nothing is queued
     envelope = refused.sign(net.consortium.pki.bundle("police-1").keys().signing)
     assert "policy" in (refusal(net, "police-1", envelope).details() or "")

@@ -190,7 +190,13 @@ def test_policy_denial_is_audited_and_not_delivered(net: Consortium) -> None:
         case_ref="C-1",
         legal_basis="art. 1",
         seal_to=police_seal,
-        terms=pb.ActionTerms(action="STOP_PAYMENT", amount_minor=100, duration_hours=24),
+        terms=pb.ActionTerms(
+            action="STOP_PAYMENT",
+            amount_minor=100,
+            duration_hours=24,
+            issuing_officer="officer-7",
+            approving_officer="chief-2",
+        ),
     )
     err = refused(stub_as(net, "bank-a"), draft.sign(bank_key))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED

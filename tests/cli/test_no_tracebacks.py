@@ -49,8 +49,8 @@ FILL = {
     "kind": "bank_account",
     "case": "C-1",
     "basis": "Art. 1",
-    "officer": "o-1",
-    "approver": "o-2",
+    "user": "o-1",
+    "draft_id": "0f0f0f0f",
     "value": "6222020200112233445",
     "values": "6222020200112233445",
     "request_id": "0f0f0f0f",
@@ -204,7 +204,6 @@ BROKER_USERS = {
     "ping",
     "query",
     "psi",
-    "freeze request",
     "audit witness",
     "audit verify",
     "audit checkpoint",
@@ -281,13 +280,29 @@ def test_an_unknown_request_id(
     assert "no request" in line and FILL["request_id"] in line, line
 
 
-def test_a_bad_identifier(net: Consortium, broker_only: None) -> None:
+@pytest.mark.parametrize("path", ["freeze approve", "freeze reject"])
+def test_an_unknown_draft_id(path: str, net: Consortium, broker_only: None) -> None:
+    command = next(c for c in COMMANDS if c.path == path)
+    result = run(command, {"config": str(net.config_path("police-1"))})
+    line = one_error_line(result, path)
+    assert "no draft" in line and FILL["draft_id"] in line, line
+
+
+def test_a_bad_identifier(net: Consortium, broker_only: None, tmp_path: Path) -> None:
+    from nodes.runtime import open_node
+    from nodes.staff.accounts import add_user
+
     police = str(net.config_path("police-1"))
+    ctx = open_node(net.node_config("police-1"))
+    ctx.client.close()
+    password = tmp_path / "pw"
+    password.write_text("a password long enough\n")
+    add_user(ctx.engine, "wang", "officer", password="a password long enough", totp=False)
     result = runner.invoke(
         app,
         [
             "freeze",
-            "request",
+            "draft",
             "12ab",
             "--config",
             police,
@@ -299,13 +314,16 @@ def test_a_bad_identifier(net: Consortium, broker_only: None) -> None:
             "C-1",
             "--basis",
             "b",
-            "--officer",
-            "o",
-            "--approver",
-            "p",
+            "--as",
+            "wang",
+            "--password-file",
+            str(password),
+            "--totp",
+            "",
         ],
     )
-    assert "12ab" not in one_error_line(result, "freeze request")
+    line = one_error_line(result, "freeze draft")
+    assert "identifier: invalid bank_account" in line and "12ab" not in line, line
     result = runner.invoke(
         app,
         [

@@ -12,6 +12,7 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
@@ -20,12 +21,13 @@ from typer.testing import CliRunner
 from gateway.cli import app
 from gateway.localnet import Consortium
 from nodes.actions.police import ActionRequestRow
+from nodes.staff.accounts import add_user
 from tests.actions.seed import seed_accounts
 from tests.consortium import client, running
 
 runner = CliRunner()
 ACCOUNT = "6222020200112233445"
-OFFICERS = ["--officer", "o-1", "--approver", "o-2"]
+PASSWORD = "a password long enough"
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +43,30 @@ def eighty_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")
 
 
-def freeze(net: Consortium, node: str, case: str) -> str:
-    result = runner.invoke(
+@pytest.fixture(scope="module")
+def password(net: Consortium, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An officer and an approver on the police node, without TOTP, and their password."""
+    police = client(net, "police-1")
+    police.client.close()
+    add_user(police.engine, "o-1", "officer", password=PASSWORD, totp=False)
+    add_user(police.engine, "o-2", "approver", password=PASSWORD, totp=False)
+    path = tmp_path_factory.mktemp("staff") / "pw"
+    path.write_text(PASSWORD + "\n")
+    return path
+
+
+def freeze(net: Consortium, password: Path, case: str, *extra: str) -> str:
+    """Drafted by o-1, approved by o-2: what the approval printed."""
+    config = str(net.config_path("police-1"))
+    login = ["--password-file", str(password), "--totp", ""]
+    draft = runner.invoke(
         app,
         [
             "freeze",
-            "request",
+            "draft",
             ACCOUNT,
             "--config",
-            str(net.config_path(node)),
+            config,
             "--to",
             "bank-a",
             "--amount",
@@ -58,10 +75,18 @@ def freeze(net: Consortium, node: str, case: str) -> str:
             case,
             "--basis",
             "a long legal basis, art. 143",
-            *OFFICERS,
+            "--as",
+            "o-1",
+            *login,
+            *extra,
         ],
     )
-    return result.stdout + result.stderr
+    assert draft.exit_code == 0, draft.output
+    draft_id = draft.stdout.split("drafted ")[1].split(":")[0]
+    approved = runner.invoke(
+        app, ["freeze", "approve", draft_id, "--config", config, "--as", "o-2", *login]
+    )
+    return approved.stdout + approved.stderr
 
 
 def journal(net: Consortium) -> list[ActionRequestRow]:
@@ -75,10 +100,10 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def test_freeze_list_fits_80_columns_and_exports_iso_times(net: Consortium) -> None:
+def test_freeze_list_fits_80_columns_and_exports_iso_times(net: Consortium, password: Path) -> None:
     case = "CASE-WITH-A-LONG-REFERENCE-2026-000123"
     for _ in range(2):
-        assert "stored by the broker" in freeze(net, "police-1", case)
+        assert "stored by the broker" in freeze(net, password, case)
     rows = [r for r in journal(net) if r.case_ref == case]
     config = str(net.config_path("police-1"))
     table = runner.invoke(app, ["freeze", "list", "--config", config, "--case", case])
@@ -97,8 +122,8 @@ def test_freeze_list_fits_80_columns_and_exports_iso_times(net: Consortium) -> N
     assert by_id[rows[0].request_id]["requested_at"] == iso(rows[0].requested_at_ms)
 
 
-def test_request_ids_by_unique_prefix(net: Consortium) -> None:
-    assert "stored by the broker" in freeze(net, "police-1", "C-PREFIX")
+def test_request_ids_by_unique_prefix(net: Consortium, password: Path) -> None:
+    assert "stored by the broker" in freeze(net, password, "C-PREFIX")
     row = next(r for r in journal(net) if r.case_ref == "C-PREFIX")
     config = str(net.config_path("police-1"))
     found = runner.invoke(app, ["freeze", "status", row.request_id[:10], "--config", config])
@@ -125,10 +150,11 @@ def test_request_ids_by_unique_prefix(net: Consortium) -> None:
     )
 
 
-def test_audit_search_shows_why_a_request_was_denied(net: Consortium) -> None:
-    """A bank may not order a freeze: the broker denies it, and the search says why."""
-    refused = freeze(net, "bank-a", "C-DENIED")
-    assert "error: refused by policy: " in refused, refused
+def test_audit_search_shows_why_a_request_was_denied(net: Consortium, password: Path) -> None:
+    """A stop-payment may last 48 hours at most: the broker denies a longer one, and the
+    search says why."""
+    refused = freeze(net, password, "C-DENIED", "--hours", "49")
+    assert "error: the broker refused the request: policy: " in refused, refused
     pki = str(net.root / "pki")
     common = ["audit", "search", "--case", "C-DENIED", "--database", net.broker_database]
     result = runner.invoke(app, [*common, "--pki", pki, "-o", "json"])

@@ -1,8 +1,10 @@
 """The README's "Running a consortium by hand", run as written, with mistakes injected.
 
 The code block is read from README.md and each line run in a fresh folder as its own
-process (`python -m gateway`), changing only the ports (free ones instead of 7100-7103);
-`serve` lines run in the background. Between the steps, the mistakes a person makes
+process (`python -m gateway`), changing only the ports (free ones instead of 7100-7103)
+and the draft id `approve` takes; `serve` lines run in the background. As its reader
+would, the walk keeps the password each `users add` prints in the file named, and
+types each TOTP code (RFC 6238, computed in tests/staff/totp.py) when asked. Between the steps, the mistakes a person makes
 following it are injected, and each must end in its one intended `error:` line.
 """
 
@@ -13,12 +15,14 @@ import shlex
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway.localnet import free_port
+from tests.staff.totp import totp
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -44,20 +48,25 @@ class Walk:
         line = re.sub(r"127\.0\.0\.1:(71\d\d)", lambda m: f"127.0.0.1:{self.ports[m[1]]}", line)
         return [sys.executable, "-m", "gateway", *shlex.split(line)[1:]]
 
-    def run(self, line: str) -> subprocess.CompletedProcess[str]:
+    def run(self, line: str, typed: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.argv(line), cwd=self.root, capture_output=True, text=True, timeout=120
+            self.argv(line),
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            input=typed,
         )
 
-    def ok(self, line: str) -> str:
-        done = self.run(line)
+    def ok(self, line: str, typed: str | None = None) -> str:
+        done = self.run(line, typed)
         assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
         assert "Traceback" not in done.stdout + done.stderr
         return done.stdout
 
-    def error(self, line: str) -> str:
+    def error(self, line: str, typed: str | None = None) -> str:
         """The one `error:` line of a command that must fail, after the usual checks."""
-        done = self.run(line)
+        done = self.run(line, typed)
         shown = f"{line}\nexit {done.returncode}\n{done.stdout}\n{done.stderr}"
         assert done.returncode == 1, shown
         assert "Traceback" not in done.stdout + done.stderr, shown
@@ -93,7 +102,13 @@ def test_the_by_hand_section_as_written_with_each_mistake_caught(walk: Walk) -> 
         "the regulator the section uses is issued in it"
     )
     broker_port = walk.ports["7100"]
-    request_id = ""
+    request_id = draft_id = ""
+    secrets: dict[str, str] = {}
+
+    def code(user: str, steps_ahead: int = 0) -> str:
+        """What the user types at the TOTP prompt, from their authenticator."""
+        return totp(secrets[user], int(time.time() * 1000) + steps_ahead * 30_000) + "\n"
+
     for line in lines:
         if line.startswith("gateway broker serve"):
             # mistake: a node command before the broker runs
@@ -123,8 +138,31 @@ def test_the_by_hand_section_as_written_with_each_mistake_caught(walk: Walk) -> 
             # within seconds of the node listening
             wait_for(lambda ping=line: walk.run(ping).returncode == 0, timeout=15, interval=1.0)
             assert "bank-a" in walk.ok(line)
-        elif line.startswith("gateway freeze request"):
-            request_id = walk.ok(line).split("request ")[1].split()[0]
+        elif line.startswith("gateway users add"):
+            user = shlex.split(line)[3]
+            shown = walk.ok(line)
+            password = re.search(rf"password for {user}: (\S+)", shown)
+            secret = re.search(r"TOTP secret: ([A-Z2-7]+)", shown)
+            assert password is not None and secret is not None, shown
+            (walk.root / f"{user}.pw").write_text(password[1] + "\n")
+            secrets[user] = secret[1]
+        elif line.startswith("gateway freeze draft"):
+            # mistake: a code from the wrong account's authenticator
+            assert walk.error(line, code("chen")) == (
+                "error: login refused: wrong user, password or code"
+            )
+            drafted = re.search(r"drafted ([0-9a-f]{32})", walk.ok(line, code("wang")))
+            assert drafted is not None
+            draft_id = drafted[1]
+        elif line.startswith("gateway freeze approve"):
+            line = line.replace("DRAFT", draft_id)
+            # mistake: the drafter approves their own draft (with the next code: the one
+            # the draft took is refused from now on)
+            own = line.replace(
+                "--as chen --password-file chen.pw", "--as wang --password-file wang.pw"
+            )
+            assert walk.error(own, code("wang", 1)) == ("error: role officer may not decide drafts")
+            request_id = walk.ok(line, code("chen")).split("request ")[1].split()[0]
         elif line.startswith("gateway freeze list"):
             assert request_id in walk.ok(line), "the whole id, as freeze status takes it"
             assert "request_id" in walk.ok(f"{line} --output csv").splitlines()[0]

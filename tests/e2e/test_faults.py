@@ -72,7 +72,11 @@ def signed_burst(c: Consortium) -> list[pb.Envelope]:
                     seal_to=bank.seal_key,
                     lifetime_ms=3_600_000,
                     terms=pb.ActionTerms(
-                        action="STOP_PAYMENT", amount_minor=1 + n, duration_hours=24
+                        action="STOP_PAYMENT",
+                        amount_minor=1 + n,
+                        duration_hours=24,
+                        issuing_officer="officer-7",
+                        approving_officer="chief-2",
                     ),
                 ).sign(key)
             )

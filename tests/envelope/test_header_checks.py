@@ -30,7 +30,13 @@ def freeze(**changes: object) -> Draft:
         case_ref="C-1",
         legal_basis="art. 11",
         seal_to=bytes(SEALING["bank-a"].public_key),
-        terms=pb.ActionTerms(action="FREEZE", amount_minor=100, duration_hours=24),
+        terms=pb.ActionTerms(
+            action="FREEZE",
+            amount_minor=100,
+            duration_hours=24,
+            issuing_officer="officer-7",
+            approving_officer="chief-2",
+        ),
         created_at_ms=NOW - MINUTE,
     )
     return replace(draft, **changes)

@@ -43,7 +43,13 @@ def freeze(net: Net, sender: str = "police-1") -> pb.Envelope:
         seal_to=bank.seal_key,
         case_ref="C-2026-IN",
         legal_basis="Anti-Telecom-Fraud Law art. 11",
-        terms=pb.ActionTerms(action="FREEZE", amount_minor=5_000, duration_hours=24),
+        terms=pb.ActionTerms(
+            action="FREEZE",
+            amount_minor=5_000,
+            duration_hours=24,
+            issuing_officer="officer-7",
+            approving_officer="chief-2",
+        ),
     ).sign(net.signing_key(sender))
 
 

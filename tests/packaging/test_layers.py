@@ -13,7 +13,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-APPLICATION = ("gateway/cli/", "gateway/demo.py", "gateway/demo_data.py", "gateway/localnet.py")
+APPLICATION = (
+    "gateway/cli/",
+    "gateway/console/",
+    "gateway/demo.py",
+    "gateway/demo_data.py",
+    "gateway/localnet.py",
+)
 NOT_YET: set[str] = set()
 """Library modules that still import `nodes/` (none: keep it so)."""
 

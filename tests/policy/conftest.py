@@ -34,6 +34,8 @@ def case(**fields: ContextValue) -> dict[str, ContextValue]:
         purpose="fraud investigation",
         legal_basis="Criminal Procedure Law art. 144",
         case_ref="CASE-2024-0001",
+        issuing_officer="officer-7",
+        approving_officer="chief-2",
     )
     context.update(fields)
     return context

@@ -76,6 +76,11 @@ ALLOWED = [
 
 DENIED = [
     # freezes and stop-payments
+    Row("police stop-payment without an issuing officer", POLICE, BANK_A, "STOP_PAYMENT", case(amount_minor=1, duration_hours=1, issuing_officer=""), False, ("forbid-actions-without-two-officers",)),
+    Row("police freeze without an approving officer", POLICE, BANK_A, "FREEZE", case(amount_minor=1, duration_hours=1, approving_officer=""), False, ("forbid-actions-without-two-officers",)),
+    Row("police release approved by its own issuer", POLICE, BANK_A, "RELEASE", case(issuing_officer="wang", approving_officer="wang"), False, ("forbid-actions-without-two-officers",)),
+    Row("police suspension approved by its own issuer", POLICE, CARRIER, "SUSPEND_NUMBER", case(duration_hours=24, issuing_officer="wang", approving_officer="wang"), False, ("forbid-actions-without-two-officers",)),
+    Row("police restore without officers", POLICE, CARRIER, "RESTORE_NUMBER", case(issuing_officer="", approving_officer=""), False, ("forbid-actions-without-two-officers",)),
     Row("police freeze without legal basis", POLICE, BANK_A, "FREEZE", case(amount_minor=500_000, duration_hours=720, legal_basis=""), False, ("forbid-case-work-without-case",)),
     Row("police freeze without case reference", POLICE, BANK_A, "FREEZE", case(amount_minor=500_000, duration_hours=720, case_ref=""), False, ("forbid-case-work-without-case",)),
     Row("police freeze over 180 days", POLICE, BANK_A, "FREEZE", case(amount_minor=500_000, duration_hours=4321), False),

@@ -39,6 +39,11 @@ ROWS: list[tuple[str, Party, Party, str, dict[str, ContextValue], tuple[str, ...
     ("bank", POLICE, BANK_A, "EXTEND", inbound(duration_hours=24), ("bank-accepts-police-extend",)),
     ("bank", POLICE, BANK_A, "RELEASE", inbound(), ("bank-accepts-police-release",)),
     ("bank", POLICE, BANK_A, "RELEASE", inbound(case_ref=""), None),
+    ("bank", POLICE, BANK_A, "STOP_PAYMENT", inbound(amount_minor=1, duration_hours=1, issuing_officer=""), None),
+    ("bank", POLICE, BANK_A, "FREEZE", inbound(amount_minor=1, duration_hours=1, approving_officer=""), None),
+    ("bank", POLICE, BANK_A, "EXTEND", inbound(duration_hours=1, issuing_officer="wang", approving_officer="wang"), None),
+    ("carrier", POLICE, CARRIER, "SUSPEND_NUMBER", inbound(duration_hours=24, issuing_officer="wang", approving_officer="wang"), None),
+    ("carrier", POLICE, CARRIER, "RESTORE_NUMBER", inbound(approving_officer=""), None),
     ("bank", CARRIER, BANK_A, "FREEZE", inbound(amount_minor=1, duration_hours=1), None),
     ("bank", BANK_B, BANK_A, "FREEZE", inbound(amount_minor=1, duration_hours=1), None),
     ("bank", REGULATOR, BANK_A, "PING", bare(), ("bank-accepts-ping",)),
@@ -113,3 +118,37 @@ def test_a_node_policy_refuses_messages_for_another_role(
         decision = node_engines[role].decide(PolicyRequest(BANK_B, elsewhere, kind, context))
         assert not decision.allowed
         assert guard in decision.policy_ids
+
+
+@pytest.mark.parametrize(
+    ("role", "recipient", "kind", "terms"),
+    [
+        ("bank", BANK_A, "STOP_PAYMENT", {"amount_minor": 1, "duration_hours": 1}),
+        ("bank", BANK_A, "FREEZE", {"whole_balance": True, "duration_hours": 1}),
+        ("bank", BANK_A, "EXTEND", {"duration_hours": 1}),
+        ("bank", BANK_A, "RELEASE", {}),
+        ("carrier", CARRIER, "SUSPEND_NUMBER", {"duration_hours": 1}),
+        ("carrier", CARRIER, "RESTORE_NUMBER", {}),
+    ],
+)
+@pytest.mark.parametrize(
+    ("issuing", "approving"), [("", "chief-2"), ("officer-7", ""), ("wang", "wang"), ("", "")]
+)
+def test_a_node_refuses_actions_without_two_different_officers(
+    node_engines: dict[str, PolicyEngine],
+    role: str,
+    recipient: Party,
+    kind: str,
+    terms: dict[str, ContextValue],
+    issuing: str,
+    approving: str,
+) -> None:
+    """Even if the broker let it through, a bank or carrier does not act on a request
+    one officer drafted and approved alone (four-eyes, defence in depth)."""
+    engine = node_engines[role]
+    good = engine.decide(PolicyRequest(POLICE, recipient, kind, inbound(**terms)))
+    assert good.allowed
+    context = inbound(**terms, issuing_officer=issuing, approving_officer=approving)
+    decision = engine.decide(PolicyRequest(POLICE, recipient, kind, context))
+    assert not decision.allowed
+    assert decision.policy_ids == (f"{role}-forbids-actions-without-two-officers",)

@@ -131,7 +131,13 @@ def seeds() -> list[bytes]:
         case_ref="C-1",
         legal_basis="art. 11",
         seal_to=bytes(SEALING["bank-a"].public_key),
-        terms=pb.ActionTerms(action="FREEZE", amount_minor=100, duration_hours=24),
+        terms=pb.ActionTerms(
+            action="FREEZE",
+            amount_minor=100,
+            duration_hours=24,
+            issuing_officer="officer-7",
+            approving_officer="chief-2",
+        ),
         created_at_ms=NOW - 1_000,
     ).sign(SIGNING["police-1"])
     sealed = seal(b'{"value": "1"}', "0123456789abcdef" * 2, bytes(SEALING["bank-a"].public_key))

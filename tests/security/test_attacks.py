@@ -59,7 +59,13 @@ def freeze(net: Net, amount_minor: int = 1_000, recipient: str = "bank-a") -> Dr
         kind="FREEZE",
         payload=request_payload("bank_account", ACCOUNT),
         seal_to=member.seal_key,
-        terms=pb.ActionTerms(action="FREEZE", amount_minor=amount_minor, duration_hours=24),
+        terms=pb.ActionTerms(
+            action="FREEZE",
+            amount_minor=amount_minor,
+            duration_hours=24,
+            issuing_officer="officer-7",
+            approving_officer="chief-2",
+        ),
         **CASE,
     )
 

@@ -98,7 +98,13 @@ def valid_envelope() -> pb.Envelope:
         case_ref="C-1",
         legal_basis="art. 11",
         seal_to=bytes(SEALING["bank-a"].public_key),
-        terms=pb.ActionTerms(action="FREEZE", amount_minor=100, duration_hours=24),
+        terms=pb.ActionTerms(
+            action="FREEZE",
+            amount_minor=100,
+            duration_hours=24,
+            issuing_officer="officer-7",
+            approving_officer="chief-2",
+        ),
         created_at_ms=NOW - 1_000,
     ).sign(SIGNING["police-1"])
 
@@ -446,6 +452,9 @@ def oracle(sender: str, recipient: str, kind: str, c: dict[str, str | int | bool
     if kind in ACTION_REQUESTS:
         if not case or rate > 100:
             return False
+        issuing, approving = c["issuing_officer"], c["approving_officer"]
+        if issuing == "" or approving == "" or issuing == approving:
+            return False  # four-eyes: drafted by one officer, approved by another
         if kind in HOURS and not 1 <= int(c["duration_hours"]) <= HOURS[kind]:
             return False
         if kind in {"STOP_PAYMENT", "FREEZE"}:
@@ -477,6 +486,8 @@ CONTEXTS = st.fixed_dictionaries(
         "sender_kind_last_hour": edges(0, 100, 200, 36_000),
         "sender_actions_last_hour": edges(0, 200),
         "sender_bytes_last_hour": edges(0, BYTES_QUOTA),
+        "issuing_officer": st.sampled_from(["", "wang", "chen"]),
+        "approving_officer": st.sampled_from(["", "wang", "chen"]),
     }
 )
 
@@ -500,6 +511,8 @@ BOUNDARIES: dict[str, tuple[object, ...]] = {
     ),
     "sender_actions_last_hour": (*INT64_EDGES, 199, 200, 201),
     "sender_bytes_last_hour": (*INT64_EDGES, BYTES_QUOTA, BYTES_QUOTA + 1),
+    "issuing_officer": ("", "chen"),
+    "approving_officer": ("", "wang"),
 }
 """Each context field's values at the rules' bounds, to set one at a time."""
 FULL_CONTEXT: dict[str, str | int | bool] = {
@@ -515,6 +528,8 @@ FULL_CONTEXT: dict[str, str | int | bool] = {
     "sender_kind_last_hour": 0,
     "sender_actions_last_hour": 0,
     "sender_bytes_last_hour": 0,
+    "issuing_officer": "wang",
+    "approving_officer": "chen",
 }
 """A context every kind's conditions accept."""
 

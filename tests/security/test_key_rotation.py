@@ -102,7 +102,13 @@ def test_payload_sealed_to_old_sealing_key_is_refused_and_must_be_resent(net: Ne
         kind="FREEZE",
         payload=request_payload(IdentifierKind.BANK_ACCOUNT, ACCOUNT),
         seal_to=old_member.seal_key,
-        terms=pb.ActionTerms(action="FREEZE", amount_minor=1_000, duration_hours=24),
+        terms=pb.ActionTerms(
+            action="FREEZE",
+            amount_minor=1_000,
+            duration_hours=24,
+            issuing_officer="officer-7",
+            approving_officer="chief-2",
+        ),
         **CASE,
     )
     assert police.client.submit(stale).decision == "ALLOW"

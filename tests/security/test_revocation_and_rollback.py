@@ -115,7 +115,12 @@ def test_outbox_does_not_deliver_to_a_member_revoked_meanwhile(net: Net) -> None
         seal_to=carrier.seal_key,
         case_ref="C-2026-REV",
         legal_basis="Anti-Telecom-Fraud Law art. 11",
-        terms=pb.ActionTerms(action="SUSPEND_NUMBER", duration_hours=24),
+        terms=pb.ActionTerms(
+            action="SUSPEND_NUMBER",
+            duration_hours=24,
+            issuing_officer="officer-7",
+            approving_officer="chief-2",
+        ),
     )
     stub = net.stub_as("police-1")
     assert stub.Submit(draft.sign(net.signing_key("police-1")), timeout=10).decision == "ALLOW"

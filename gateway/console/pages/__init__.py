@@ -1,0 +1,12 @@
+"""The console's page modules; each has ROUTES (Starlette routes) and NAV (header links).
+
+Add a module here to add its pages (see ../README.md).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from gateway.console.pages import admin, desk, police
+
+PAGES: tuple[ModuleType, ...] = (police, desk, admin)
