@@ -18,6 +18,12 @@ CPU time per round trip is read from /proc for each process, and for the Postgre
 
     python -m benchmarks.broker_load [--postgres URL] [--messages N] [--repeat R]
 
+With `--brokers N` the broker runs as 1, then as N processes over one PostgreSQL
+database in the same run (the directory lists every one; the police spread their calls
+over them), and the two columns are printed side by side with their ratio:
+
+    python -m benchmarks.broker_load --brokers 2 [--messages N] [--repeat R]
+
 The machine's speed drifts by a third within minutes, so to judge a change compare it
 with another checkout in interleaved pairs of short runs (the order alternating), by the
 median of the per-pair ratios:
@@ -40,6 +46,8 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import count
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -72,13 +80,18 @@ def envelopes(c: Consortium, n: int) -> list[pb.Envelope]:
 
 
 @contextmanager
-def consortium(database: str | None) -> Iterator[tuple[Consortium, Processes]]:
-    """Broker and bank as their own `gateway` processes, as deployed; police is this one."""
+def consortium(database: str | None, brokers: int = 1) -> Iterator[tuple[Consortium, Processes]]:
+    """Broker(s) and bank as their own `gateway` processes, as deployed; police is this one."""
     with tempfile.TemporaryDirectory() as folder:
         urls = {"broker": database} if database else None
         c = Consortium.create(Path(folder), database_urls=urls)
         with processes(c) as running:
-            running.start_broker()
+            if brokers == 1:
+                running.start_broker()
+            else:
+                c.add_brokers(brokers)
+                for index in range(brokers):
+                    running.start_broker_process(index, c.broker_config_file(index))
             running.start_node("bank-a")
             yield c, running
 
@@ -107,18 +120,24 @@ def _stat_cpu_seconds(stat: str) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def stub(c: Consortium) -> rpc.BrokerStub:
+def stubs(c: Consortium) -> list[rpc.BrokerStub]:
+    """One stub per broker process: calls are spread over them in turn."""
     bundle = c.pki.bundle("police-1")
     tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
-    return rpc.BrokerStub(secure_channel(f"127.0.0.1:{c.broker_port}", "broker", tls))
+    return [
+        rpc.BrokerStub(secure_channel(f"127.0.0.1:{port}", "broker", tls))
+        for port in c.broker_ports or [c.broker_port]
+    ]
 
 
 def throughput(c: Consortium, batch: list[pb.Envelope], threads: int) -> float:
-    broker = stub(c)
+    brokers = stubs(c)
     items = iter(batch)
     lock = threading.Lock()
+    workers = count()
 
     def worker() -> None:
+        broker = brokers[next(workers) % len(brokers)]
         while True:
             with lock:
                 envelope = next(items, None)
@@ -135,11 +154,13 @@ def throughput(c: Consortium, batch: list[pb.Envelope], threads: int) -> float:
 
 
 def latency_at_rate(c: Consortium, batch: list[pb.Envelope], rate: float) -> list[float]:
-    broker = stub(c)
+    brokers = stubs(c)
     latencies: list[float] = []
     lock = threading.Lock()
+    turn = count()
 
     def send(envelope: pb.Envelope) -> None:
+        broker = brokers[next(turn) % len(brokers)]
         t0 = time.perf_counter()
         reply = broker.Submit(envelope, timeout=30)
         assert reply.decision == "ALLOW"
@@ -159,9 +180,23 @@ def latency_at_rate(c: Consortium, batch: list[pb.Envelope], rate: float) -> lis
     return latencies
 
 
-def run(label: str, database: str | None, messages: int, repeat: int, clients: int) -> None:
+@dataclass
+class Figures:
+    """One configuration's results: message rate, CPU per round trip, paced latencies."""
+
+    label: str
+    median_msg_s: float
+    best_msg_s: float
+    cpu_ms: dict[str, float]
+    latency: dict[float, tuple[float, float]] = field(default_factory=dict)
+    """PINGs/s -> (p50, p99) round-trip milliseconds."""
+
+
+def run(
+    label: str, database: str | None, messages: int, repeat: int, clients: int, brokers: int = 1
+) -> Figures:
     """`repeat` throughput runs (median and best) and `repeat` x 500 paced round trips."""
-    with consortium(database) as (c, running):
+    with consortium(database, brokers) as (c, running):
         throughput(c, envelopes(c, 50), 4)
         pids = {name: proc.pid for name, proc in running.procs.items()}
         rates: list[float] = []
@@ -184,20 +219,47 @@ def run(label: str, database: str | None, messages: int, repeat: int, clients: i
                 lat += latency_at_rate(c, envelopes(c, 500), pings_per_s)
             latencies[pings_per_s] = sorted(lat)
     median, best = statistics.median(rates), max(rates)
-    per_trip = ", ".join(f"{name} {1000 * s / (messages * repeat):.2f}" for name, s in cpu.items())
+    figures = Figures(
+        label,
+        2 * median,
+        2 * best,
+        {name: 1000 * s / (messages * repeat) for name, s in cpu.items()},
+        {
+            r: (statistics.median(lat), lat[int(len(lat) * 0.99) - 1])
+            for r, lat in latencies.items()
+        },
+    )
+    per_trip = ", ".join(f"{name} {ms:.2f}" for name, ms in figures.cpu_ms.items())
     print(
         f"{label:10s} throughput, round trips/s: median {median:4.0f}, best {best:4.0f} "
         f"(= {2 * median:4.0f} / {2 * best:4.0f} msg/s; {repeat} runs of {messages} PING+PONG, "
         f"{clients} client threads)\n"
         f"{'':10s} CPU ms per round trip: {per_trip}"
     )
-    for pings_per_s, lat in latencies.items():
-        p50, p99 = statistics.median(lat), lat[int(len(lat) * 0.99) - 1]
+    for pings_per_s, (p50, p99) in figures.latency.items():
         print(
             f"{'':10s} round-trip latency at {pings_per_s:.0f} PINGs/s "
-            f"({2 * pings_per_s:.0f} msg/s), {len(lat)} round trips: "
+            f"({2 * pings_per_s:.0f} msg/s), {len(latencies[pings_per_s])} round trips: "
             f"p50 {p50:5.1f} ms, p99 {p99:5.1f} ms"
         )
+    return figures
+
+
+def side_by_side(one: Figures, many: Figures) -> None:
+    """The 1-broker and N-broker columns, and their ratio."""
+    rows = [("msg/s, median", one.median_msg_s, many.median_msg_s)]
+    rows.append(("msg/s, best", one.best_msg_s, many.best_msg_s))
+    for rate in PACED_PINGS_PER_S:
+        for i, name in enumerate(("p50", "p99")):
+            rows.append(
+                (f"{name} ms at {2 * rate:.0f} msg/s", one.latency[rate][i], many.latency[rate][i])
+            )
+    print(f"\n{'':26s} {one.label:>12s} {many.label:>12s}  ratio")
+    for name, a, b in rows:
+        print(f"{name:26s} {a:12.1f} {b:12.1f}  {b / a:5.2f}")
+    print("CPU ms per round trip:")
+    for figures in (one, many):
+        print(f"  {figures.label}: " + ", ".join(f"{k} {v:.2f}" for k, v in figures.cpu_ms.items()))
 
 
 @contextmanager
@@ -268,12 +330,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--against", type=Path, help="another checkout to compare with")
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--sqlite", action="store_true", help="compare on SQLite")
+    parser.add_argument(
+        "--brokers", type=int, default=0, help="PostgreSQL: 1 broker, then this many, side by side"
+    )
     args = parser.parse_args(argv if argv is not None else None)
     if args.against:
         postgres = "" if args.sqlite else args.postgres
         compare(args.against, args.pairs, postgres, min(args.messages, 1000), args.clients)
         return
     print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores); {machine.describe()}")
+    if args.brokers > 1:
+        with pg_schema(args.postgres) as url:
+            one = run("1 broker", url, args.messages, args.repeat, args.clients)
+        with pg_schema(args.postgres) as url:
+            many = run(
+                f"{args.brokers} brokers",
+                url,
+                args.messages,
+                args.repeat,
+                args.clients,
+                args.brokers,
+            )
+        side_by_side(one, many)
+        print(f"load average at end: {os.getloadavg()[0]:.2f}")
+        return
     run("sqlite", None, args.messages, args.repeat, args.clients)
     if args.postgres:
         with pg_schema(args.postgres) as url:

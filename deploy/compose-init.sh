@@ -7,6 +7,7 @@ PKI=/var/gateway/pki
 if [ ! -f "$PKI/ca.crt" ]; then
   gateway pki init --consortium compose.gateway --dir "$PKI"
   gateway pki issue --node broker --role broker --agency Consortium --endpoint broker:7100 --dir "$PKI"
+  gateway pki endpoints --node broker --endpoint broker:7100 --endpoint broker-2:7100 --dir "$PKI"
   for spec in police-1:police:7101 bank-a:bank:7102 bank-b:bank:7103 carrier-1:carrier:7104 regulator-1:regulator:7105; do
     node=${spec%%:*}; rest=${spec#*:}; role=${rest%%:*}; port=${rest#*:}
     gateway pki issue --node "$node" --role "$role" --agency "$node" --endpoint "$node:$port" --dir "$PKI"

@@ -52,8 +52,18 @@ class BrokerConfig:
     action_answer_s: int = 24 * 3600
     """Answer deadline of every other action request."""
     deadline_check_s: float = 5.0
+    outbox_lease_s: float = 60.0
+    """How long a broker's claim on an outbox row holds; after it (the broker died),
+    another broker delivers the row. Must exceed `delivery_timeout_s`."""
     ops_listen: str = ""
     """host:port of the plain-HTTP /healthz, /readyz and /metrics endpoint ("" = none)."""
+
+    def __post_init__(self) -> None:
+        if self.outbox_lease_s <= self.delivery_timeout_s:
+            raise ConfigError(
+                f"outbox_lease_s ({self.outbox_lease_s}) must be longer than "
+                f"delivery_timeout_s ({self.delivery_timeout_s}): a lease covers one attempt"
+            )
 
 
 @dataclass(frozen=True)

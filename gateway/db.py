@@ -82,11 +82,12 @@ def open_read_only(value: str, tables: tuple[str, ...] = ()) -> Engine:
         )
     else:
         path = None
+        read_only = "-c default_transaction_read_only=on"
+        given = url.query.get("options", "")  # a URL's own options (search_path) stay
+        options = f"{given} {read_only}".strip() if isinstance(given, str) else read_only
         engine = create_engine(
-            url,
-            connect_args={"options": "-c default_transaction_read_only=on"}
-            if url.get_backend_name() == "postgresql"
-            else {},
+            url.difference_update_query(["options"]),
+            connect_args={"options": options} if url.get_backend_name() == "postgresql" else {},
             hide_parameters=True,
             poolclass=NullPool,
         )

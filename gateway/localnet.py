@@ -7,6 +7,7 @@ through the same CLI an operator uses.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -55,6 +56,8 @@ class Consortium:
     roles: dict[str, str] = field(default_factory=dict)
     broker_database: str = ""
     name: str = CONSORTIUM
+    broker_ports: list[int] = field(default_factory=list)
+    """Every broker process's port when the broker runs as several (`add_brokers`)."""
     console_ports: dict[str, int] = field(default_factory=dict)
     """Each node's staff console port, when created with consoles=True."""
 
@@ -117,6 +120,28 @@ class Consortium:
     def node_config(self, node_id: str) -> NodeConfig:
         return load_config(NodeConfig, self.config_path(node_id))
 
+    def add_brokers(self, count: int) -> list[int]:
+        """Run the broker as `count` processes (one PostgreSQL database): a port for
+        each, all listed as the broker's endpoints in a newly signed directory."""
+        self.broker_ports = [self.broker_port, *(free_port() for _ in range(count - 1))]
+        self.pki.set_endpoints("broker", [f"127.0.0.1:{port}" for port in self.broker_ports])
+        return self.broker_ports
+
+    def broker_config_file(self, index: int = 0, **settings: str | int | float) -> Path:
+        """A TOML file for broker process `index`, with `settings` beyond the usual."""
+        ports = self.broker_ports or [self.broker_port]
+        values: dict[str, str | int | float] = {
+            "node_id": "broker",
+            "listen": f"127.0.0.1:{ports[index]}",
+            "database": self.broker_database,
+            "pki_bundle": str(self.pki.bundle("broker").folder),
+            "directory_folder": str(self.root / "pki"),
+            **settings,
+        }
+        path = self.root / f"{broker_name(index)}.toml"
+        path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
+        return path
+
     def broker_config(self, **overrides: object) -> BrokerConfig:
         values: dict[str, object] = {
             "node_id": "broker",
@@ -130,6 +155,11 @@ class Consortium:
 
 
 START_TIMEOUT_S = 30.0
+
+
+def broker_name(index: int) -> str:
+    """The process name of broker process `index`: "broker", then "broker-2", ..."""
+    return "broker" if index == 0 else f"broker-{index + 1}"
 
 
 def gateway_command(*args: str) -> list[str]:
@@ -169,6 +199,12 @@ class Processes:
             "broker",
             env,
         )
+
+    def start_broker_process(self, index: int, config: Path) -> None:
+        """Start broker process `index` of several, from its configuration file."""
+        ports = self.consortium.broker_ports or [self.consortium.broker_port]
+        command = gateway_command("broker", "serve", "--config", str(config))
+        self._start(broker_name(index), command, ports[index], "broker")
 
     def start_node(self, node_id: str, env: dict[str, str] | None = None) -> None:
         """Start a node; `env` adds variables (a test's crash point, say)."""

@@ -33,9 +33,9 @@ from gateway.envelope.verify import EnvelopeVerifier, Rejected, Verified
 from gateway.pki.directory import Directory, DirectoryError, SignedDirectoryBlob, verify_directory
 from gateway.pki.keys import NodeKeys
 from gateway.pki.store import NodeBundle
-from gateway.transport import TlsFiles, secure_channel
+from gateway.transport import TlsFiles
 from gateway.v1 import gateway_pb2 as pb
-from gateway.v1 import gateway_pb2_grpc as rpc
+from nodes.broker_endpoints import BrokerEndpoints
 from nodes.journal import CheckpointSeenRow, OutboundRow
 
 
@@ -77,8 +77,8 @@ class BrokerClient:
         self.keys: NodeKeys = bundle.keys()
         self.timeout_s = timeout_s
         tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
-        self._channel = secure_channel(broker_endpoint, broker_id, tls)
-        self._stub = rpc.BrokerStub(self._channel)
+        self.broker_endpoint = broker_endpoint
+        self.brokers = BrokerEndpoints(broker_id, tls, [broker_endpoint])
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._lock = threading.Lock()
         """Guards the fields below; held only to read or swap them, never across a call."""
@@ -143,15 +143,24 @@ class BrokerClient:
                 self._directory = directory
                 self._directory_at = time.monotonic()
                 self._fetches += 1
+            self.brokers.use(self.broker_endpoints(directory))
             return directory
         finally:
             with self._lock:
                 self._fetching = False
                 self._fetched.notify_all()
 
+    def broker_endpoints(self, directory: Directory) -> list[str]:
+        """Where to call the broker: every endpoint the directory lists for it when it
+        runs as several processes; else the configured one (which may be a proxy)."""
+        broker = directory.get(self.broker_id)
+        if broker is not None and len(broker.endpoints) > 1:
+            return list(broker.endpoints)
+        return [self.broker_endpoint]
+
     def _fetch(self, known: int) -> Directory:
-        reply: pb.SignedDirectory = self._stub.GetDirectory(
-            pb.DirectoryRequest(), timeout=self.timeout_s
+        reply: pb.SignedDirectory = self.brokers.call(
+            "GetDirectory", pb.DirectoryRequest(), self.timeout_s
         )
         return verify_directory(
             SignedDirectoryBlob(reply.directory, reply.signature),
@@ -188,7 +197,7 @@ class BrokerClient:
     def submit_signed(self, draft: Draft, envelope: pb.Envelope) -> Submitted:
         """Submit `envelope`, signed from `draft` before. Submitting the same envelope
         again (a retry after a lost reply or a crash) gets the broker's first answer."""
-        reply: pb.SubmitReply = self._stub.Submit(envelope, timeout=self.timeout_s)
+        reply: pb.SubmitReply = self.brokers.call("Submit", envelope, self.timeout_s)
         proof = reply.receipt.tlog_proof
         self.check_receipt(reply.receipt.leaf_index, proof)
         with self._sessions() as session:
@@ -236,8 +245,8 @@ class BrokerClient:
         return header, payload
 
     def status(self, message_id: str) -> pb.StatusReply:
-        reply: pb.StatusReply = self._stub.Status(
-            pb.StatusRequest(message_id=message_id), timeout=self.timeout_s
+        reply: pb.StatusReply = self.brokers.call(
+            "Status", pb.StatusRequest(message_id=message_id), self.timeout_s
         )
         return reply
 
@@ -246,8 +255,8 @@ class BrokerClient:
     def read_audit(self, start: int = 0, page: int = 1000) -> Iterator[StoredEntry]:
         """Every entry from `start` on, paged; policy lets only the regulator read."""
         while True:
-            reply: pb.AuditReadReply = self._stub.ReadAudit(
-                pb.AuditReadRequest(start=start, limit=page), timeout=self.timeout_s
+            reply: pb.AuditReadReply = self.brokers.call(
+                "ReadAudit", pb.AuditReadRequest(start=start, limit=page), self.timeout_s
             )
             for entry in reply.entries:
                 yield StoredEntry(int(entry.index), bytes(entry.leaf))
@@ -296,8 +305,8 @@ class BrokerClient:
 
     def latest_checkpoint(self) -> str:
         """The broker's current signed checkpoint, checked against the ones seen before."""
-        reply: pb.CheckpointReply = self._stub.GetCheckpoint(
-            pb.CheckpointRequest(), timeout=self.timeout_s
+        reply: pb.CheckpointReply = self.brokers.call(
+            "GetCheckpoint", pb.CheckpointRequest(), self.timeout_s
         )
         try:
             checkpoint, _sigs = open_checkpoint(
@@ -399,9 +408,10 @@ class BrokerClient:
         if old.size == 0:
             return
         try:
-            reply: pb.ConsistencyReply = self._stub.GetConsistency(
+            reply: pb.ConsistencyReply = self.brokers.call(
+                "GetConsistency",
                 pb.ConsistencyRequest(old_size=old.size, new_size=new.size),
-                timeout=self.timeout_s,
+                self.timeout_s,
             )
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.OUT_OF_RANGE:
@@ -419,7 +429,7 @@ class BrokerClient:
             ) from exc
 
     def close(self) -> None:
-        self._channel.close()
+        self.brokers.close()
 
 
 class AnswerError(Exception):

@@ -40,6 +40,17 @@ def test_every_node_config_the_compose_file_names_is_written_by_init() -> None:
             assert f"{node}:" in init, f"{name}: compose-init.sh does not create {path}"
 
 
+def test_compose_runs_two_brokers_on_one_database_listed_in_the_directory() -> None:
+    services = compose()["services"]
+    assert isinstance(services, dict)
+    brokers = [s for s in services.values() if s.get("command", [])[:2] == ["broker", "serve"]]
+    assert len(brokers) == 2
+    databases = {b["command"][b["command"].index("--database") + 1] for b in brokers}
+    assert len(databases) == 1 and next(iter(databases)).startswith("postgresql")
+    init = (ROOT / "deploy" / "compose-init.sh").read_text()
+    assert "--endpoint broker:7100 --endpoint broker-2:7100" in init
+
+
 def test_bind_mounted_files_exist() -> None:
     services = compose()["services"]
     assert isinstance(services, dict)

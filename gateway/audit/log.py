@@ -5,9 +5,10 @@ and only if what it records was stored. The in-memory tree follows the committed
 Appends are optimistic: the entries' primary key stops two writers (broker replicas, or a
 restarted broker overlapping the old one) from taking the same index, and entries are
 gap-free, so a writer that missed another's entries always clashes on the first of them;
-it then reads what the other committed and tries again on top of it. A writer that keeps
-losing that race (a busier replica can win every time) stops being optimistic: it locks
-the entries table for one transaction, so its append cannot fail because others are busy.
+it then reads what the other committed and tries again on top of it, locking the entries
+table for that one transaction, so its append cannot fail because others are busy. While
+another writer is busy (several broker processes under load) it locks first for a while
+(`CONTENDED_S`) instead of losing race after race.
 
 `run(work)` is the only way in: the work of every request waiting at that moment shares
 one database transaction, one signed checkpoint and one commit (`gateway.group_commit`;
@@ -40,8 +41,10 @@ from gateway.db import BrokerBase
 from gateway.envelope.build import now_ms
 from gateway.group_commit import GroupCommitter
 
-OPTIMISTIC_ATTEMPTS = 3
-"""Optimistic attempts at one group commit before it locks out the other writers."""
+CONTENDED_S = 1.0
+"""After losing a race, commits lock first for this long: while another writer is busy
+(a second broker process), an optimistic attempt mostly loses again, and each loss
+costs the group's work, a rollback and a new connection."""
 WRITER_IDLE_S = 1.0
 """A commit connection idle longer than this goes back to the pool, whose pre-ping then
 proves the next one alive (after a database restart, say); under load none is needed."""
@@ -137,6 +140,7 @@ class AuditLog:
         )
         self._writer: Connection | None = None
         self._writer_used = 0.0
+        self._contended_until = 0.0
         with self._sessions() as session:
             self._catch_up(session)
 
@@ -171,12 +175,13 @@ class AuditLog:
 
         On any failure the tree is cut back to the committed entries. A clash on a key is
         the work's own (a replayed message id) unless another writer had appended: then
-        its entries are read and the group tried again, the last time under a lock that
-        keeps the other writers out, so that the attempt cannot lose the race.
+        its entries are read and the group tried again under a lock that keeps the other
+        writers out, so that the attempt cannot lose the race. For `CONTENDED_S` after a
+        lost race every commit takes that lock first.
         """
         with self._lock:
-            for attempt in range(OPTIMISTIC_ATTEMPTS + 1):
-                locked = attempt == OPTIMISTIC_ATTEMPTS
+            for attempt in range(2):
+                locked = attempt == 1 or time.monotonic() < self._contended_until
                 size_before = self._tree.size
                 try:
                     values, note = self._commit_on(self._writer_connection(), group, locked)
@@ -184,6 +189,7 @@ class AuditLog:
                     self._abandon(size_before)
                     if locked or not self._caught_up():
                         raise
+                    self._contended_until = time.monotonic() + CONTENDED_S
                     continue
                 except Exception:
                     self._abandon(size_before)

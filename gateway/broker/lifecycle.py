@@ -124,7 +124,11 @@ def record_delivery(
 def check_deadlines(audit: AuditLog, now_ms: int) -> tuple[int, int]:
     """Flag unanswered requests past their deadline; expire holds past theirs.
 
-    Returns (newly overdue, newly expired). Each is flagged and audited once.
+    Returns (newly overdue, newly expired). Each is flagged and audited once, also
+    with several broker processes watching one database: a row is claimed by locking it
+    in the transaction that flags it, rows another watcher has locked are skipped
+    (`SKIP LOCKED`), and once that one commits the row no longer matches. A watcher that
+    dies mid-check holds nothing: its transaction, and so its claim, ends with it.
     """
 
     def flag(session: Session, append: Append) -> tuple[int, int]:
@@ -135,6 +139,7 @@ def check_deadlines(audit: AuditLog, now_ms: int) -> tuple[int, int]:
             .where(MessageRow.answer_due_at_ms <= now_ms)
             .where(MessageRow.overdue == 0)
             .where(MessageRow.state.in_(("requested", "delivered")))
+            .with_for_update(skip_locked=True)
         ).all()
         for row in late:
             row.overdue = 1
@@ -158,6 +163,7 @@ def check_deadlines(audit: AuditLog, now_ms: int) -> tuple[int, int]:
             .where(MessageRow.hold_expires_at_ms > 0)
             .where(MessageRow.hold_expires_at_ms <= now_ms)
             .where(MessageRow.state.in_(HOLDING))
+            .with_for_update(skip_locked=True)
         ).all()
         for row in ended:
             _transition(append, row, "expired", now_ms, "hold reached its expiry")

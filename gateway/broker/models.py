@@ -55,6 +55,10 @@ class DeliveryRow(BrokerBase):
     delivered_at_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     traceparent: Mapped[str] = mapped_column(String(64), default="")
     """W3C trace context of the submission, so delivery joins the sender's trace."""
+    lease_owner: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    """The broker process that last claimed this row (None: never claimed)."""
+    lease_until_ms: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Until when that claim holds; after it, another broker may take the row over."""
 
 
 class EventRow(BrokerBase):

@@ -4,14 +4,25 @@ Rows stay in the outbox until the recipient acknowledged them, so a broker that 
 killed between acknowledgement and delivery delivers on restart; a node that is down
 gets the message when it comes back. Recipients are idempotent by message id, so the
 at-least-once delivery here has exactly one effect.
+
+Several broker processes may drain one outbox (PostgreSQL): each claims due rows for a
+lease (`FOR UPDATE SKIP LOCKED`, so two never claim the same row), and a row whose
+claimant died is claimed again once its lease ends. A lease is longer than one delivery
+attempt, and a row whose lease would run out before its attempt could finish is let go
+instead of attempted, so two brokers deliver the same row at once only if one of them
+stalls for longer than the lease; the recipient's idempotence covers even that.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import threading
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gateway.audit.log import Append
@@ -32,6 +43,8 @@ log = logging.getLogger(__name__)
 
 BACKOFF_BASE_MS = 500
 BACKOFF_MAX_MS = 30_000
+LEASE_S = 60.0
+"""How long a claim on an outbox row holds: longer than any delivery attempt."""
 
 
 def backoff_ms(attempts: int) -> int:
@@ -39,13 +52,46 @@ def backoff_ms(attempts: int) -> int:
     return int(min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** max(0, attempts - 1)))
 
 
-class OutboxWorker:
-    """A background thread that delivers due outbox rows."""
+def process_name() -> str:
+    """Names this broker process in the leases it holds: host, pid and a random tag
+    (a pid can be reused by a later process on the same host)."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
 
-    def __init__(self, broker: Broker, *, batch: int = 50, idle_s: float = 0.5) -> None:
+
+@dataclass(frozen=True)
+class Claim:
+    """An outbox row this process claimed, until `until_ms`."""
+
+    delivery_id: int
+    message_id: str
+    recipient: str
+    traceparent: str
+    until_ms: int
+
+
+class OutboxWorker:
+    """A background thread that claims due outbox rows and delivers them."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        batch: int = 50,
+        idle_s: float = 0.5,
+        lease_s: float = LEASE_S,
+        attempt_s: float = 10.0,
+    ) -> None:
+        if lease_s <= attempt_s:
+            raise ValueError(
+                f"outbox lease ({lease_s} s) must be longer than one delivery attempt "
+                f"({attempt_s} s)"
+            )
         self.broker = broker
         self.batch = batch
         self.idle_s = idle_s
+        self.lease_ms = int(lease_s * 1000)
+        self.attempt_ms = int(attempt_s * 1000)
+        self.owner = process_name()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
 
@@ -75,29 +121,70 @@ class OutboxWorker:
             )
 
     def drain_once(self) -> int:
-        """Attempt every due delivery once; returns how many were attempted."""
-        now = self.broker.clock_ms()
-        with self.broker.audit.session() as session:
-            due = session.execute(
-                select(
-                    DeliveryRow.id,
-                    DeliveryRow.message_id,
-                    DeliveryRow.recipient,
-                    DeliveryRow.traceparent,
-                )
-                .where(DeliveryRow.state == "pending")
-                .where(DeliveryRow.next_attempt_at_ms <= now)
-                .order_by(DeliveryRow.next_attempt_at_ms, DeliveryRow.id)
-                .limit(self.batch)
-            ).all()
-        for delivery_id, message_id, recipient, traceparent in due:
+        """Claim due deliveries and attempt each once; returns how many were attempted."""
+        claims = self.claim(self.broker.clock_ms())
+        attempted = 0
+        for index, claim in enumerate(claims):
+            if self.broker.clock_ms() + self.attempt_ms >= claim.until_ms:
+                self.release(claims[index:])
+                break
             with span(
                 "outbox.deliver",
-                {"gateway.message_id": str(message_id), "gateway.recipient": str(recipient)},
-                context=context_from(traceparent),
+                {"gateway.message_id": claim.message_id, "gateway.recipient": claim.recipient},
+                context=context_from(claim.traceparent),
             ):
-                self._attempt(int(delivery_id), str(message_id), str(recipient))
-        return len(due)
+                self._attempt(claim.delivery_id, claim.message_id, claim.recipient)
+            attempted += 1
+        return attempted
+
+    def claim(self, now: int) -> list[Claim]:
+        """Lease up to `batch` due rows no other live process holds, in one transaction.
+
+        Rows another transaction is claiming are skipped, not waited for (PostgreSQL's
+        `SKIP LOCKED`; SQLite, one broker process, has no row locks and ignores it).
+        """
+        until = now + self.lease_ms
+        with self.broker.audit.session() as session:
+            rows = session.scalars(
+                select(DeliveryRow)
+                .where(DeliveryRow.state == "pending")
+                .where(DeliveryRow.next_attempt_at_ms <= now)
+                .where(DeliveryRow.lease_until_ms <= now)
+                .order_by(DeliveryRow.next_attempt_at_ms, DeliveryRow.id)
+                .limit(self.batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            claims = []
+            for row in rows:
+                row.lease_owner, row.lease_until_ms = self.owner, until
+                claims.append(Claim(row.id, row.message_id, row.recipient, row.traceparent, until))
+            session.commit()
+        return claims
+
+    def release_every_claim(self) -> None:
+        """Let go of every claim, whoever holds it: only for the sole broker process of a
+        database (SQLite), whose earlier claims all belong to processes that ended."""
+        with self.broker.audit.session() as session:
+            session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.state == "pending")
+                .where(DeliveryRow.lease_until_ms > 0)
+                .values(lease_until_ms=0)
+            )
+            session.commit()
+
+    def release(self, claims: list[Claim]) -> None:
+        """Let go of claims not attempted, so that any broker may take them at once."""
+        if not claims:
+            return
+        with self.broker.audit.session() as session:
+            session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id.in_([c.delivery_id for c in claims]))
+                .where(DeliveryRow.lease_owner == self.owner)
+                .values(lease_until_ms=0)
+            )
+            session.commit()
 
     def _attempt(self, delivery_id: int, message_id: str, recipient: str) -> None:
         broker = self.broker
@@ -202,11 +289,12 @@ class OutboxWorker:
     def _retry(self, delivery_id: int, error: str) -> None:
         with self.broker.audit.session() as session:
             row = session.get(DeliveryRow, delivery_id)
-            if row is None:
-                return
+            if row is None or row.state != "pending" or row.lease_owner != self.owner:
+                return  # delivered meanwhile, or taken over by another broker
             row.attempts += 1
             wait_ms = backoff_ms(row.attempts)
             row.next_attempt_at_ms = self.broker.clock_ms() + wait_ms
+            row.lease_until_ms = 0
             row.last_error = error[:500]
             session.commit()
             message_id, recipient, attempts = row.message_id, row.recipient, row.attempts

@@ -23,6 +23,7 @@ from gateway.broker.delivery import NodeDialer
 from gateway.broker.lifecycle import DeadlineWatcher
 from gateway.broker.outbox import OutboxWorker
 from gateway.broker.reasons import recipient_reason
+from gateway.broker.sole import SoleBroker, hold_sole_broker, lock_path
 from gateway.config import BrokerConfig
 from gateway.db import make_engine
 from gateway.envelope.build import now_ms
@@ -261,6 +262,7 @@ class RunningBroker:
     port: int
     unobserve: Callable[[], None] = lambda: None
     ops: OpsServer | None = None
+    sole: SoleBroker | None = None
 
     def stop(self, grace: float = 1.0) -> None:
         log.info("broker %s stopping (grace %.1f s)", self.broker.node_id, grace)
@@ -271,6 +273,8 @@ class RunningBroker:
         self.outbox.stop()
         self.server.stop(grace).wait()
         self.broker.close()
+        if self.sole is not None:
+            self.sole.release()
         log.info("broker %s stopped", self.broker.node_id)
 
 
@@ -299,7 +303,20 @@ def build_broker(config: BrokerConfig) -> tuple[Broker, FileDirectory]:
 
 
 def serve_broker(config: BrokerConfig) -> RunningBroker:
-    """Start the broker's server and outbox worker; returns once it listens."""
+    """Start the broker's server and outbox worker; returns once it listens.
+
+    Several may run over one PostgreSQL database; on SQLite a second is refused
+    (`gateway.broker.sole`).
+    """
+    sole = hold_sole_broker(config.database)
+    try:
+        return _serve(config, sole)
+    except BaseException:
+        sole.release()
+        raise
+
+
+def _serve(config: BrokerConfig, sole: SoleBroker) -> RunningBroker:
     broker, directory = build_broker(config)
     bundle = NodeBundle(config.pki_bundle)
     tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
@@ -323,7 +340,11 @@ def serve_broker(config: BrokerConfig) -> RunningBroker:
     server.start()
     for name in ("", service_names[0]):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    outbox = OutboxWorker(broker)
+    outbox = OutboxWorker(
+        broker, lease_s=config.outbox_lease_s, attempt_s=config.delivery_timeout_s
+    )
+    if lock_path(config.database) is not None:  # the sole broker: no claim is alive
+        outbox.release_every_claim()
     outbox.start()
     unobserve = observe_outbox(outbox.depth)
     deadlines = DeadlineWatcher(broker.audit, broker.clock_ms, config.deadline_check_s)
@@ -333,4 +354,4 @@ def serve_broker(config: BrokerConfig) -> RunningBroker:
     ops = None
     if config.ops_listen:
         ops = OpsServer(config.ops_listen, database_readiness(broker.audit.engine))
-    return RunningBroker(server, broker, outbox, deadlines, port, unobserve, ops)
+    return RunningBroker(server, broker, outbox, deadlines, port, unobserve, ops, sole)

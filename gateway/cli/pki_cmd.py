@@ -57,6 +57,26 @@ def issue(
     console.print(f"issued [bold]{node}[/] ({role}); bundle in {bundle.folder}")
 
 
+@app.command("endpoints")
+def endpoints(
+    node: str = typer.Option(..., help="Member id, e.g. broker."),
+    endpoint: list[str] = typer.Option(
+        ..., "--endpoint", help="host:port where it serves; repeat for each broker process."
+    ),
+    pki_dir: Path = PKI_DIR,
+) -> None:
+    """List every endpoint of a member in a newly signed directory.
+
+    Several broker processes over one PostgreSQL database share the broker's identity;
+    list each one's address here, and nodes spread their calls over all of them.
+    """
+    try:
+        member = PkiFolder(pki_dir).set_endpoints(node, endpoint)
+    except (PkiError, DirectoryError) as exc:
+        fail(str(exc))
+    console.print(f"[bold]{node}[/] serves at {', '.join(member.endpoints)}")
+
+
 @app.command("revoke")
 def revoke(node: str = typer.Option(...), pki_dir: Path = PKI_DIR) -> None:
     """Revoke a member: its certificate and keys are refused once the directory updates."""
@@ -150,5 +170,6 @@ def show(pki_dir: Path = PKI_DIR) -> None:
     for column in ("node", "role", "agency", "endpoint", "status", "keys"):
         table.add_column(column)
     for m in directory.members:
-        table.add_row(m.node_id, m.role, m.agency, m.endpoint, m.status, f"v{m.key_version}")
+        endpoints = " ".join(m.endpoints)
+        table.add_row(m.node_id, m.role, m.agency, endpoints, m.status, f"v{m.key_version}")
     console.print(table)

@@ -40,6 +40,12 @@ def _unb64(text: str, what: str) -> bytes:
         raise DirectoryError(f"directory field {what} is not base64") from exc
 
 
+def _endpoint_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(e, str) and e for e in value):
+        raise DirectoryError("directory member field replicas is not a list of host:port")
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class Member:
     """One node of the consortium as every other node sees it."""
@@ -54,10 +60,19 @@ class Member:
     cert_sha256: str = ""
     status: str = ACTIVE
     key_version: int = 1
+    replicas: tuple[str, ...] = ()
+    """More host:port endpoints where this same member serves, with its certificate and
+    keys: the other processes of a broker run as several (nodes spread their calls over
+    `endpoints`). Listed only when there are some, so older directories keep their bytes."""
 
     @property
     def active(self) -> bool:
         return self.status == ACTIVE
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """Every endpoint of the member, `endpoint` first; empty if it lists none."""
+        return tuple(e for e in (self.endpoint, *self.replicas) if e)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +86,7 @@ class Member:
             "cert_sha256": self.cert_sha256,
             "status": self.status,
             "key_version": self.key_version,
+            **({"replicas": list(self.replicas)} if self.replicas else {}),
         }
 
     @classmethod
@@ -89,6 +105,7 @@ class Member:
                 cert_sha256=str(data.get("cert_sha256", "")),
                 status=str(data.get("status", ACTIVE)),
                 key_version=int(data.get("key_version", 1)),
+                replicas=_endpoint_list(data.get("replicas", [])),
             )
         except KeyError as exc:
             raise DirectoryError(f"directory member lacks field {exc.args[0]}") from exc

@@ -311,6 +311,25 @@ class PkiFolder:
             node_id, member.role, rotated, updated.key_version, new_directory.serial, bundle
         )
 
+    def set_endpoints(self, node_id: str, endpoints: list[str]) -> Member:
+        """List where a member serves, in a newly signed directory: the first is its
+        `endpoint`, the others its replicas (several broker processes, one identity)."""
+        if not endpoints:
+            raise PkiError("give at least one endpoint (host:port)")
+        bad = [e for e in endpoints if not _is_host_port(e)]
+        if bad:
+            raise PkiError(f"endpoint {bad[0]!r} is not host:port")
+        if len(set(endpoints)) != len(endpoints):
+            raise PkiError("an endpoint is listed twice")
+        with self._locked():
+            directory = self.directory()
+            member = directory.get(node_id)
+            if member is None:
+                raise PkiError(f"no member {node_id} in the directory")
+            updated = replace(member, endpoint=endpoints[0], replicas=tuple(endpoints[1:]))
+            self._write_directory(directory.with_member(updated))
+            return updated
+
     def revoke(self, node_id: str) -> None:
         """Mark a member revoked in a newly signed directory; its messages are refused."""
         with self._locked():
@@ -340,6 +359,11 @@ class PkiFolder:
         tmp_sig.write_bytes(blob.signature)
         tmp_json.replace(self.root / "directory.json")
         tmp_sig.replace(self.root / "directory.sig")
+
+
+def _is_host_port(endpoint: str) -> bool:
+    host, _, port = endpoint.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536 and " " not in endpoint
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

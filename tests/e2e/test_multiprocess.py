@@ -77,7 +77,7 @@ def test_answer_signature_checks_with_the_directory_key(
     try:
         draft = Draft(sender="police-1", recipients=["bank-a"], kind="PING", payload=b"{}")
         envelope = draft.sign(ctx.client.keys.signing)
-        reply: pb.SubmitReply = ctx.client._stub.Submit(envelope, timeout=10)
+        reply: pb.SubmitReply = ctx.client.brokers.call("Submit", envelope, 10)
     finally:
         ctx.client.close()
     [answer] = reply.responses
