@@ -171,8 +171,8 @@ class BrokerClient:
     def signed_directory(self) -> SignedDirectoryBlob:
         """The directory's exact signed bytes as the broker serves them, checked here too:
         for a verifier (the auditor's browser) that must not take this node's word."""
-        reply: pb.SignedDirectory = self._stub.GetDirectory(
-            pb.DirectoryRequest(), timeout=self.timeout_s
+        reply: pb.SignedDirectory = self.brokers.call(
+            "GetDirectory", pb.DirectoryRequest(), self.timeout_s
         )
         blob = SignedDirectoryBlob(bytes(reply.directory), bytes(reply.signature))
         verify_directory(blob, self._directory_key)
@@ -278,9 +278,10 @@ class BrokerClient:
         """
         end = 0
         while True:
-            reply: pb.AuditProvenReply = self._stub.ReadAuditProven(
+            reply: pb.AuditProvenReply = self.brokers.call(
+                "ReadAuditProven",
                 pb.AuditProvenRequest(start=start, limit=page, whole_log=whole_log, end=end),
-                timeout=self.timeout_s,
+                self.timeout_s,
             )
             try:
                 checkpoint, _sigs = open_checkpoint(
