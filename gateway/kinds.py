@@ -30,6 +30,7 @@ class Kind(StrEnum):
     FLAGGED_NUMBERS = "FLAGGED_NUMBERS"
     AUDIT_READ = "AUDIT_READ"
     AUDIT_READ_OWN = "AUDIT_READ_OWN"
+    WITNESS_COSIGN = "WITNESS_COSIGN"
 
 
 INTERACTIVE = frozenset({Kind.PING, Kind.MATCH_QUERY, Kind.PSI_REQUEST})
@@ -38,8 +39,8 @@ INTERACTIVE = frozenset({Kind.PING, Kind.MATCH_QUERY, Kind.PSI_REQUEST})
 ANSWERS = frozenset({Kind.PONG, Kind.MATCH_RESPONSE, Kind.PSI_RESPONSE})
 """Only ever travel as a recipient's direct answer to an interactive message."""
 
-CALLS = frozenset({Kind.AUDIT_READ, Kind.AUDIT_READ_OWN})
-"""Policy actions of the broker's audit-read calls: never sent as messages."""
+CALLS = frozenset({Kind.AUDIT_READ, Kind.AUDIT_READ_OWN, Kind.WITNESS_COSIGN})
+"""Policy actions of the broker's audit calls (reads, cosignatures): never sent as messages."""
 
 ANSWER_TO = {
     Kind.PING: Kind.PONG,

@@ -27,6 +27,7 @@ from gateway.audit.proof import ProofError, verify_consistency, verify_inclusion
 from gateway.audit.source import ProvenEntry
 from gateway.audit.tlog_proof import TlogProofError, parse_tlog_proof
 from gateway.audit.verify import StoredCheckpoint, StoredEntry
+from gateway.audit.witnessed import Cosigner, cosigners, witness_verifiers
 from gateway.envelope.build import Draft, now_ms
 from gateway.envelope.sealing import unseal
 from gateway.envelope.verify import EnvelopeVerifier, Rejected, Verified
@@ -265,7 +266,7 @@ class BrokerClient:
             start = int(reply.entries[-1].index) + 1
 
     def read_audit_proven(
-        self, start: int = 0, *, whole_log: bool = False, page: int = 1000
+        self, start: int = 0, *, whole_log: bool = False, page: int = 1000, cosigned: bool = False
     ) -> Iterator[ProvenEntry]:
         """Entries from `start` on, each proven included under a checkpoint we checked.
 
@@ -274,21 +275,19 @@ class BrokerClient:
         page's checkpoint must carry the broker's signature and be consistent with those
         seen before, and each entry's proof must lead to its root, else
         `LogIntegrityError`. The log grows while it is read (each read is audited), so
-        the read ends at the size of the first page's checkpoint.
+        the read ends at the size of the first page's checkpoint. With `cosigned`, the
+        broker proves under the newest checkpoint witnesses cosigned if it covers `start`.
         """
         end = 0
         while True:
             reply: pb.AuditProvenReply = self.brokers.call(
                 "ReadAuditProven",
-                pb.AuditProvenRequest(start=start, limit=page, whole_log=whole_log, end=end),
+                pb.AuditProvenRequest(
+                    start=start, limit=page, whole_log=whole_log, end=end, cosigned=cosigned
+                ),
                 self.timeout_s,
             )
-            try:
-                checkpoint, _sigs = open_checkpoint(
-                    reply.checkpoint, [self.broker_note_verifier()], origin=self.log_origin
-                )
-            except (NoteError, ValueError) as exc:
-                raise LogIntegrityError(f"checkpoint refused: {exc}") from exc
+            checkpoint = self._open_checkpoint(reply.checkpoint)
             self.observe_checkpoint(reply.checkpoint, checkpoint)
             end = end or checkpoint.size
             for entry in reply.entries:
@@ -309,14 +308,31 @@ class BrokerClient:
         reply: pb.CheckpointReply = self.brokers.call(
             "GetCheckpoint", pb.CheckpointRequest(), self.timeout_s
         )
-        try:
-            checkpoint, _sigs = open_checkpoint(
-                reply.checkpoint, [self.broker_note_verifier()], origin=self.log_origin
-            )
-        except (NoteError, ValueError) as exc:
-            raise LogIntegrityError(f"checkpoint refused: {exc}") from exc
+        checkpoint = self._open_checkpoint(reply.checkpoint)
         self.observe_checkpoint(reply.checkpoint, checkpoint)
         return reply.checkpoint
+
+    def _open_checkpoint(self, note: str) -> Checkpoint:
+        """The broker's signature must verify, and so must every listed witness's line."""
+        try:
+            checkpoint, _sigs = open_checkpoint(
+                note, [self.broker_note_verifier()], origin=self.log_origin
+            )
+            self.cosigners(note)
+        except (NoteError, ValueError) as exc:
+            raise LogIntegrityError(f"checkpoint refused: {exc}") from exc
+        return checkpoint
+
+    def cosigners(self, note: str) -> list[Cosigner]:
+        """The members whose cosignature of `note` verifies under their directory key."""
+        return cosigners(note, witness_verifiers(self.directory()))
+
+    def submit_cosignature(self, note: str, line: str) -> int:
+        """Hand the broker our cosignature line of its checkpoint `note`; returns its size."""
+        reply: pb.CosignReply = self.brokers.call(
+            "AddCosignature", pb.CosignRequest(checkpoint=note, cosignature=line), self.timeout_s
+        )
+        return int(reply.size)
 
     def seen_checkpoints(self) -> list[StoredCheckpoint]:
         """Every checkpoint this node was shown, for whole-log verification."""

@@ -12,11 +12,22 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy.orm import Session
 
 from gateway import migrate
 from gateway.audit.checkpoint import parse_checkpoint
-from gateway.audit.log import AuditLog
+from gateway.audit.cosignature import CosignatureV1Verifier
+from gateway.audit.log import Append, AuditLog
 from gateway.audit.note import Ed25519Signer, parse_note
+from gateway.audit.store import CosignatureRow
+from gateway.audit.witnessed import (
+    CosignatureRefused,
+    check_cosignature,
+    newest_cosigned,
+    stored_note,
+    with_cosignatures,
+    witness_key_name,
+)
 from gateway.broker.audit_reading import read_entries
 from gateway.broker.core import Broker, BrokerRefusal, party
 from gateway.broker.delivery import NodeDialer
@@ -150,7 +161,7 @@ class BrokerServicer(rpc.BrokerServicer):
         entries = self.broker.audit.read(max(0, request.start), limit)
         return pb.AuditReadReply(
             entries=[pb.AuditEntry(index=i, leaf=leaf) for i, leaf in entries],
-            checkpoint=self.broker.audit.checkpoint(),
+            checkpoint=self._cosigned(self.broker.audit.checkpoint()),
         )
 
     def ReadAuditProven(
@@ -165,8 +176,13 @@ class BrokerServicer(rpc.BrokerServicer):
         kind = Kind.AUDIT_READ if request.whole_log else Kind.AUDIT_READ_OWN
         reader = self._authorise_audit_read(context, kind)
         audit = self.broker.audit
-        note = audit.checkpoint()
-        size = parse_checkpoint(parse_note(note).text).size
+        note = self._cosigned(audit.checkpoint())
+        if request.cosigned:
+            with audit.session() as session:
+                witnessed = newest_cosigned(session)
+            if witnessed is not None and _size(witnessed) > max(0, request.start):
+                note = witnessed
+        size = _size(note)
         end = min(size, request.end) if request.end > 0 else size
         rows, next_start = read_entries(
             audit,
@@ -201,7 +217,80 @@ class BrokerServicer(rpc.BrokerServicer):
         self, request: pb.CheckpointRequest, context: grpc.ServicerContext
     ) -> pb.CheckpointReply:
         """The latest signed checkpoint: a tree head only, no entries, for every member."""
-        return pb.CheckpointReply(checkpoint=self.broker.audit.checkpoint())
+        return pb.CheckpointReply(checkpoint=self._cosigned(self.broker.audit.checkpoint()))
+
+    def AddCosignature(
+        self, request: pb.CosignRequest, context: grpc.ServicerContext
+    ) -> pb.CosignReply:
+        """Keep a witness's cosignature of a checkpoint this broker signed.
+
+        The policy decides who may witness (WITNESS_COSIGN); the cosignature must verify
+        under the caller's key in the signed directory, for the exact text of a stored
+        checkpoint. Every call is audited; the row is stored with its audit entry.
+        """
+        directory = self.directory.current()
+        witness = directory.get(current_peer() or "")
+        broker = directory.get(self.broker.node_id)
+        if witness is None or broker is None or not witness.active:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "policy: unknown witness")
+        decision = self.broker.policy.decide(
+            PolicyRequest(
+                sender=party(witness),
+                recipient=party(broker),
+                kind=Kind.WITNESS_COSIGN,
+                context=_empty_context(),
+            )
+        )
+        entry: dict[str, object] = {
+            "type": "witness-cosign",
+            "kind": Kind.WITNESS_COSIGN.value,
+            "at_ms": now_ms(),
+            "sender": witness.node_id,
+            "decision": "ALLOW" if decision.allowed else "DENY",
+            "policy_ids": list(decision.policy_ids),
+            "policy_set": decision.policy_set_hash,
+        }
+        audit = self.broker.audit
+        if not decision.allowed:
+            audit.run(lambda _session, append: append(entry))
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"policy: {decision.reason}")
+        verifier = CosignatureV1Verifier(
+            witness_key_name(directory.consortium, witness.node_id), witness.sign_key
+        )
+        try:
+            with audit.session() as session:
+                witnessed = check_cosignature(
+                    lambda size: stored_note(session, size),
+                    request.checkpoint,
+                    request.cosignature,
+                    verifier,
+                )
+        except CosignatureRefused as refused:
+            entry["outcome"] = "refused"
+            audit.run(lambda _session, append: append(entry))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(refused))
+        size = witnessed.checkpoint.size
+        entry.update(outcome="stored", size=size)
+
+        def store(session: Session, append: Append) -> None:
+            if session.get(CosignatureRow, (size, witness.node_id)) is None:
+                append.row(
+                    CosignatureRow,
+                    size=size,
+                    witness=witness.node_id,
+                    line=witnessed.line,
+                    cosigned_at=witnessed.cosigned_at,
+                    at_ms=entry["at_ms"],
+                )
+            append(entry)
+
+        audit.run(store)
+        return pb.CosignReply(size=size)
+
+    def _cosigned(self, note: str) -> str:
+        """The log's note with the cosignatures stored for exactly that checkpoint."""
+        with self.broker.audit.session() as session:
+            return with_cosignatures(session, note)
 
     def _authorise_audit_read(self, context: grpc.ServicerContext, kind: Kind) -> str:
         """Decide and log a read of the audit log; returns the reader's node id."""
@@ -231,6 +320,10 @@ class BrokerServicer(rpc.BrokerServicer):
         if not decision.allowed:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"policy: {decision.reason}")
         return reader.node_id
+
+
+def _size(note: str) -> int:
+    return parse_checkpoint(parse_note(note).text).size
 
 
 def _empty_context() -> dict[str, str | int | bool]:

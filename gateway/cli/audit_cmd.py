@@ -449,15 +449,71 @@ def prove(
 
 
 @app.command("witness")
-def witness(config: Path = typer.Option(..., help="This node's TOML file.")) -> None:
-    """Cosign the broker's latest checkpoint after checking it against those seen before."""
-    from nodes.runtime import open_node
-    from nodes.witness import cosign_latest
+def witness(
+    config: Path = typer.Option(..., help="This node's TOML file."),
+    submit: bool = typer.Option(
+        False, "--submit", help="Hand the cosignature to the broker, which serves it from then on."
+    ),
+    every: float | None = typer.Option(
+        None,
+        "--every",
+        help="Keep witnessing: submit a cosignature every S seconds (implies --submit).",
+    ),
+) -> None:
+    """Cosign the broker's latest checkpoint after checking it against those seen before.
 
+    Without --submit the cosigned checkpoint is printed; with it (or --every) the broker
+    stores the cosignature and serves it with that checkpoint.
+    """
+    from nodes.runtime import open_node
+    from nodes.witness import cosign_latest, submit_latest
+
+    if every is not None and not every > 0:
+        fail("--every must be a positive number of seconds")
     ctx = open_node(node_config(config))
     try:
-        with remote_errors():
-            cosigned = cosign_latest(ctx.client)
+        if every is None:
+            with remote_errors():
+                if submit:
+                    size = submit_latest(ctx.client)
+                else:
+                    sys.stdout.write(cosign_latest(ctx.client))
+            if submit:
+                print(f"cosigned checkpoint of size {size}")
+            return
+        _witness_every(ctx.client, every)
     finally:
         ctx.client.close()
-    sys.stdout.write(cosigned)
+
+
+_RETRIED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def _witness_every(client: Any, every: float) -> None:
+    """Submit a cosignature every `every` seconds until interrupted.
+
+    An unreachable broker is retried next round; a refusal or a log that does not
+    extend what this node saw stops the loop with one `error:` line.
+    """
+    import time
+
+    from nodes.witness import submit_latest
+
+    try:
+        while True:
+            with remote_errors():
+                try:
+                    size = submit_latest(client)
+                except grpc.RpcError as exc:
+                    if exc.code() not in _RETRIED:
+                        raise
+                    print(
+                        f"warning: {describe_rpc(exc)}; retrying in {every:g} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                else:
+                    print(f"cosigned checkpoint of size {size}", flush=True)
+            time.sleep(every)
+    except KeyboardInterrupt:
+        return

@@ -41,6 +41,7 @@ MESSAGE_KINDS: Final = (
     "FLAGGED_NUMBERS",
     "AUDIT_READ",
     "AUDIT_READ_OWN",
+    "WITNESS_COSIGN",
 )
 """Every message kind; each is a Cedar action ``Gateway::Action::"<KIND>"``."""
 

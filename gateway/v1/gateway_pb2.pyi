@@ -177,16 +177,18 @@ class AuditReadReply(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., checkpoint: _Optional[str] = ...) -> None: ...
 
 class AuditProvenRequest(_message.Message):
-    __slots__ = ("start", "limit", "whole_log", "end")
+    __slots__ = ("start", "limit", "whole_log", "end", "cosigned")
     START_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     WHOLE_LOG_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
+    COSIGNED_FIELD_NUMBER: _ClassVar[int]
     start: int
     limit: int
     whole_log: bool
     end: int
-    def __init__(self, start: _Optional[int] = ..., limit: _Optional[int] = ..., whole_log: _Optional[bool] = ..., end: _Optional[int] = ...) -> None: ...
+    cosigned: bool
+    def __init__(self, start: _Optional[int] = ..., limit: _Optional[int] = ..., whole_log: _Optional[bool] = ..., end: _Optional[int] = ..., cosigned: _Optional[bool] = ...) -> None: ...
 
 class ProvenEntry(_message.Message):
     __slots__ = ("index", "leaf", "proof")
@@ -227,6 +229,20 @@ class ConsistencyReply(_message.Message):
 class CheckpointRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class CosignRequest(_message.Message):
+    __slots__ = ("checkpoint", "cosignature")
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    COSIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: str
+    cosignature: str
+    def __init__(self, checkpoint: _Optional[str] = ..., cosignature: _Optional[str] = ...) -> None: ...
+
+class CosignReply(_message.Message):
+    __slots__ = ("size",)
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    def __init__(self, size: _Optional[int] = ...) -> None: ...
 
 class CheckpointReply(_message.Message):
     __slots__ = ("checkpoint",)

@@ -71,6 +71,11 @@ class BrokerStub:
                 request_serializer=gateway_dot_v1_dot_gateway__pb2.CheckpointRequest.SerializeToString,
                 response_deserializer=gateway_dot_v1_dot_gateway__pb2.CheckpointReply.FromString,
                 _registered_method=True)
+        self.AddCosignature = channel.unary_unary(
+                '/gateway.v1.Broker/AddCosignature',
+                request_serializer=gateway_dot_v1_dot_gateway__pb2.CosignRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_gateway__pb2.CosignReply.FromString,
+                _registered_method=True)
 
 
 class BrokerServicer:
@@ -120,6 +125,12 @@ class BrokerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddCosignature(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BrokerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +168,11 @@ def add_BrokerServicer_to_server(servicer, server):
                     servicer.GetCheckpoint,
                     request_deserializer=gateway_dot_v1_dot_gateway__pb2.CheckpointRequest.FromString,
                     response_serializer=gateway_dot_v1_dot_gateway__pb2.CheckpointReply.SerializeToString,
+            ),
+            'AddCosignature': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCosignature,
+                    request_deserializer=gateway_dot_v1_dot_gateway__pb2.CosignRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_gateway__pb2.CosignReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -350,6 +366,33 @@ class Broker:
             '/gateway.v1.Broker/GetCheckpoint',
             gateway_dot_v1_dot_gateway__pb2.CheckpointRequest.SerializeToString,
             gateway_dot_v1_dot_gateway__pb2.CheckpointReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCosignature(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.Broker/AddCosignature',
+            gateway_dot_v1_dot_gateway__pb2.CosignRequest.SerializeToString,
+            gateway_dot_v1_dot_gateway__pb2.CosignReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -73,6 +73,8 @@ ALLOWED = [
     Row("bank reads its own audit entries", BANK_A, BROKER_NODE, "AUDIT_READ_OWN", bare(), True, ("member-audit-read-own",)),
     Row("police read their own audit entries", POLICE, BROKER_NODE, "AUDIT_READ_OWN", bare(), True, ("member-audit-read-own",)),
     Row("carrier reads its own audit entries", CARRIER, BROKER_NODE, "AUDIT_READ_OWN", bare(), True, ("member-audit-read-own",)),
+    Row("regulator cosigns a checkpoint", REGULATOR, BROKER_NODE, "WITNESS_COSIGN", bare(), True, ("members-witness-cosign",)),
+    Row("bank cosigns a checkpoint", BANK_A, BROKER_NODE, "WITNESS_COSIGN", bare(), True, ("members-witness-cosign",)),
     Row("police pings bank", POLICE, BANK_A, "PING", bare(), True, ("members-ping",)),
     Row("police ping at the hourly quota", POLICE, BANK_A, "PING", bare(sender_kind_last_hour=36000), True, ("members-ping",)),
     Row("bank pings carrier", BANK_A, CARRIER, "PING", bare(), True, ("members-ping",)),
@@ -155,6 +157,7 @@ DENIED = [
     Row("bank reads the audit log", BANK_A, BROKER_NODE, "AUDIT_READ", bare(), False),
     Row("regulator asks for its own entries only", REGULATOR, BROKER_NODE, "AUDIT_READ_OWN", bare(), False, ("forbid-regulator-sends-other-than-audit-read-or-ping",)),
     Row("bank reads its own entries at another bank", BANK_A, BANK_B, "AUDIT_READ_OWN", bare(), False),
+    Row("police ask a bank to cosign", POLICE, BANK_A, "WITNESS_COSIGN", bare(), False),
     Row("police query the broker", POLICE, BROKER_NODE, "MATCH_QUERY", case(batch_size=5), False, ("forbid-broker-addressed-other-than-audit-read",)),
     # membership
     Row("police ping themselves", POLICE, POLICE, "PING", bare(), False, ("forbid-self-addressed",)),

@@ -401,6 +401,7 @@ PAIRS: dict[str, frozenset[tuple[str, str]]] = {
     "RESTORE_NUMBER": frozenset({("police", "carrier")}),
     "AUDIT_READ": frozenset({("regulator", "broker")}),
     "AUDIT_READ_OWN": frozenset({("police", "broker"), ("bank", "broker"), ("carrier", "broker")}),
+    "WITNESS_COSIGN": frozenset((r, "broker") for r in MEMBER_ROLES),
 }
 """Which (sender role, recipient role) pairs may carry each kind, read off the rules."""
 HOURS = {
