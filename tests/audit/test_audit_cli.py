@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -188,6 +190,57 @@ def test_a_node_cosigns_the_checkpoint_as_a_witness(net: Consortium) -> None:
     impostor = CosignatureV1Verifier(f"{net.name}/witness/bank-a", police.sign_key)
     with pytest.raises(NoteError):
         open_note(result.stdout, [impostor])
+
+
+def test_a_witness_submits_its_cosignature_and_the_broker_serves_it(net: Consortium) -> None:
+    config = str(net.config_path("bank-a"))
+    result = runner.invoke(app, ["audit", "witness", "--submit", "--config", config])
+    assert result.exit_code == 0, result.output
+    size = int(result.stdout.strip().removeprefix("cosigned checkpoint of size "))
+    regulator = client(net, "regulator-1")
+    try:
+        entries = regulator.client.read_audit_proven(0, whole_log=True, page=1, cosigned=True)
+        note = next(iter(entries)).checkpoint
+    finally:
+        regulator.client.close()
+    bank = net.pki.directory().get("bank-a")
+    assert bank is not None
+    witness_key = CosignatureV1Verifier(f"{net.name}/witness/bank-a", bank.sign_key)
+    text, [signature] = open_note(note, [witness_key])
+    assert parse_checkpoint(text).size == size and signature.name == witness_key.name
+
+
+@pytest.mark.parametrize("every", ["0", "-1", "nan"])
+def test_witness_every_needs_a_positive_period(net: Consortium, every: str) -> None:
+    config = str(net.config_path("bank-a"))
+    result = runner.invoke(app, ["audit", "witness", "--every", every, "--config", config])
+    assert result.exit_code != 0
+    assert result.output.startswith("error: --every must be a positive number of seconds")
+
+
+def test_witness_every_keeps_cosigning(net: Consortium) -> None:
+    """The daemon mode, as its own process: two rounds cosigned, then stopped."""
+    config = str(net.config_path("regulator-1"))
+    argv = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "audit",
+        "witness",
+        "--every",
+        "0.2",
+        "--config",
+        config,
+    ]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            lines = [proc.stdout.readline() for _ in range(2)]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    sizes = [int(line.strip().removeprefix("cosigned checkpoint of size ")) for line in lines]
+    assert sizes[0] < sizes[1], "each round's own audit entry grows the log"
 
 
 # -- coverage, rollback and fork, offline and live ------------------------------------
