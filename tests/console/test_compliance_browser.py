@@ -17,17 +17,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.audit.cosignature import CosignatureV1Signer, cosign_checkpoint
 from gateway.audit.source import ProvenEntry
 from gateway.console.server import ConsoleServer
 from gateway.localnet import Consortium
 from gateway.pki.directory import SignedDirectoryBlob
 from nodes.runtime import NodeContext
+from nodes.witness import cosign_note
 from tests.console.compliance_net import compliance_net, whole_log
 from tests.console.conftest import check_accessible, make_staff, shoot
 from tests.console.test_browser import log_in, visit
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +42,8 @@ class Lying:
     def __init__(self, client: Any, bundle: Any) -> None:
         self.client, self.bundle, self.mode = client, bundle, "honest"
         self.forged_key = Ed25519PrivateKey.generate()
+        self.consortium: str = bundle.consortium()
+        self.signing: Ed25519PrivateKey = client.keys.signing
 
 
 class LyingClient:
@@ -54,7 +60,22 @@ class LyingClient:
                 entry = dataclasses.replace(entry, hashes=(first, *entry.hashes[1:]))
             elif self._lie.mode == "entry":
                 entry = dataclasses.replace(entry, leaf=entry.leaf.replace(b'"C-A"', b'"C-X"'))
+            elif self._lie.mode == "cosignature":
+                entry = dataclasses.replace(
+                    entry, checkpoint=entry.checkpoint + self._forged(entry)
+                )
             yield entry
+
+    def _forged(self, entry: ProvenEntry) -> str:
+        """bank-a's witness line with one bit of its signature flipped."""
+        signer = CosignatureV1Signer(f"{self._lie.consortium}/witness/bank-a", self._lie.signing)
+        line = cosign_checkpoint(
+            entry.checkpoint, signer, [self._lie.client.broker_note_verifier()]
+        )
+        name, blob = line.removeprefix("— ").rstrip("\n").split(" ")
+        raw = bytearray(base64.b64decode(blob))
+        raw[-1] ^= 1
+        return f"— {name} {base64.b64encode(bytes(raw)).decode()}\n"
 
     def signed_directory(self) -> SignedDirectoryBlob:
         blob: SignedDirectoryBlob = self._lie.client.signed_directory()
@@ -90,6 +111,17 @@ class Net:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     with compliance_net(tmp_path_factory.mktemp("compliance-browser")) as (c, ctx):
+        # Two witnesses cosign one checkpoint: reading it appends nothing, but the broker's
+        # own work (a delivery, say) may, so read until both saw the same one.
+        notes: dict[str, str] = {}
+
+        def same_checkpoint() -> bool:
+            notes.update({w: ctx[w].client.latest_checkpoint() for w in ("bank-b", "regulator-1")})
+            return len(set(notes.values())) == 1
+
+        wait_for(same_checkpoint, timeout=30)
+        for witness, note in notes.items():
+            ctx[witness].client.submit_cosignature(note, cosign_note(ctx[witness].client, note))
         real = ctx["bank-a"]
         lie = Lying(real.client, real.bundle)
         lying_ctx = NodeContext(real.config, real.engine, LyingClient(lie))  # type: ignore[arg-type]
@@ -167,6 +199,30 @@ def test_the_auditor_s_browser_verifies_an_entry(net: Net, context: Any) -> None
     assert verdict(page) == "verified"
 
 
+def test_the_entry_page_names_the_cosigners_the_browser_verified(net: Net, context: Any) -> None:
+    bank = net.ctx["bank-a"].client
+    # A cosignature under a key the directory does not list for bank-a: the broker refuses it.
+    note = bank.latest_checkpoint()
+    impostor = CosignatureV1Signer.generate(f"{net.consortium.name}/witness/bank-a")
+    line = cosign_checkpoint(note, impostor, [bank.broker_note_verifier()])
+    with pytest.raises(grpc.RpcError) as info:
+        bank.submit_cosignature(note, line)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    page = logged_in(context, net.ctx["bank-a"], net.bank.url)
+    index = first_entry(page, net.bank.url, "C-A")
+    visit(page, f"{net.bank.url}/compliance/entry/{index}", "compliance-entry-cosigned")
+    if verdict(page) == "unconfirmed":
+        page.click("#confirm-key")
+    page.wait_for_selector("#verdict[data-state=verified]", timeout=15_000)
+    shown = page.inner_text("#cosigners")
+    assert "bank-b (Bank B, " in shown and "regulator-1 (Regulator, " in shown
+    assert "bank-a" not in shown
+    served = page.inner_text("#served-cosigners")
+    assert "bank-b (Bank B, " in served and "regulator-1 (Regulator, " in served
+    check_accessible(page)
+
+
 def test_the_regulator_s_dashboard_and_search(net: Net, context: Any) -> None:
     page = logged_in(context, net.ctx["regulator-1"], net.regulator.url, language="zh_CN")
     visit(page, f"{net.regulator.url}/compliance", "compliance-search-regulator")
@@ -179,7 +235,7 @@ def test_the_regulator_s_dashboard_and_search(net: Net, context: Any) -> None:
     assert href == "/compliance/export.csv?case=C-B"
 
 
-@pytest.mark.parametrize("mode", ["proof", "entry"])
+@pytest.mark.parametrize("mode", ["proof", "entry", "cosignature"])
 def test_a_compromised_node_cannot_show_verified(net: Net, context: Any, mode: str) -> None:
     page = logged_in(context, net.ctx["bank-a"], net.compromised.url)
     index = first_entry(page, net.compromised.url, "C-A")

@@ -287,7 +287,7 @@ def test_a_witness_cosignature_is_verified_and_named(page: Any, log: Log) -> Non
     cosigned = replace_checkpoint(proof, proof.checkpoint.decode() + line)
     [result] = verify(page, [log.case(1, cosigned)])
     assert result["ok"], result["error"]
-    assert result["cosigners"] == [{"nodeId": "bank-a", "time": 1_750_000_000}]
+    assert result["cosigners"] == [{"nodeId": "bank-a", "agency": "bank", "time": 1_750_000_000}]
 
 
 def replace_checkpoint(proof: TlogProof, note: str) -> str:

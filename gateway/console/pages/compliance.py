@@ -23,7 +23,13 @@ from gateway.audit.note import parse_note
 from gateway.cli.errors import describe_rpc
 from gateway.console.compliance import charts, dashboard, search
 from gateway.console.compliance.charts import MET, MISSED, OPEN
-from gateway.console.compliance.reading import Logged, read_entry, read_log, reads_whole_log
+from gateway.console.compliance.reading import (
+    Logged,
+    cosigners_of,
+    read_entry,
+    read_log,
+    reads_whole_log,
+)
 from gateway.console.compliance.status import log_status
 from gateway.console.formatting import action_name
 from gateway.console.framework import NavItem, Page, page
@@ -207,6 +213,7 @@ def entry(page: Page) -> Response:
         logged=logged,
         fields=sorted(logged.entry.items()),
         checkpoint=checkpoint,
+        cosigners=cosigners_of(client, logged.proven.checkpoint),
         proof_text=logged.proven.tlog_proof(),
         proof_data=json.dumps(proof_data, ensure_ascii=False),
     )

@@ -45,7 +45,7 @@ function render(out, data, result, fingerprint, pin) {
     checks.append(el("li", { "data-ok": String(c.ok) }, (c.ok ? "✓ " : "✗ ") + (t[c.what] || c.what) + ": " + c.detail));
   }
   const cosigners = result.cosigners.length
-    ? el("p", { id: "cosigners" }, t.cosigned_by + ": " + result.cosigners.map((c) => `${c.nodeId} (${new Date(c.time * 1000).toISOString()})`).join(", "))
+    ? el("p", { id: "cosigners" }, t.cosigned_by + ": " + result.cosigners.map((c) => `${c.nodeId} (${c.agency}, ${new Date(c.time * 1000).toISOString()})`).join(", "))
     : el("p", { id: "cosigners", class: "muted" }, t.no_cosigners);
   const key = el("p", {}, (confirmed ? t.confirmed_on : t.compare) + " ", el("span", { class: "fingerprint", id: "fingerprint" }, fingerprint));
   out.replaceChildren(verdict, checks, cosigners, key);

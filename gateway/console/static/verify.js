@@ -417,7 +417,7 @@ export async function logKeys(directory, brokerId) {
   for (const m of directory.members) {
     if (m.role === "broker" || (m.status ?? "active") !== "active") continue;
     const v = await cosignatureVerifier(`${directory.consortium}/witness/${m.node_id}`, memberKey(m));
-    witnesses.push({ ...v, nodeId: m.node_id });
+    witnesses.push({ ...v, nodeId: m.node_id, agency: String(m.agency ?? "") });
   }
   return { origin, log, witnesses };
 }
@@ -468,7 +468,7 @@ export async function verifyEntry(input) {
       for (const s of opened.verified) {
         if (s.verifier.kind !== "witness") continue;
         const t = new DataView(s.signature.buffer, s.signature.byteOffset).getBigUint64(0, false);
-        result.cosigners.push({ nodeId: s.verifier.nodeId, time: Number(t) });
+        result.cosigners.push({ nodeId: s.verifier.nodeId, agency: s.verifier.agency, time: Number(t) });
       }
       result.size = checkpoint.size.toString();
       result.root = toHex(checkpoint.root);
