@@ -157,7 +157,7 @@ def test_the_regulator_reads_the_whole_log_with_proofs(net: Consortium) -> None:
     assert {"C-A", "C-B", "C-B2"} <= cases
 
 
-@pytest.mark.parametrize("kind", ["AUDIT_READ_OWN", "AUDIT_READ"])
+@pytest.mark.parametrize("kind", ["AUDIT_READ_OWN", "AUDIT_READ", "WITNESS_COSIGN"])
 def test_an_audit_read_sent_as_a_message_is_refused_and_stores_nothing(
     net: Consortium, bank_a: NodeContext, kind: str
 ) -> None:
