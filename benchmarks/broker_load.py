@@ -25,10 +25,12 @@ over them), and the two columns are printed side by side with their ratio:
     python -m benchmarks.broker_load --brokers 2 [--messages N] [--repeat R]
 
 The machine's speed drifts by a third within minutes, so to judge a change compare it
-with another checkout in interleaved pairs of short runs (the order alternating), by the
-median of the per-pair ratios:
+with another version in interleaved pairs of short runs (the order alternating), by the
+median of the per-pair ratios of throughput and of the broker's CPU per round trip. The
+other version is a checkout's directory or a git ref, which is checked out into a scratch
+worktree for the run and removed after it:
 
-    python -m benchmarks.broker_load --against /path/to/other/checkout [--pairs 8] [--sqlite]
+    python -m benchmarks.broker_load --against main [--pairs 8] [--sqlite]
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -289,35 +291,81 @@ else:
 """
 
 
-def compare(against: Path, pairs: int, postgres: str, messages: int, clients: int) -> None:
-    """Throughput of this checkout against the one at `against`, in interleaved pairs."""
+@contextmanager
+def checkout(against: str) -> Iterator[Path]:
+    """`against` as a directory: itself if it is one, else a scratch worktree of that git ref."""
+    if Path(against).is_dir():
+        yield Path(against).resolve()
+        return
     here = Path(__file__).resolve().parent.parent
-    trees = {"this": here, "other": against.resolve()}
-    code = _PAIR_RUN.format(postgres=postgres, messages=messages, clients=clients)
-    rates: dict[str, list[float]] = {name: [] for name in trees}
-    for pair in range(pairs):
-        for name in sorted(trees, reverse=pair % 2 == 1):
-            out = subprocess.run(
-                [sys.executable, "-c", code],
-                cwd=trees[name],
-                env={**os.environ, "PYTHONPATH": str(trees[name])},
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            found = re.search(r"median\s+(\d+)", out)
-            if found is None:
-                raise RuntimeError(f"no throughput figure from the {name} checkout")
-            rates[name].append(2 * float(found[1]))
-        print(
-            f"pair {pair + 1}: this {rates['this'][-1]:.0f}, other {rates['other'][-1]:.0f} msg/s"
+    with tempfile.TemporaryDirectory() as folder:
+        tree = Path(folder) / "against"
+        git = ["git", "-C", str(here), "worktree"]
+        subprocess.run(
+            [*git, "add", "--detach", str(tree), against], check=True, capture_output=True
         )
-    ratios = [a / b for a, b in zip(rates["this"], rates["other"], strict=True)]
+        try:
+            yield tree
+        finally:
+            subprocess.run([*git, "remove", "--force", str(tree)], check=False, capture_output=True)
+
+
+@dataclass
+class PairFigures:
+    """One short run's throughput and broker CPU per round trip."""
+
+    msg_s: float
+    broker_cpu_ms: float
+
+
+def short_run(tree: Path, code: str) -> PairFigures:
+    """One short run of the code in `tree`, in a process of its own."""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate = re.search(r"median\s+(\d+)", out)
+    cpu = re.search(r"broker (\d+\.\d+)", out)
+    if rate is None or cpu is None:
+        raise RuntimeError(f"no figures from the checkout at {tree}")
+    return PairFigures(2 * float(rate[1]), float(cpu[1]))
+
+
+def compare(against: str, pairs: int, postgres: str, messages: int, clients: int) -> None:
+    """This checkout against the version `against`, in interleaved pairs of short runs."""
+    code = _PAIR_RUN.format(postgres=postgres, messages=messages, clients=clients)
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores); {machine.describe()}")
+    with checkout(against) as other:
+        trees = {"this": Path(__file__).resolve().parent.parent, "other": other}
+        runs: dict[str, list[PairFigures]] = {name: [] for name in trees}
+        for pair in range(pairs):
+            for name in sorted(trees, reverse=pair % 2 == 1):
+                runs[name].append(short_run(trees[name], code))
+            this, that = runs["this"][-1], runs["other"][-1]
+            print(
+                f"pair {pair + 1}: msg/s this {this.msg_s:.0f}, other {that.msg_s:.0f}; "
+                f"broker CPU ms per round trip this {this.broker_cpu_ms:.2f}, "
+                f"other {that.broker_cpu_ms:.2f}"
+            )
+
+    def medians(pick: Callable[[PairFigures], float]) -> tuple[float, float, float]:
+        mine, theirs = [pick(r) for r in runs["this"]], [pick(r) for r in runs["other"]]
+        ratios = [a / b for a, b in zip(mine, theirs, strict=True)]
+        return statistics.median(mine), statistics.median(theirs), statistics.median(ratios)
+
+    store = "PostgreSQL" if postgres else "SQLite"
+    rate, cpu = medians(lambda r: r.msg_s), medians(lambda r: r.broker_cpu_ms)
     print(
-        f"{'PostgreSQL' if postgres else 'SQLite'}, {pairs} pairs of {messages} round trips: "
-        f"median this {statistics.median(rates['this']):.0f}, "
-        f"other {statistics.median(rates['other']):.0f} msg/s; "
-        f"median ratio this/other {statistics.median(ratios):.2f}"
+        f"{store}, {pairs} pairs of {messages} round trips against {against}:\n"
+        f"  msg/s, median: this {rate[0]:.0f}, other {rate[1]:.0f}; "
+        f"median ratio this/other {rate[2]:.2f}\n"
+        f"  broker CPU ms per round trip, median: this {cpu[0]:.2f}, other {cpu[1]:.2f}; "
+        f"median ratio this/other {cpu[2]:.2f}\n"
+        f"load average at end: {os.getloadavg()[0]:.2f}"
     )
 
 
@@ -327,7 +375,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8, help="concurrent Submit calls")
-    parser.add_argument("--against", type=Path, help="another checkout to compare with")
+    parser.add_argument(
+        "--against", help="a git ref or another checkout's directory to compare with"
+    )
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--sqlite", action="store_true", help="compare on SQLite")
     parser.add_argument(

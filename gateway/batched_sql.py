@@ -4,7 +4,9 @@ A group commit writes a handful of rows to four or five tables and must do it in
 round trips and as little Python as possible. SQLAlchemy Core's `insert()` compiles and
 processes every row and, for a single row on PostgreSQL, asks for the new primary key
 back; here the statement is built once per (table, columns), every row is passed straight
-to the driver's `executemany`, and on PostgreSQL the inserts and the commit travel as one
+to the driver's `executemany` on the connection's own DBAPI connection (SQLAlchemy's
+execution layer alone cost seven times the statement: 9 against 1.2 us for a one-row
+insert on SQLite), and on PostgreSQL the inserts and the commit travel as one
 batch (psycopg's pipeline mode), so a group costs one round trip instead of one per table.
 
 Only plain columns are written this way (strings, integers, bytes): no type on these tables
@@ -22,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -31,18 +34,51 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     """
     if not rows:
         return
-    defaults, computed = _defaults(table)
-    named: set[str] = set().union(*rows)
-    unknown = sorted(named.difference(table.c.keys()))
-    if unknown:
-        raise ValueError(f"{table.name}: no column named {', '.join(unknown)}")
+    _, computed = _defaults(table)
+    named = frozenset().union(*rows)
     left_out = sorted(c for c in computed if any(c not in row for row in rows))
     if left_out:
         raise ValueError(f"{table.name}: {', '.join(left_out)} must be given (computed default)")
+    sql, base = _statement(connection.dialect, table, named)
+    _execute_many(connection, sql, [{**base, **row} for row in rows])
+
+
+@lru_cache(maxsize=256)
+def _statement(dialect: Dialect, table: Table, named: frozenset[str]) -> tuple[str, dict[str, Any]]:
+    """The INSERT for rows naming the columns `named`, and the values of those left out."""
+    unknown = sorted(named.difference(table.c.keys()))
+    if unknown:
+        raise ValueError(f"{table.name}: no column named {', '.join(unknown)}")
+    defaults, _ = _defaults(table)
     columns = tuple(sorted(named.union(defaults)))
-    base = {**dict.fromkeys(columns), **defaults}
-    full = [{**base, **row} for row in rows]
-    connection.exec_driver_sql(_insert_sql(connection.dialect, table, columns), full)
+    return _insert_sql(dialect, table, columns), {**dict.fromkeys(columns), **defaults}
+
+
+def _execute_many(connection: Connection, sql: str, rows: list[dict[str, Any]]) -> None:
+    """The driver's `executemany`, its errors raised as SQLAlchemy's own (an
+    `IntegrityError` for a duplicate key), as `exec_driver_sql` would; a connection the
+    database dropped is invalidated, never reused."""
+    dialect = connection.dialect
+    dbapi_connection: Any = connection.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    except dialect.loaded_dbapi.Error as exc:
+        dropped = dialect.is_disconnect(exc, dbapi_connection, cursor)
+        if dropped:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            sql,
+            rows,
+            exc,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=dropped,
+            dialect=dialect,
+            ismulti=True,
+        ) from exc
+    finally:
+        cursor.close()
 
 
 @contextmanager
