@@ -8,6 +8,8 @@ test spread their calls over them and fail over when one is down.
 from __future__ import annotations
 
 import json
+import os
+import random
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -23,6 +25,7 @@ from gateway.audit.store import AuditEntryRow
 from gateway.db import make_engine
 from gateway.localnet import Consortium, Processes, gateway_command, processes
 from gateway.resources import POLICIES
+from gateway.synthetic import domestic_account_number
 from nodes.actions.holds import HoldRow
 from nodes.actions.police import ActionRequestRow, issue_action
 from nodes.journal import InboundRow
@@ -32,6 +35,11 @@ from tests.consortium import client
 from tests.postgres import fresh_schema
 
 BALANCE = 10**12
+ACCOUNTS = [
+    domestic_account_number(random.Random(f"ha:{i}"))
+    for i in range(int(os.environ.get("GATEWAY_HA_BURST", "1000")))
+]
+"""An account may be stopped twice (issue 13): each request of a burst stops its own."""
 QUOTAS = (
     ("context.sender_kind_last_hour > 100 }", "context.sender_kind_last_hour > 1000000 }"),
     ("context.sender_actions_last_hour > 200 }", "context.sender_actions_last_hour > 1000000 }"),
@@ -69,7 +77,7 @@ def cluster(root: Path, **settings: str | int | float) -> Iterator[Cluster]:
     with fresh_schema() as url:
         c = Consortium.create(root, database_urls={"broker": url})
         c.add_brokers(2)
-        seed_accounts(c, "bank-a", {ACCOUNT: BALANCE})
+        seed_accounts(c, "bank-a", {ACCOUNT: BALANCE} | dict.fromkeys(ACCOUNTS, BALANCE))
         settings = {"policy": str(burst_policy(root)), **settings}
         configs = [c.broker_config_file(i, **settings) for i in (0, 1)]
         with processes(c) as procs:
@@ -95,7 +103,14 @@ class Burst:
     def run(self, police: NodeContext, count: int, threads: int = 8) -> None:
         def one(i: int) -> None:
             try:
-                result = issue_action(police, spec(case_ref=f"C-HA-{i % 20}", amount_minor=100))
+                result = issue_action(
+                    police,
+                    spec(
+                        case_ref=f"C-HA-{i % 20}",
+                        amount_minor=100,
+                        identifier=ACCOUNTS[i % len(ACCOUNTS)],
+                    ),
+                )
             except Exception as exc:  # counted and shown by the test
                 with self.lock:
                     self.failed.append(f"{type(exc).__name__}: {exc}")
