@@ -16,6 +16,16 @@ app = typer.Typer(no_args_is_help=True, help="Consortium CA, node keys and the s
 PKI_DIR = typer.Option(Path("var/pki"), "--dir", help="The consortium's PKI folder.")
 
 
+def _folder(pki_dir: Path) -> PkiFolder:
+    """The PKI folder, its keys encrypted under the passphrase the environment names."""
+    from gateway.pki.key_files import KeyFileError, passphrase_from_env
+
+    try:
+        return PkiFolder(pki_dir, key_passphrase=passphrase_from_env())
+    except KeyFileError as exc:
+        fail(str(exc))
+
+
 def oprf_key_pair() -> tuple[bytes, bytes]:
     """A fresh RFC 9497 key pair for a responder."""
     from gateway.crypto.oprf import generate_key_pair
@@ -30,7 +40,7 @@ def init(
 ) -> None:
     """Create the consortium CA, the directory signing key and an empty directory."""
     try:
-        PkiFolder(pki_dir).init(consortium)
+        _folder(pki_dir).init(consortium)
     except PkiError as exc:
         fail(str(exc))
     console.print(f"consortium [bold]{consortium}[/] created in {pki_dir}")
@@ -49,7 +59,7 @@ def issue(
     A member already listed is refused: re-key it with `gateway pki rotate`.
     """
     try:
-        bundle = PkiFolder(pki_dir).issue(
+        bundle = _folder(pki_dir).issue(
             node, role, agency=agency, endpoint=endpoint, oprf_key_factory=oprf_key_pair
         )
     except (PkiError, DirectoryError) as exc:
@@ -71,7 +81,7 @@ def endpoints(
     list each one's address here, and nodes spread their calls over all of them.
     """
     try:
-        member = PkiFolder(pki_dir).set_endpoints(node, endpoint)
+        member = _folder(pki_dir).set_endpoints(node, endpoint)
     except (PkiError, DirectoryError) as exc:
         fail(str(exc))
     console.print(f"[bold]{node}[/] serves at {', '.join(member.endpoints)}")
@@ -81,7 +91,7 @@ def endpoints(
 def revoke(node: str = typer.Option(...), pki_dir: Path = PKI_DIR) -> None:
     """Revoke a member: its certificate and keys are refused once the directory updates."""
     try:
-        PkiFolder(pki_dir).revoke(node)
+        _folder(pki_dir).revoke(node)
     except (PkiError, DirectoryError) as exc:
         fail(str(exc))
     console.print(f"revoked [bold]{node}[/]")
@@ -102,7 +112,7 @@ def rotate(
     restarts (and a responder whose OPRF key changed rebuilds its index).
     """
     try:
-        done = PkiFolder(pki_dir).rotate(
+        done = _folder(pki_dir).rotate(
             node,
             signing=signing,
             sealing=sealing,
@@ -140,6 +150,39 @@ def next_steps(done: Rotation) -> list[tuple[str, str]]:
     return steps
 
 
+@app.command("protect-keys")
+def protect_keys(
+    folder: Path = typer.Option(
+        ..., "--dir", help="A PKI folder or a node's bundle whose key files to encrypt."
+    ),
+) -> None:
+    """Encrypt plain signing and CA key files in place (encrypted PKCS#8).
+
+    The passphrase comes from the file named by GATEWAY_KEY_PASSPHRASE_FILE (or from
+    GATEWAY_KEY_PASSPHRASE); the broker and nodes read it the same way when they start.
+    """
+    from gateway.pki.key_files import (
+        PASSPHRASE_FILE_ENV,
+        KeyFileError,
+        passphrase_from_env,
+        protect_key_files,
+    )
+
+    if not folder.is_dir():
+        fail(f"{folder} is not a folder; give a PKI folder or a node's bundle with --dir")
+    try:
+        passphrase = passphrase_from_env()
+        if passphrase is None:
+            fail(f"no passphrase: set {PASSPHRASE_FILE_ENV} to a file holding a random one")
+        changed = protect_key_files(folder, passphrase)
+    except (KeyFileError, OSError) as exc:
+        fail(str(exc))
+    for path in changed:
+        console.print(f"encrypted {path}", highlight=False)
+    if not changed:
+        console.print(f"no plain key files in {folder}", highlight=False)
+
+
 @app.command("fingerprint")
 def fingerprint(pki_dir: Path = PKI_DIR) -> None:
     """Print the directory key's fingerprint, to hand to auditors on paper.
@@ -163,7 +206,7 @@ def show(pki_dir: Path = PKI_DIR) -> None:
     from rich.table import Table
 
     try:
-        directory = PkiFolder(pki_dir).directory()
+        directory = _folder(pki_dir).directory()
     except (PkiError, DirectoryError, OSError) as exc:
         fail(str(exc))
     table = Table(title=f"{directory.consortium} directory, serial {directory.serial}")

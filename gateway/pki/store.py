@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from gateway.crypto.signer import Ed25519Signing
 from gateway.pki.ca import (
     IssuedCertificate,
     certificate_fingerprint,
@@ -51,6 +52,13 @@ from gateway.pki.directory import (
     SignedDirectoryBlob,
     sign_directory,
     verify_directory,
+)
+from gateway.pki.key_files import (
+    check_passphrase,
+    decrypt_pem,
+    encrypt_pem,
+    load_signing_key,
+    write_signing_key,
 )
 from gateway.pki.keys import NodeKeys, raw_public, read_hex, write_secret
 
@@ -92,8 +100,8 @@ class NodeBundle:
     def oprf_key(self) -> Path:
         return self.folder / "oprf.key"
 
-    def keys(self) -> NodeKeys:
-        return NodeKeys.load(self.folder)
+    def keys(self, passphrase: bytes | None = None) -> NodeKeys:
+        return NodeKeys.load(self.folder, passphrase=passphrase)
 
     def directory_verify_key(self) -> Ed25519PublicKey:
         return Ed25519PublicKey.from_public_bytes(self.directory_pub_raw())
@@ -119,10 +127,17 @@ class Rotation:
 
 
 class PkiFolder:
-    """Operations of the consortium administrator on the PKI folder."""
+    """Operations of the consortium administrator on the PKI folder.
 
-    def __init__(self, root: Path) -> None:
+    With `key_passphrase`, the keys it writes (CA, directory key, nodes' signing keys) are
+    encrypted PKCS#8 under it, and it reads encrypted ones with it.
+    """
+
+    def __init__(self, root: Path, *, key_passphrase: bytes | None = None) -> None:
         self.root = root
+        self.key_passphrase = key_passphrase
+        if key_passphrase is not None:
+            check_passphrase(key_passphrase)
 
     @property
     def consortium(self) -> str:
@@ -140,9 +155,9 @@ class PkiFolder:
         self.root.mkdir(parents=True, exist_ok=True)
         ca = create_ca(consortium)
         (self.root / "ca.crt").write_bytes(ca.cert_pem)
-        write_secret(self.root / "ca.key", ca.key_pem.decode().strip())
+        write_secret(self.root / "ca.key", encrypt_pem(ca.key_pem, self.key_passphrase))
         directory_key = Ed25519PrivateKey.generate()
-        write_secret(self.root / "directory.key", directory_key.private_bytes_raw().hex())
+        write_signing_key(self.root / "directory.key", directory_key, self.key_passphrase)
         (self.root / "directory.pub").write_text(
             raw_public(directory_key.public_key()).hex() + "\n"
         )
@@ -150,12 +165,11 @@ class PkiFolder:
         self._write_directory(Directory(consortium, 0, ()))
 
     def ca(self) -> IssuedCertificate:
-        return IssuedCertificate(
-            (self.root / "ca.key").read_bytes(), (self.root / "ca.crt").read_bytes()
-        )
+        key_pem = decrypt_pem(self.root / "ca.key", self.key_passphrase)
+        return IssuedCertificate(key_pem, (self.root / "ca.crt").read_bytes())
 
-    def directory_key(self) -> Ed25519PrivateKey:
-        return Ed25519PrivateKey.from_private_bytes(read_hex(self.root / "directory.key", 32))
+    def directory_key(self) -> Ed25519Signing:
+        return load_signing_key(self.root / "directory.key", self.key_passphrase)
 
     def signed_directory(self) -> SignedDirectoryBlob:
         return SignedDirectoryBlob(
@@ -216,7 +230,7 @@ class PkiFolder:
         bundle.tls_cert.write_bytes(cert.cert_pem)
         write_secret(bundle.tls_key, cert.key_pem.decode().strip())
         keys = NodeKeys.generate()
-        keys.save(bundle.folder)
+        keys.save(bundle.folder, passphrase=self.key_passphrase)
         oprf_public = b""
         if role in RESPONDER_ROLES:
             if oprf_key_factory is None:
@@ -285,7 +299,9 @@ class PkiFolder:
                     "which is not supported"
                 )
             bundle = self.bundle(node_id)
-            keys = bundle.keys().rotated(signing=wanted["signing"], sealing=wanted["sealing"])
+            keys = bundle.keys(self.key_passphrase).rotated(
+                signing=wanted["signing"], sealing=wanted["sealing"]
+            )
             updated = replace(
                 member,
                 sign_key=keys.sign_public,
@@ -303,7 +319,7 @@ class PkiFolder:
                 write_secret(bundle.tls_key, cert.key_pem.decode().strip())
                 _write_atomically(bundle.tls_cert, cert.cert_pem)
                 updated = replace(updated, cert_sha256=certificate_fingerprint(cert.cert_pem))
-            keys.save(bundle.folder)
+            keys.save(bundle.folder, passphrase=self.key_passphrase)
             new_directory = directory.with_member(updated)
             self._write_directory(new_directory)
         rotated = tuple(kind for kind in KEY_KINDS if wanted[kind])
