@@ -178,7 +178,9 @@ class PkiFolder:
         )
 
     def directory(self) -> Directory:
-        return verify_directory(self.signed_directory(), self.directory_key().public_key())
+        """The current directory, checked under ``directory.pub`` (no private key needed)."""
+        public = Ed25519PublicKey.from_public_bytes(read_hex(self.root / "directory.pub", 32))
+        return verify_directory(self.signed_directory(), public)
 
     def bundle(self, node_id: str) -> NodeBundle:
         return NodeBundle(self.root / "nodes" / node_id)
@@ -216,6 +218,7 @@ class PkiFolder:
         oprf_key_factory: OprfKeyFactory | None,
     ) -> NodeBundle:
         directory = self.directory()
+        ca, directory_key = self.ca(), self.directory_key()  # fail before writing anything
         previous = directory.get(node_id)
         if previous is not None and previous.active:
             raise PkiError(
@@ -226,7 +229,7 @@ class PkiFolder:
         if bundle.folder.exists():  # left by an issue that never reached the directory
             shutil.rmtree(bundle.folder)
         bundle.folder.mkdir(parents=True)
-        cert = issue_node_certificate(self.ca(), consortium, node_id)
+        cert = issue_node_certificate(ca, consortium, node_id)
         bundle.tls_cert.write_bytes(cert.cert_pem)
         write_secret(bundle.tls_key, cert.key_pem.decode().strip())
         keys = NodeKeys.generate()
@@ -251,7 +254,7 @@ class PkiFolder:
             cert_sha256=certificate_fingerprint(cert.cert_pem),
             key_version=(previous.key_version + 1) if previous else 1,
         )
-        self._write_directory(directory.with_member(member))
+        self._write_directory(directory.with_member(member), directory_key)
         return bundle
 
     def rotate(
@@ -280,6 +283,7 @@ class PkiFolder:
         """
         with self._locked():
             directory = self.directory()
+            ca, directory_key = self.ca(), self.directory_key()  # fail before writing anything
             member = directory.get(node_id)
             if member is None:
                 raise PkiError(f"no member {node_id} in the directory")
@@ -315,13 +319,13 @@ class PkiFolder:
                 write_secret(bundle.oprf_key, secret.hex())
                 updated = replace(updated, oprf_key=oprf_public)
             if wanted["tls"]:
-                cert = issue_node_certificate(self.ca(), self.consortium, node_id)
+                cert = issue_node_certificate(ca, self.consortium, node_id)
                 write_secret(bundle.tls_key, cert.key_pem.decode().strip())
                 _write_atomically(bundle.tls_cert, cert.cert_pem)
                 updated = replace(updated, cert_sha256=certificate_fingerprint(cert.cert_pem))
             keys.save(bundle.folder, passphrase=self.key_passphrase)
             new_directory = directory.with_member(updated)
-            self._write_directory(new_directory)
+            self._write_directory(new_directory, directory_key)
         rotated = tuple(kind for kind in KEY_KINDS if wanted[kind])
         return Rotation(
             node_id, member.role, rotated, updated.key_version, new_directory.serial, bundle
@@ -367,8 +371,8 @@ class PkiFolder:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _write_directory(self, directory: Directory) -> None:
-        blob = sign_directory(directory, self.directory_key())
+    def _write_directory(self, directory: Directory, key: Ed25519Signing | None = None) -> None:
+        blob = sign_directory(directory, key if key is not None else self.directory_key())
         tmp_json = self.root / "directory.json.tmp"
         tmp_sig = self.root / "directory.sig.tmp"
         tmp_json.write_bytes(blob.directory)

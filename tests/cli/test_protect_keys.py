@@ -71,7 +71,7 @@ def test_protect_keys_encrypts_a_plain_pki_folder_and_its_bundles(
         runner.invoke(
             app, ["pki", "issue", "--node", "police-3", "--role", "police", "--dir", str(pki.root)]
         ),
-        "directory.key is encrypted: give its passphrase",
+        "ca.key is encrypted: give its passphrase",
     )
     encrypted = PkiFolder(pki.root, key_passphrase=PASSPHRASE.encode())
     assert encrypted.bundle("police-1").keys(PASSPHRASE.encode()).sign_public == signing_before

@@ -157,8 +157,13 @@ def test_a_pki_folder_with_a_passphrase_encrypts_every_signing_and_ca_key(tmp_pa
     assert key_file_format(bundle.folder / "sign.key") == "encrypted"
 
     without = PkiFolder(tmp_path / "pki")  # the administrator forgot the passphrase
-    with pytest.raises(KeyFileError, match="directory.key is encrypted"):
+    with pytest.raises(KeyFileError, match="ca.key is encrypted"):
         without.issue("bank-a", "bank", oprf_key_factory=lambda: (b"\x01" * 32, b"\x02" * 32))
+    assert not without.bundle("bank-a").folder.exists()  # nothing half-written
+    before = (bundle.folder / "sign.key").read_bytes()
+    with pytest.raises(KeyFileError, match="is encrypted"):
+        without.rotate("police-1", signing=True)
+    assert (bundle.folder / "sign.key").read_bytes() == before
     assert verify_directory(pki.signed_directory(), pki.directory_key().public_key()).serial == 2
     with pytest.raises(KeyFileError, match="at least 20"):
         PkiFolder(tmp_path / "other", key_passphrase=b"short")
