@@ -37,10 +37,22 @@ def oprf_key_pair() -> tuple[bytes, bytes]:
 def init(
     consortium: str = typer.Option(..., help="Consortium name, the SPIFFE trust domain."),
     pki_dir: Path = PKI_DIR,
+    ca_key_uri: str = typer.Option(
+        "", help="pkcs11: URI of a P-256 key in an HSM to be the CA's (`pki hsm-keygen`)."
+    ),
+    directory_key_uri: str = typer.Option(
+        "", help="pkcs11: URI of an Ed25519 key in an HSM to sign the directory."
+    ),
 ) -> None:
-    """Create the consortium CA, the directory signing key and an empty directory."""
+    """Create the consortium CA, the directory signing key and an empty directory.
+
+    Keys made here are encrypted under the passphrase in GATEWAY_KEY_PASSPHRASE_FILE if
+    it is set; a key given by URI stays in its HSM.
+    """
     try:
-        _folder(pki_dir).init(consortium)
+        _folder(pki_dir).init(
+            consortium, ca_key_uri=ca_key_uri, directory_key_uri=directory_key_uri
+        )
     except PkiError as exc:
         fail(str(exc))
     console.print(f"consortium [bold]{consortium}[/] created in {pki_dir}")
@@ -53,6 +65,9 @@ def issue(
     agency: str = typer.Option("", help="Agency name shown to other members."),
     endpoint: str = typer.Option("", help="host:port where the node listens."),
     pki_dir: Path = PKI_DIR,
+    signing_key_uri: str = typer.Option(
+        "", help="pkcs11: URI of an Ed25519 key in an HSM to sign with (`pki hsm-keygen`)."
+    ),
 ) -> None:
     """Issue a node's mTLS certificate and keys, and list it in a newly signed directory.
 
@@ -60,7 +75,12 @@ def issue(
     """
     try:
         bundle = _folder(pki_dir).issue(
-            node, role, agency=agency, endpoint=endpoint, oprf_key_factory=oprf_key_pair
+            node,
+            role,
+            agency=agency,
+            endpoint=endpoint,
+            oprf_key_factory=oprf_key_pair,
+            signing_key_uri=signing_key_uri,
         )
     except (PkiError, DirectoryError) as exc:
         fail(str(exc))
@@ -105,6 +125,9 @@ def rotate(
     oprf: bool = typer.Option(False, "--oprf", help="New OPRF key (banks and carriers)."),
     tls: bool = typer.Option(False, "--tls", help="New mTLS key and certificate."),
     pki_dir: Path = PKI_DIR,
+    signing_key_uri: str = typer.Option(
+        "", help="New signing key: this pkcs11: URI of an Ed25519 key in an HSM."
+    ),
 ) -> None:
     """Replace a member's keys (all it holds if none is named) and re-sign the directory.
 
@@ -119,6 +142,7 @@ def rotate(
             oprf=oprf,
             tls=tls,
             oprf_key_factory=oprf_key_pair,
+            signing_key_uri=signing_key_uri,
         )
     except (PkiError, DirectoryError, OSError, ValueError) as exc:
         fail(str(exc))
@@ -181,6 +205,35 @@ def protect_keys(
         console.print(f"encrypted {path}", highlight=False)
     if not changed:
         console.print(f"no plain key files in {folder}", highlight=False)
+
+
+@app.command("hsm-keygen")
+def hsm_keygen(
+    uri: str = typer.Option(
+        ..., help="pkcs11:token=...;object=LABEL?module-path=...&pin-source=file:..."
+    ),
+    key_type: str = typer.Option(
+        "ed25519", "--type", help="ed25519 (signing keys) or p256 (the CA)."
+    ),
+    out: Path = typer.Option(None, help="Key file to write the URI to (e.g. a bundle's sign.key)."),
+) -> None:
+    """Generate a key pair inside an HSM (not extractable) and print its public key.
+
+    With --out, the key file then names the HSM key, so the node, broker or CA signs
+    with it; an existing file is not overwritten.
+    """
+    from gateway.pki.keys import write_secret
+    from gateway.pki.pkcs11_signer import Pkcs11Error, Pkcs11Uri, generate_hsm_key
+
+    if out is not None and out.exists():
+        fail(f"{out} exists; move it away first (it may hold the key in use)")
+    try:
+        public = generate_hsm_key(Pkcs11Uri.parse(uri, where="--uri"), key_type)
+    except Pkcs11Error as exc:
+        fail(str(exc))
+    if out is not None:
+        write_secret(out, uri.strip())
+    sys.stdout.write(public.hex() + "\n")
 
 
 @app.command("fingerprint")

@@ -128,7 +128,7 @@ def test_a_node_envelope_signed_in_the_hsm_passes_the_unchanged_verifier(
 def test_checkpoints_signed_in_the_hsm_pass_the_unchanged_log_verifiers(
     softhsm: SoftHsm, tmp_path: Path
 ) -> None:
-    key = hsm_key(softhsm, "broker-log")
+    key = hsm_key(softhsm, "log-key")
     engine = make_engine(f"sqlite:///{tmp_path / 'broker.db'}")
     upgrade(engine, "broker")
     log = AuditLog(engine, Ed25519Signer(ORIGIN, key), ORIGIN)
@@ -158,7 +158,7 @@ def test_checkpoints_signed_in_the_hsm_pass_the_unchanged_log_verifiers(
 def test_a_directory_signed_in_the_hsm_verifies_and_a_changed_one_does_not(
     softhsm: SoftHsm,
 ) -> None:
-    key = hsm_key(softhsm, "directory")
+    key = hsm_key(softhsm, "directory-key")
     directory = Directory("hsm.example", 3, (member("bank-a", "bank", b"\x02" * 32),))
     blob = sign_directory(directory, key)
     assert verify_directory(blob, key.public_key()) == directory
