@@ -17,7 +17,7 @@ from gateway.pki.ca import LocalCaKey, create_ca, issue_node_certificate
 def test_a_certificate_signed_by_another_key_than_ca_crt_is_refused() -> None:
     ca = create_ca("ca.example")
     other = LocalCaKey(ec.generate_private_key(ec.SECP256R1()))
-    with pytest.raises(ValueError, match="not the key of ca.crt"):
+    with pytest.raises(ValueError, match=r"not the key of ca\.crt"):
         issue_node_certificate(ca, "ca.example", "bank-a", signer=other)
 
 
