@@ -28,6 +28,7 @@ from gateway.audit.note import (
     verifier_from_vkey,
 )
 from gateway.audit.proof import verify_consistency
+from gateway.crypto.signer import Ed25519Signing
 
 __all__ = [
     "MAX_TIMESTAMP",
@@ -89,7 +90,7 @@ class CosignatureV1Signer:
     def __init__(
         self,
         name: str,
-        private_key: Ed25519PrivateKey,
+        private_key: Ed25519Signing,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:

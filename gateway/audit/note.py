@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gateway.crypto.ed25519 import ed25519_verifies
+from gateway.crypto.signer import Ed25519Signing
 
 __all__ = [
     "MAX_SIGNATURES",
@@ -209,7 +210,7 @@ def _raw_public(key: Ed25519PublicKey) -> bytes:
 class Ed25519Signer:
     """Plain Ed25519 note signer (signature type 0x01)."""
 
-    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
+    def __init__(self, name: str, private_key: Ed25519Signing) -> None:
         _check_key_name(name)
         self._name = name
         self._key = private_key

@@ -42,6 +42,7 @@ from gateway.envelope.verify import EnvelopeVerifier, VerifierLimits
 from gateway.kinds import Kind
 from gateway.ops_http import OpsServer, database_readiness
 from gateway.pki.directory_source import FileDirectory
+from gateway.pki.key_files import plain_key_files
 from gateway.pki.store import NodeBundle
 from gateway.policy import PolicyEngine, PolicyRequest
 from gateway.telemetry import observe_outbox, server_interceptors
@@ -374,6 +375,10 @@ class RunningBroker:
 def build_broker(config: BrokerConfig) -> tuple[Broker, FileDirectory]:
     bundle = NodeBundle(config.pki_bundle)
     keys = bundle.keys()
+    for path in plain_key_files(bundle.folder):
+        log.warning(
+            "%s is unencrypted: encrypt it with `gateway pki protect-keys` (SECURITY.md)", path
+        )
     directory = FileDirectory(config.directory_folder, bundle.directory_verify_key())
     engine = make_engine(config.database)
     migrate.upgrade(engine, "broker")

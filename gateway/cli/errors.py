@@ -74,6 +74,8 @@ def _expected() -> tuple[type[BaseException], ...]:
     from gateway.matching.errors import MatchError
     from gateway.migrate import MigrationError
     from gateway.pki.directory import DirectoryError
+    from gateway.pki.key_files import KeyFileError
+    from gateway.pki.pkcs11_signer import Pkcs11Error
     from gateway.pki.store import PkiError
     from gateway.policy import PolicyLoadError
 
@@ -83,6 +85,8 @@ def _expected() -> tuple[type[BaseException], ...]:
         DirectoryError,
         IngestError,
         InvalidIdentifier,
+        KeyFileError,
+        Pkcs11Error,
         MigrationError,
         NoteError,
         PkiError,

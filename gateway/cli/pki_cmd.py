@@ -16,6 +16,16 @@ app = typer.Typer(no_args_is_help=True, help="Consortium CA, node keys and the s
 PKI_DIR = typer.Option(Path("var/pki"), "--dir", help="The consortium's PKI folder.")
 
 
+def _folder(pki_dir: Path) -> PkiFolder:
+    """The PKI folder, its keys encrypted under the passphrase the environment names."""
+    from gateway.pki.key_files import KeyFileError, passphrase_from_env
+
+    try:
+        return PkiFolder(pki_dir, key_passphrase=passphrase_from_env())
+    except KeyFileError as exc:
+        fail(str(exc))
+
+
 def oprf_key_pair() -> tuple[bytes, bytes]:
     """A fresh RFC 9497 key pair for a responder."""
     from gateway.crypto.oprf import generate_key_pair
@@ -27,10 +37,22 @@ def oprf_key_pair() -> tuple[bytes, bytes]:
 def init(
     consortium: str = typer.Option(..., help="Consortium name, the SPIFFE trust domain."),
     pki_dir: Path = PKI_DIR,
+    ca_key_uri: str = typer.Option(
+        "", help="pkcs11: URI of a P-256 key in an HSM to be the CA's (`pki hsm-keygen`)."
+    ),
+    directory_key_uri: str = typer.Option(
+        "", help="pkcs11: URI of an Ed25519 key in an HSM to sign the directory."
+    ),
 ) -> None:
-    """Create the consortium CA, the directory signing key and an empty directory."""
+    """Create the consortium CA, the directory signing key and an empty directory.
+
+    Keys made here are encrypted under the passphrase in GATEWAY_KEY_PASSPHRASE_FILE if
+    it is set; a key given by URI stays in its HSM.
+    """
     try:
-        PkiFolder(pki_dir).init(consortium)
+        _folder(pki_dir).init(
+            consortium, ca_key_uri=ca_key_uri, directory_key_uri=directory_key_uri
+        )
     except PkiError as exc:
         fail(str(exc))
     console.print(f"consortium [bold]{consortium}[/] created in {pki_dir}")
@@ -43,14 +65,22 @@ def issue(
     agency: str = typer.Option("", help="Agency name shown to other members."),
     endpoint: str = typer.Option("", help="host:port where the node listens."),
     pki_dir: Path = PKI_DIR,
+    signing_key_uri: str = typer.Option(
+        "", help="pkcs11: URI of an Ed25519 key in an HSM to sign with (`pki hsm-keygen`)."
+    ),
 ) -> None:
     """Issue a node's mTLS certificate and keys, and list it in a newly signed directory.
 
     A member already listed is refused: re-key it with `gateway pki rotate`.
     """
     try:
-        bundle = PkiFolder(pki_dir).issue(
-            node, role, agency=agency, endpoint=endpoint, oprf_key_factory=oprf_key_pair
+        bundle = _folder(pki_dir).issue(
+            node,
+            role,
+            agency=agency,
+            endpoint=endpoint,
+            oprf_key_factory=oprf_key_pair,
+            signing_key_uri=signing_key_uri,
         )
     except (PkiError, DirectoryError) as exc:
         fail(str(exc))
@@ -71,7 +101,7 @@ def endpoints(
     list each one's address here, and nodes spread their calls over all of them.
     """
     try:
-        member = PkiFolder(pki_dir).set_endpoints(node, endpoint)
+        member = _folder(pki_dir).set_endpoints(node, endpoint)
     except (PkiError, DirectoryError) as exc:
         fail(str(exc))
     console.print(f"[bold]{node}[/] serves at {', '.join(member.endpoints)}")
@@ -81,7 +111,7 @@ def endpoints(
 def revoke(node: str = typer.Option(...), pki_dir: Path = PKI_DIR) -> None:
     """Revoke a member: its certificate and keys are refused once the directory updates."""
     try:
-        PkiFolder(pki_dir).revoke(node)
+        _folder(pki_dir).revoke(node)
     except (PkiError, DirectoryError) as exc:
         fail(str(exc))
     console.print(f"revoked [bold]{node}[/]")
@@ -95,6 +125,9 @@ def rotate(
     oprf: bool = typer.Option(False, "--oprf", help="New OPRF key (banks and carriers)."),
     tls: bool = typer.Option(False, "--tls", help="New mTLS key and certificate."),
     pki_dir: Path = PKI_DIR,
+    signing_key_uri: str = typer.Option(
+        "", help="New signing key: this pkcs11: URI of an Ed25519 key in an HSM."
+    ),
 ) -> None:
     """Replace a member's keys (all it holds if none is named) and re-sign the directory.
 
@@ -102,13 +135,14 @@ def rotate(
     restarts (and a responder whose OPRF key changed rebuilds its index).
     """
     try:
-        done = PkiFolder(pki_dir).rotate(
+        done = _folder(pki_dir).rotate(
             node,
             signing=signing,
             sealing=sealing,
             oprf=oprf,
             tls=tls,
             oprf_key_factory=oprf_key_pair,
+            signing_key_uri=signing_key_uri,
         )
     except (PkiError, DirectoryError, OSError, ValueError) as exc:
         fail(str(exc))
@@ -140,6 +174,68 @@ def next_steps(done: Rotation) -> list[tuple[str, str]]:
     return steps
 
 
+@app.command("protect-keys")
+def protect_keys(
+    folder: Path = typer.Option(
+        ..., "--dir", help="A PKI folder or a node's bundle whose key files to encrypt."
+    ),
+) -> None:
+    """Encrypt plain signing and CA key files in place (encrypted PKCS#8).
+
+    The passphrase comes from the file named by GATEWAY_KEY_PASSPHRASE_FILE (or from
+    GATEWAY_KEY_PASSPHRASE); the broker and nodes read it the same way when they start.
+    """
+    from gateway.pki.key_files import (
+        PASSPHRASE_FILE_ENV,
+        KeyFileError,
+        passphrase_from_env,
+        protect_key_files,
+    )
+
+    if not folder.is_dir():
+        fail(f"{folder} is not a folder; give a PKI folder or a node's bundle with --dir")
+    try:
+        passphrase = passphrase_from_env()
+        if passphrase is None:
+            fail(f"no passphrase: set {PASSPHRASE_FILE_ENV} to a file holding a random one")
+        changed = protect_key_files(folder, passphrase)
+    except (KeyFileError, OSError) as exc:
+        fail(str(exc))
+    for path in changed:
+        console.print(f"encrypted {path}", highlight=False)
+    if not changed:
+        console.print(f"no plain key files in {folder}", highlight=False)
+
+
+@app.command("hsm-keygen")
+def hsm_keygen(
+    uri: str = typer.Option(
+        ..., help="pkcs11:token=...;object=LABEL?module-path=...&pin-source=file:..."
+    ),
+    key_type: str = typer.Option(
+        "ed25519", "--type", help="ed25519 (signing keys) or p256 (the CA)."
+    ),
+    out: Path = typer.Option(None, help="Key file to write the URI to (e.g. a bundle's sign.key)."),
+) -> None:
+    """Generate a key pair inside an HSM (not extractable) and print its public key.
+
+    With --out, the key file then names the HSM key, so the node, broker or CA signs
+    with it; an existing file is not overwritten.
+    """
+    from gateway.pki.keys import write_secret
+    from gateway.pki.pkcs11_signer import Pkcs11Error, Pkcs11Uri, generate_hsm_key
+
+    if out is not None and out.exists():
+        fail(f"{out} exists; move it away first (it may hold the key in use)")
+    try:
+        public = generate_hsm_key(Pkcs11Uri.parse(uri, where="--uri"), key_type)
+    except Pkcs11Error as exc:
+        fail(str(exc))
+    if out is not None:
+        write_secret(out, uri.strip())
+    sys.stdout.write(public.hex() + "\n")
+
+
 @app.command("fingerprint")
 def fingerprint(pki_dir: Path = PKI_DIR) -> None:
     """Print the directory key's fingerprint, to hand to auditors on paper.
@@ -163,7 +259,7 @@ def show(pki_dir: Path = PKI_DIR) -> None:
     from rich.table import Table
 
     try:
-        directory = PkiFolder(pki_dir).directory()
+        directory = _folder(pki_dir).directory()
     except (PkiError, DirectoryError, OSError) as exc:
         fail(str(exc))
     table = Table(title=f"{directory.consortium} directory, serial {directory.serial}")

@@ -8,8 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
+from gateway.crypto.signer import Ed25519Signing
 from gateway.envelope.pae import pae
 from gateway.envelope.sealing import seal
 from gateway.v1 import gateway_pb2 as pb
@@ -70,7 +69,7 @@ class Draft:
             header.terms.CopyFrom(self.terms)
         return header
 
-    def sign(self, key: Ed25519PrivateKey) -> pb.Envelope:
+    def sign(self, key: Ed25519Signing) -> pb.Envelope:
         payload = self.payload
         if self.seal_to is not None:
             payload = seal(payload, self.message_id, self.seal_to)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -41,13 +43,49 @@ class IssuedCertificate:
     cert_pem: bytes
 
 
+class CertificateSigner(Protocol):
+    """The CA's private key, wherever it is kept: it signs certificates (ECDSA, SHA-256)."""
+
+    def public_key(self) -> ec.EllipticCurvePublicKey: ...
+
+    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate: ...
+
+
+@dataclass(frozen=True)
+class LocalCaKey:
+    """A CA key in memory (read from ``ca.key``)."""
+
+    key: ec.EllipticCurvePrivateKey
+
+    @classmethod
+    def from_pem(cls, key_pem: bytes) -> LocalCaKey:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("consortium CA key is not an ECDSA key")
+        return cls(key)
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self.key.public_key()
+
+    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        return builder.sign(self.key, hashes.SHA256())
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def create_ca(consortium: str, *, days: int = 3650) -> IssuedCertificate:
-    """A self-signed root for the consortium, allowed to sign node certificates only."""
-    key = ec.generate_private_key(ec.SECP256R1())
+def create_ca(
+    consortium: str, *, days: int = 3650, signer: CertificateSigner | None = None
+) -> IssuedCertificate:
+    """A self-signed root for the consortium, allowed to sign node certificates only.
+
+    With `signer` (a key kept in an HSM), the root is made for that key and
+    `key_pem` is empty; otherwise a new key is made and returned as PKCS#8 PEM.
+    """
+    local = LocalCaKey(ec.generate_private_key(ec.SECP256R1())) if signer is None else None
+    ca_key: CertificateSigner = signer if signer is not None else _must(local)
+    public = ca_key.public_key()
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, consortium),
@@ -55,11 +93,11 @@ def create_ca(consortium: str, *, days: int = 3650) -> IssuedCertificate:
         ]
     )
     now = _now()
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
-        .public_key(key.public_key())
+        .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
@@ -78,10 +116,11 @@ def create_ca(consortium: str, *, days: int = 3650) -> IssuedCertificate:
             ),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
     )
-    return IssuedCertificate(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+    cert = ca_key.sign_certificate(builder)
+    key_pem = _key_pem(local.key) if local is not None else b""
+    return IssuedCertificate(key_pem, cert.public_bytes(serialization.Encoding.PEM))
 
 
 def issue_node_certificate(
@@ -91,15 +130,15 @@ def issue_node_certificate(
     *,
     hostnames: tuple[str, ...] = ("localhost",),
     days: int = 825,
+    signer: CertificateSigner | None = None,
 ) -> IssuedCertificate:
     """A client-and-server certificate naming the node by SPIFFE URI and by DNS name.
 
     The DNS name equal to the node id lets a client pin the server it dials
     (``grpc.ssl_target_name_override``), so the broker knows it reached the right node.
+    `signer` signs in place of ``ca.key_pem`` (a CA key kept in an HSM).
     """
-    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise ValueError("consortium CA key is not an ECDSA key")
+    ca_key = signer if signer is not None else LocalCaKey.from_pem(ca.key_pem)
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
@@ -109,7 +148,7 @@ def issue_node_certificate(
     ]
     names += [x509.DNSName(h) for h in hostnames if h != node_id]
     names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(
             x509.Name(
@@ -136,8 +175,12 @@ def issue_node_certificate(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
             critical=False,
         )
-        .sign(ca_key, hashes.SHA256())
     )
+    cert = ca_key.sign_certificate(builder)
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        raise ValueError("the CA key that signed is not the key of ca.crt") from None
     return IssuedCertificate(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
 
 
@@ -162,6 +205,12 @@ def certificate_spiffe_ids(cert_pem_or_der: bytes) -> list[str]:
         for u in san.get_values_for_type(x509.UniformResourceIdentifier)
         if u.startswith(SPIFFE_PREFIX)
     ]
+
+
+def _must(key: LocalCaKey | None) -> LocalCaKey:
+    if key is None:
+        raise ValueError("no CA key")
+    return key
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gateway.crypto.signer import Ed25519Signing
 
 ROLES = ("broker", "police", "bank", "carrier", "regulator")
 ACTIVE = "active"
@@ -183,7 +182,7 @@ class SignedDirectoryBlob:
     signature: bytes
 
 
-def sign_directory(directory: Directory, key: Ed25519PrivateKey) -> SignedDirectoryBlob:
+def sign_directory(directory: Directory, key: Ed25519Signing) -> SignedDirectoryBlob:
     data = directory.to_bytes()
     return SignedDirectoryBlob(data, key.sign(data))
 

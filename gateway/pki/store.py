@@ -37,8 +37,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from gateway.crypto.signer import Ed25519Signing
 from gateway.pki.ca import (
+    CertificateSigner,
     IssuedCertificate,
+    LocalCaKey,
     certificate_fingerprint,
     create_ca,
     issue_node_certificate,
@@ -51,6 +54,13 @@ from gateway.pki.directory import (
     SignedDirectoryBlob,
     sign_directory,
     verify_directory,
+)
+from gateway.pki.key_files import (
+    check_passphrase,
+    decrypt_pem,
+    encrypt_pem,
+    load_signing_key,
+    write_signing_key,
 )
 from gateway.pki.keys import NodeKeys, raw_public, read_hex, write_secret
 
@@ -92,8 +102,8 @@ class NodeBundle:
     def oprf_key(self) -> Path:
         return self.folder / "oprf.key"
 
-    def keys(self) -> NodeKeys:
-        return NodeKeys.load(self.folder)
+    def keys(self, passphrase: bytes | None = None) -> NodeKeys:
+        return NodeKeys.load(self.folder, passphrase=passphrase)
 
     def directory_verify_key(self) -> Ed25519PublicKey:
         return Ed25519PublicKey.from_public_bytes(self.directory_pub_raw())
@@ -119,10 +129,17 @@ class Rotation:
 
 
 class PkiFolder:
-    """Operations of the consortium administrator on the PKI folder."""
+    """Operations of the consortium administrator on the PKI folder.
 
-    def __init__(self, root: Path) -> None:
+    With `key_passphrase`, the keys it writes (CA, directory key, nodes' signing keys) are
+    encrypted PKCS#8 under it, and it reads encrypted ones with it.
+    """
+
+    def __init__(self, root: Path, *, key_passphrase: bytes | None = None) -> None:
         self.root = root
+        self.key_passphrase = key_passphrase
+        if key_passphrase is not None:
+            check_passphrase(key_passphrase)
 
     @property
     def consortium(self) -> str:
@@ -131,31 +148,54 @@ class PkiFolder:
             raise PkiError(f"{self.root} is not a PKI folder; run `gateway pki init` first")
         return path.read_text().strip()
 
-    def init(self, consortium: str) -> None:
-        """Create the CA, the directory key and an empty signed directory."""
+    def init(self, consortium: str, *, ca_key_uri: str = "", directory_key_uri: str = "") -> None:
+        """Create the CA, the directory key and an empty signed directory.
+
+        With `ca_key_uri` or `directory_key_uri` (``pkcs11:`` URIs of keys already made
+        in an HSM), that key stays in the HSM and its key file holds the URI.
+        """
         if (self.root / "consortium.txt").exists():
             raise PkiError(f"{self.root} already holds a consortium PKI")
         if not consortium or "/" in consortium:
             raise PkiError("consortium name must be a non-empty DNS-like name without '/'")
+        ca_signer = _hsm_ca_key(ca_key_uri) if ca_key_uri else None
+        directory_key: Ed25519Signing = (
+            _hsm_signing_key(directory_key_uri)
+            if directory_key_uri
+            else Ed25519PrivateKey.generate()
+        )
         self.root.mkdir(parents=True, exist_ok=True)
-        ca = create_ca(consortium)
+        ca = create_ca(consortium, signer=ca_signer)
         (self.root / "ca.crt").write_bytes(ca.cert_pem)
-        write_secret(self.root / "ca.key", ca.key_pem.decode().strip())
-        directory_key = Ed25519PrivateKey.generate()
-        write_secret(self.root / "directory.key", directory_key.private_bytes_raw().hex())
+        if ca_signer is None:
+            write_secret(self.root / "ca.key", encrypt_pem(ca.key_pem, self.key_passphrase))
+        else:
+            write_secret(self.root / "ca.key", ca_key_uri)
+        if isinstance(directory_key, Ed25519PrivateKey):
+            write_signing_key(self.root / "directory.key", directory_key, self.key_passphrase)
+        else:
+            write_secret(self.root / "directory.key", directory_key_uri)
         (self.root / "directory.pub").write_text(
             raw_public(directory_key.public_key()).hex() + "\n"
         )
         (self.root / "consortium.txt").write_text(consortium + "\n")
-        self._write_directory(Directory(consortium, 0, ()))
+        self._write_directory(Directory(consortium, 0, ()), directory_key)
 
     def ca(self) -> IssuedCertificate:
-        return IssuedCertificate(
-            (self.root / "ca.key").read_bytes(), (self.root / "ca.crt").read_bytes()
-        )
+        """The CA certificate and its key's PEM (empty when the key is in an HSM)."""
+        key_path = self.root / "ca.key"
+        key_pem = b"" if _is_uri(key_path) else decrypt_pem(key_path, self.key_passphrase)
+        return IssuedCertificate(key_pem, (self.root / "ca.crt").read_bytes())
 
-    def directory_key(self) -> Ed25519PrivateKey:
-        return Ed25519PrivateKey.from_private_bytes(read_hex(self.root / "directory.key", 32))
+    def ca_signer(self) -> CertificateSigner:
+        """What signs certificates: the CA key from ``ca.key``, or the HSM key it names."""
+        key_path = self.root / "ca.key"
+        if _is_uri(key_path):
+            return _hsm_ca_key(key_path.read_text().strip(), where=str(key_path))
+        return LocalCaKey.from_pem(decrypt_pem(key_path, self.key_passphrase))
+
+    def directory_key(self) -> Ed25519Signing:
+        return load_signing_key(self.root / "directory.key", self.key_passphrase)
 
     def signed_directory(self) -> SignedDirectoryBlob:
         return SignedDirectoryBlob(
@@ -164,7 +204,9 @@ class PkiFolder:
         )
 
     def directory(self) -> Directory:
-        return verify_directory(self.signed_directory(), self.directory_key().public_key())
+        """The current directory, checked under ``directory.pub`` (no private key needed)."""
+        public = Ed25519PublicKey.from_public_bytes(read_hex(self.root / "directory.pub", 32))
+        return verify_directory(self.signed_directory(), public)
 
     def bundle(self, node_id: str) -> NodeBundle:
         return NodeBundle(self.root / "nodes" / node_id)
@@ -177,8 +219,14 @@ class PkiFolder:
         agency: str = "",
         endpoint: str = "",
         oprf_key_factory: OprfKeyFactory | None = None,
+        signing_key_uri: str = "",
     ) -> NodeBundle:
         """Issue certificate and keys for a node and list it in a newly signed directory.
+
+        With `signing_key_uri` (a ``pkcs11:`` URI of an Ed25519 key already in an HSM),
+        the node signs with that key, and its bundle's ``sign.key`` holds the URI. It is
+        the only way to keep the broker's log key in an HSM, since that key is never
+        rotated.
 
         A member is issued once: its keys are replaced with `rotate`, which keeps the node
         known and bumps its key version. Issuing a revoked member again readmits it with
@@ -190,7 +238,9 @@ class PkiFolder:
             raise PkiError("node id must be letters, digits, '-', '_' or '.'")
         consortium = self.consortium
         with self._locked():
-            return self._issue(node_id, role, consortium, agency, endpoint, oprf_key_factory)
+            return self._issue(
+                node_id, role, consortium, agency, endpoint, oprf_key_factory, signing_key_uri
+            )
 
     def _issue(
         self,
@@ -200,8 +250,12 @@ class PkiFolder:
         agency: str,
         endpoint: str,
         oprf_key_factory: OprfKeyFactory | None,
+        signing_key_uri: str,
     ) -> NodeBundle:
         directory = self.directory()
+        hsm_key = _hsm_signing_key(signing_key_uri) if signing_key_uri else None
+        ca, ca_signer = self.ca(), self.ca_signer()  # fail before writing anything
+        directory_key = self.directory_key()
         previous = directory.get(node_id)
         if previous is not None and previous.active:
             raise PkiError(
@@ -212,11 +266,14 @@ class PkiFolder:
         if bundle.folder.exists():  # left by an issue that never reached the directory
             shutil.rmtree(bundle.folder)
         bundle.folder.mkdir(parents=True)
-        cert = issue_node_certificate(self.ca(), consortium, node_id)
+        cert = issue_node_certificate(ca, consortium, node_id, signer=ca_signer)
         bundle.tls_cert.write_bytes(cert.cert_pem)
         write_secret(bundle.tls_key, cert.key_pem.decode().strip())
         keys = NodeKeys.generate()
-        keys.save(bundle.folder)
+        if hsm_key is not None:
+            keys = replace(keys, signing=hsm_key)
+            write_secret(bundle.folder / "sign.key", signing_key_uri.strip())
+        keys.save(bundle.folder, passphrase=self.key_passphrase)
         oprf_public = b""
         if role in RESPONDER_ROLES:
             if oprf_key_factory is None:
@@ -237,7 +294,7 @@ class PkiFolder:
             cert_sha256=certificate_fingerprint(cert.cert_pem),
             key_version=(previous.key_version + 1) if previous else 1,
         )
-        self._write_directory(directory.with_member(member))
+        self._write_directory(directory.with_member(member), directory_key)
         return bundle
 
     def rotate(
@@ -249,6 +306,7 @@ class PkiFolder:
         oprf: bool = False,
         tls: bool = False,
         oprf_key_factory: OprfKeyFactory | None = None,
+        signing_key_uri: str = "",
     ) -> Rotation:
         """Replace some of a member's keys (all it has if none is named) and re-sign.
 
@@ -263,9 +321,13 @@ class PkiFolder:
         recipient refuses it (`seal:`), the broker marks the delivery failed, and the
         sender must issue the request again. A responder's match index is built under its
         OPRF key, so after an OPRF rotation it must be rebuilt (`gateway node reindex`).
+
+        `signing_key_uri` replaces the signing key with one already in an HSM (as `issue`).
         """
         with self._locked():
             directory = self.directory()
+            ca, ca_signer = self.ca(), self.ca_signer()  # fail before writing anything
+            directory_key = self.directory_key()
             member = directory.get(node_id)
             if member is None:
                 raise PkiError(f"no member {node_id} in the directory")
@@ -273,6 +335,7 @@ class PkiFolder:
                 raise PkiError(f"{node_id} is revoked; issue it again to readmit it")
             has_oprf = member.role in RESPONDER_ROLES
             is_broker = member.role == "broker"
+            signing = signing or bool(signing_key_uri)
             wanted = {"signing": signing, "sealing": sealing, "oprf": oprf, "tls": tls}
             if not any(wanted.values()):  # everything this member has and may rotate
                 wanted = {"signing": not is_broker, "sealing": True, "oprf": has_oprf, "tls": True}
@@ -285,7 +348,12 @@ class PkiFolder:
                     "which is not supported"
                 )
             bundle = self.bundle(node_id)
-            keys = bundle.keys().rotated(signing=wanted["signing"], sealing=wanted["sealing"])
+            hsm_key = _hsm_signing_key(signing_key_uri) if signing_key_uri else None
+            keys = bundle.keys(self.key_passphrase).rotated(
+                signing=wanted["signing"] and hsm_key is None, sealing=wanted["sealing"]
+            )
+            if hsm_key is not None:
+                keys = replace(keys, signing=hsm_key)
             updated = replace(
                 member,
                 sign_key=keys.sign_public,
@@ -299,13 +367,15 @@ class PkiFolder:
                 write_secret(bundle.oprf_key, secret.hex())
                 updated = replace(updated, oprf_key=oprf_public)
             if wanted["tls"]:
-                cert = issue_node_certificate(self.ca(), self.consortium, node_id)
+                cert = issue_node_certificate(ca, self.consortium, node_id, signer=ca_signer)
                 write_secret(bundle.tls_key, cert.key_pem.decode().strip())
                 _write_atomically(bundle.tls_cert, cert.cert_pem)
                 updated = replace(updated, cert_sha256=certificate_fingerprint(cert.cert_pem))
-            keys.save(bundle.folder)
+            if hsm_key is not None:
+                write_secret(bundle.folder / "sign.key", signing_key_uri.strip())
+            keys.save(bundle.folder, passphrase=self.key_passphrase)
             new_directory = directory.with_member(updated)
-            self._write_directory(new_directory)
+            self._write_directory(new_directory, directory_key)
         rotated = tuple(kind for kind in KEY_KINDS if wanted[kind])
         return Rotation(
             node_id, member.role, rotated, updated.key_version, new_directory.serial, bundle
@@ -351,14 +421,30 @@ class PkiFolder:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _write_directory(self, directory: Directory) -> None:
-        blob = sign_directory(directory, self.directory_key())
+    def _write_directory(self, directory: Directory, key: Ed25519Signing | None = None) -> None:
+        blob = sign_directory(directory, key if key is not None else self.directory_key())
         tmp_json = self.root / "directory.json.tmp"
         tmp_sig = self.root / "directory.sig.tmp"
         tmp_json.write_bytes(blob.directory)
         tmp_sig.write_bytes(blob.signature)
         tmp_json.replace(self.root / "directory.json")
         tmp_sig.replace(self.root / "directory.sig")
+
+
+def _is_uri(path: Path) -> bool:
+    return path.read_bytes().lstrip().startswith(b"pkcs11:")
+
+
+def _hsm_ca_key(uri: str, *, where: str = "--ca-key-uri") -> CertificateSigner:
+    from gateway.pki.pkcs11_signer import Pkcs11CaKey
+
+    return Pkcs11CaKey.from_uri(uri, where=where)
+
+
+def _hsm_signing_key(uri: str) -> Ed25519Signing:
+    from gateway.pki.pkcs11_signer import Pkcs11Ed25519Signer
+
+    return Pkcs11Ed25519Signer.from_uri(uri, where="the signing key's URI")
 
 
 def _is_host_port(endpoint: str) -> bool:

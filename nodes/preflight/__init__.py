@@ -19,6 +19,7 @@ from gateway.db import make_engine
 from gateway.policy import PolicyEngine
 from gateway.policy.engine import PolicyLoadError
 from nodes.preflight.checks import FAIL, WARN, Check, PreflightError, fail, ok
+from nodes.preflight.key_storage import check_key_storage
 from nodes.preflight.pki import check_bundle, check_member, fetch_directory
 from nodes.preflight.tables import check_tables
 
@@ -41,7 +42,7 @@ def run_checks(config: NodeConfig, *, serve: bool = False) -> list[Check]:
     directory_check, directory = (
         fetch_directory(config, serve=serve) if facts is not None else (None, None)
     )
-    results = [bundle]
+    results = [bundle, check_key_storage(config)]
     if directory_check is not None:
         results.append(directory_check)
     results.append(check_member(config, directory, facts))

@@ -150,6 +150,7 @@ def test_a_good_configuration_passes_and_serves(net: Consortium, tmp_path: Path)
     assert names == [
         "OK   configuration",
         "OK   PKI bundle",
+        "WARN key storage",  # the test consortium's keys are plain files
         "OK   broker and directory",
         "OK   directory membership",
         "OK   policy",
