@@ -4,7 +4,7 @@
 # another party's database, and none is a superuser.
 set -eu
 SECRETS=${SECRETS:-/run/secrets}
-for db in broker police_1 bank_a bank_b carrier_1 regulator_1; do
+for db in ${DATABASES:-broker police_1 bank_a bank_b carrier_1 regulator_1}; do
   password=$(cat "$SECRETS/db-$(echo "$db" | tr _ -)")
   psql -v ON_ERROR_STOP=1 --no-psqlrc --username "${POSTGRES_USER:-postgres}" --dbname postgres \
     -v role="$db" -v password="$password" <<'SQL'
