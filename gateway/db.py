@@ -58,12 +58,15 @@ def make_engine(url: str) -> Engine:
     sealed payloads and blinded elements, which must not reach a log line)."""
     url = database_url(url)
     if url.startswith("sqlite"):
-        private_sqlite(url)
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
             hide_parameters=True,
         )
+
+        @event.listens_for(engine, "do_connect")
+        def _private(*_: Any) -> None:
+            private_sqlite(url)  # as the first connection would create it: 0600
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:

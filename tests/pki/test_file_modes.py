@@ -59,7 +59,11 @@ def test_a_database_left_world_readable_is_narrowed_when_opened(
         connection.commit()
     engine.dispose()
     path.chmod(0o644)
-    make_engine(str(path)).dispose()
+    engine = make_engine(str(path))
+    assert mode(path) == 0o644  # nothing happens before the first connection
+    with engine.connect():
+        pass
+    engine.dispose()
     assert mode(path) == 0o600
 
 
