@@ -40,6 +40,8 @@ from gateway.identifiers import Identifier, normalise
 from gateway.localnet import Consortium, processes
 from gateway.matching.index_store import fetch_buckets, read_state
 from gateway.matching.responder import ResponderLimits, answer_query
+from gateway.pki.custody import private_folder
+from gateway.pki.keys import write_secret
 from gateway.synthetic import bank_card_number, generate_bank_records
 from nodes import matching
 from nodes.index_build import index_params, update_index
@@ -60,7 +62,7 @@ TARGET_S = 1.0
 
 def prepared(records: int) -> tuple[Path, bytes, dict[str, Any]]:
     """The bench database with records and index, its OPRF key, and its build figures."""
-    BENCH.mkdir(parents=True, exist_ok=True)
+    private_folder(BENCH)
     db, key_file, facts_file = (BENCH / f"match-{records}{ext}" for ext in (".db", ".key", ".json"))
     if db.exists() and key_file.exists() and facts_file.exists():
         facts: dict[str, Any] = json.loads(facts_file.read_text())
@@ -74,7 +76,7 @@ def prepared(records: int) -> tuple[Path, bytes, dict[str, Any]]:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     key = OprfServer.generate().private_key_bytes()
-    key_file.write_text(key.hex())
+    write_secret(key_file, key.hex())
     engine = make_engine(str(db))
     NodeBase.metadata.create_all(engine)
     started = time.perf_counter()
@@ -272,7 +274,7 @@ def openmined(
     facts_file = BENCH / f"psi-{records}-q{queries}.json"
     facts: dict[str, float] = {}
     if key_file.exists() and setup_file.exists() and facts_file.exists():
-        server = psi.server.CreateFromKey(key_file.read_bytes(), True)
+        server = psi.server.CreateFromKey(bytes.fromhex(key_file.read_text()), True)
         setup = psi.ServerSetup()
         setup.ParseFromString(setup_file.read_bytes())
         facts = json.loads(facts_file.read_text())
@@ -288,7 +290,7 @@ def openmined(
         started = time.perf_counter()
         setup = server.CreateSetupMessage(1e-9, queries, items, psi.DataStructure.GCS)
         facts = {"setup_s": round(time.perf_counter() - started, 1)}
-        key_file.write_bytes(server.GetPrivateKeyBytes())
+        write_secret(key_file, server.GetPrivateKeyBytes().hex())
         setup_file.write_bytes(setup.SerializeToString())
         facts_file.write_text(json.dumps(facts))
     client = psi.client.CreateWithNewKey(True)

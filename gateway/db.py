@@ -19,14 +19,38 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 
+from gateway.pki.custody import private_file, private_folder
+
+SIDE_FILES = ("-wal", "-shm", "-journal")
+"""The files SQLite keeps beside a database; they hold its rows too."""
+
 
 def database_url(value: str) -> str:
     """Accept a URL, or a plain path meaning a SQLite file."""
     if "://" in value:
         return value
     path = Path(value)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     return f"sqlite:///{path}"
+
+
+def private_sqlite(url: str) -> None:
+    """Create a SQLite file 0600 (and its folder 0700) before SQLite opens it.
+
+    SQLite gives its `-wal`, `-shm` and journal files the mode of the database file, so
+    they are 0600 too whatever the umask; side files left by an older version are
+    narrowed. In-memory and URI databases are left alone.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    private_folder(path.parent)
+    private_file(path)
+    for suffix in SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            private_file(side)
 
 
 def make_engine(url: str) -> Engine:
@@ -39,6 +63,10 @@ def make_engine(url: str) -> Engine:
             connect_args={"timeout": 30, "check_same_thread": False},
             hide_parameters=True,
         )
+
+        @event.listens_for(engine, "do_connect")
+        def _private(*_: Any) -> None:
+            private_sqlite(url)  # as the first connection would create it: 0600
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -147,7 +175,7 @@ def backup_sqlite(value: str, to: Path) -> Backup:
     try:
         with (
             closing(sqlite3.connect(source_uri, uri=True, timeout=30)) as source,
-            closing(sqlite3.connect(partial)) as copy,
+            closing(sqlite3.connect(private_file(partial))) as copy,
         ):
             source.backup(copy)
             copy.execute("PRAGMA journal_mode=DELETE")

@@ -4,8 +4,8 @@ The image's HEALTHCHECK runs it without arguments: it reads the serve command th
 container runs (PID 1's command line) for the listen address and the key bundle, and
 asks the standard gRPC health service over mTLS, presenting the server's own
 certificate (any member may ask). With arguments, they are such a command line:
-`node serve --config FILE` or `broker serve [--config FILE | --pki DIR --node ID
---listen HOST:PORT]`. Exit 0 when serving; 1, with one line saying why, otherwise.
+`node serve --config FILE` or `broker serve [--config FILE | --bundle DIR | --pki DIR
+--node ID] [--listen HOST:PORT]`. Exit 0 when serving; 1, with one line saying why, otherwise.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def target(argv: list[str]) -> Target:
         raise NotServing(f"not a serve command: {' '.join(argv) or '(empty)'}")
     kind = argv[argv.index("serve") - 1]
     options = argparse.ArgumentParser(add_help=False, exit_on_error=False)
-    for name in ("--config", "--pki", "--node", "--listen"):
+    for name in ("--config", "--pki", "--bundle", "--node", "--listen"):
         options.add_argument(name)
     known, _ = options.parse_known_args(argv[argv.index("serve") + 1 :])
     try:
@@ -58,7 +58,9 @@ def target(argv: list[str]) -> Target:
         raise NotServing(str(exc)) from exc
     if kind == "broker":  # the defaults of `gateway broker serve`
         node_id = known.node or "broker"
-        bundle = Path(known.pki or "var/pki") / "nodes" / node_id
+        bundle = (
+            Path(known.bundle) if known.bundle else Path(known.pki or "var/pki") / "nodes" / node_id
+        )
         return Target(node_id, known.listen or "127.0.0.1:7100", bundle)
     raise NotServing(f"cannot tell what `{' '.join(argv)}` serves")
 

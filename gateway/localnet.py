@@ -171,6 +171,7 @@ def broker_command(consortium: Consortium, database: str, *options: str) -> list
     return gateway_command(
         "broker",
         "serve",
+        "--dev",
         "--pki",
         str(consortium.root / "pki"),
         "--listen",
@@ -203,13 +204,13 @@ class Processes:
     def start_broker_process(self, index: int, config: Path) -> None:
         """Start broker process `index` of several, from its configuration file."""
         ports = self.consortium.broker_ports or [self.consortium.broker_port]
-        command = gateway_command("broker", "serve", "--config", str(config))
+        command = gateway_command("broker", "serve", "--dev", "--config", str(config))
         self._start(broker_name(index), command, ports[index], "broker")
 
     def start_node(self, node_id: str, env: dict[str, str] | None = None) -> None:
         """Start a node; `env` adds variables (a test's crash point, say)."""
         c = self.consortium
-        command = gateway_command("node", "serve", "--config", str(c.config_path(node_id)))
+        command = gateway_command("node", "serve", "--dev", "--config", str(c.config_path(node_id)))
         self._start(node_id, command, c.node_ports[node_id], node_id, env)
 
     def _start(

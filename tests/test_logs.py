@@ -175,7 +175,7 @@ def test_broker_serve_with_an_unreadable_policy_is_one_error_line(
         )
     )
     done = subprocess.run(
-        gateway_command("broker", "serve", "--config", str(config)),
+        gateway_command("broker", "serve", "--dev", "--config", str(config)),
         capture_output=True,
         text=True,
         timeout=60,

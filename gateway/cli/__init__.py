@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from gateway.cli import (
@@ -43,6 +45,7 @@ def main(
     ),
 ) -> None:
     """Privacy-preserving gateway: PKI, serving, data, queries, freezes, audit and the demo."""
+    os.umask(0o077)  # keys, databases and exports are the owner's alone (SECURITY.md)
     state.verbose = verbose
 
 

@@ -20,6 +20,9 @@ app = typer.Typer(no_args_is_help=True, help="Run and configure an agency node."
 @app.command("serve")
 def serve(
     config: Path = typer.Option(..., help="The node's TOML file."),
+    dev: bool = typer.Option(
+        False, "--dev", help="Development: serve even where the root keys can be read."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
     log_format: str = typer.Option(
         "text", "--log-format", help="text, or json: one JSON object per line."
@@ -28,12 +31,22 @@ def serve(
         "", "--ops-listen", help="host:port for HTTP /healthz, /readyz, /metrics (overrides TOML)."
     ),
 ) -> None:
-    """Serve the node's gRPC endpoint over mTLS until interrupted."""
+    """Serve the node's gRPC endpoint over mTLS until interrupted.
+
+    Refuses to start if this process can read the consortium's root keys or another
+    member's keys near its bundle (SECURITY.md, key custody), unless `--dev`.
+    """
     from gateway import telemetry
+    from gateway.pki.custody import CustodyError, refuse_foreign_keys
     from nodes.runtime import serve_node
 
     setup_logging(verbose, log_format)
     cfg = node_config(config)
+    if not dev:
+        try:
+            refuse_foreign_keys(cfg.pki_bundle)
+        except CustodyError as exc:
+            fail(f"node {cfg.node_id} {exc}")
     if ops_listen:
         cfg = replace(cfg, ops_listen=ops_listen)
     telemetry.setup(f"gateway-node-{cfg.node_id}", prometheus=bool(cfg.ops_listen))
@@ -93,6 +106,9 @@ def init(
     role: str = typer.Option(..., help="police, bank, carrier or regulator."),
     out: Path = typer.Option(..., help="Where to write the TOML file."),
     pki_dir: Path = typer.Option(Path("var/pki"), "--pki"),
+    bundle_dir: Path | None = typer.Option(
+        None, "--bundle", help="Where the node's `gateway pki export` lives (else in --pki)."
+    ),
     listen: str = typer.Option("127.0.0.1:0"),
     broker: str = typer.Option("127.0.0.1:7100", help="The broker's host:port."),
     database: str = typer.Option("", help="SQLite path or SQLAlchemy URL."),
@@ -103,7 +119,7 @@ def init(
     if out.exists():
         fail(f"{out} exists; refusing to overwrite it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    bundle = (pki_dir / "nodes" / node).resolve()
+    bundle = bundle_dir or (pki_dir / "nodes" / node).resolve()
     db = database or str((out.parent / f"{node}.db").resolve())
     out.write_text(
         render(node=node, role=role, listen=listen, broker=broker, bundle=bundle, database=db)

@@ -87,6 +87,27 @@ def issue(
     console.print(f"issued [bold]{node}[/] ({role}); bundle in {bundle.folder}")
 
 
+@app.command("export")
+def export(
+    node: str = typer.Option(..., help="Member id, e.g. bank-a."),
+    out: Path = typer.Option(..., help="Folder to write its bundle to (created 0700)."),
+    pki_dir: Path = PKI_DIR,
+) -> None:
+    """Write exactly what one member needs to run, and no root key.
+
+    Copy the folder to the member's machine and serve from it as the member's own user
+    (`broker serve --bundle DIR`, or `pki_bundle` in the node's TOML). Export the
+    broker again after every directory change to publish the new signed directory.
+    """
+    from gateway.pki.export import export_bundle
+
+    try:
+        done = export_bundle(PkiFolder(pki_dir), node, out)
+    except (PkiError, DirectoryError, OSError) as exc:
+        fail(str(exc))
+    console.print(f"exported [bold]{node}[/] to {done.folder}: {', '.join(done.files)}")
+
+
 @app.command("endpoints")
 def endpoints(
     node: str = typer.Option(..., help="Member id, e.g. broker."),

@@ -11,6 +11,7 @@ import typer
 
 from gateway.cli.common import console, fail, setup_logging
 from gateway.config import BrokerConfig, ConfigError, load_config
+from gateway.pki.custody import CustodyError, refuse_foreign_keys
 from gateway.policy import PolicyLoadError
 
 broker_app = typer.Typer(no_args_is_help=True, help="Run the broker.")
@@ -27,10 +28,18 @@ def wait_for_signal() -> None:
 @broker_app.command("serve")
 def serve(
     config: Path | None = typer.Option(None, help="Broker TOML file; flags below if absent."),
-    pki_dir: Path = typer.Option(Path("var/pki"), "--pki", help="PKI folder (directory files)."),
+    pki_dir: Path = typer.Option(
+        Path("var/pki"), "--pki", help="The administrator's PKI folder (development only)."
+    ),
+    bundle: Path | None = typer.Option(
+        None, "--bundle", help="The broker's bundle from `gateway pki export` (with the directory)."
+    ),
     node: str = typer.Option("broker", help="The broker's node id in the directory."),
     listen: str = typer.Option("127.0.0.1:7100", help="host:port to listen on."),
     database: str = typer.Option("var/broker.db", help="SQLite path or SQLAlchemy URL."),
+    dev: bool = typer.Option(
+        False, "--dev", help="Development: serve even where the root keys can be read."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
     log_format: str = typer.Option(
         "text", "--log-format", help="text, or json: one JSON object per line."
@@ -52,15 +61,17 @@ def serve(
                 node_id=node,
                 listen=listen,
                 database=database,
-                pki_bundle=pki_dir / "nodes" / node,
-                directory_folder=pki_dir,
+                pki_bundle=bundle or pki_dir / "nodes" / node,
+                directory_folder=bundle or pki_dir,
             )
         )
+        if not dev:
+            refuse_foreign_keys(cfg.pki_bundle, cfg.directory_folder)
         if ops_listen:
             cfg = replace(cfg, ops_listen=ops_listen)
         telemetry.setup(f"gateway-broker-{cfg.node_id}", prometheus=bool(cfg.ops_listen))
         running = serve_broker(cfg)
-    except (ConfigError, OSError, RuntimeError, PolicyLoadError) as exc:
+    except (ConfigError, CustodyError, OSError, RuntimeError, PolicyLoadError) as exc:
         fail(str(exc))
     host = cfg.listen.rsplit(":", 1)[0]
     console.print(f"broker {cfg.node_id} serving on {host}:{running.port}")

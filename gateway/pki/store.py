@@ -10,7 +10,9 @@ Layout::
                                     seal.key, oprf.key (responders), ca.crt, directory.pub
     <pki>/.lock                     held while a command changes the directory
 
-A node's bundle is all that has to be copied to the machine that runs it.
+The folder is the administrator's (0700), kept offline: no broker or node serves from
+it. `gateway pki export` copies one member's bundle out of it (gateway/pki/export.py),
+and that export is all that has to be copied to the machine that runs the member.
 
 Key lifecycle: `issue` lists a node at key version 1 (and refuses a member already
 listed, whose running node would be left with keys the directory no longer names, but
@@ -26,6 +28,7 @@ cannot both write "serial + 1".
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,6 +49,7 @@ from gateway.pki.ca import (
     create_ca,
     issue_node_certificate,
 )
+from gateway.pki.custody import FOLDER_MODE, private_folder
 from gateway.pki.directory import (
     REVOKED,
     ROLES,
@@ -164,7 +168,8 @@ class PkiFolder:
             if directory_key_uri
             else Ed25519PrivateKey.generate()
         )
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_folder(self.root)
+        os.chmod(self.root, FOLDER_MODE)
         ca = create_ca(consortium, signer=ca_signer)
         (self.root / "ca.crt").write_bytes(ca.cert_pem)
         if ca_signer is None:
@@ -265,7 +270,7 @@ class PkiFolder:
         bundle = self.bundle(node_id)
         if bundle.folder.exists():  # left by an issue that never reached the directory
             shutil.rmtree(bundle.folder)
-        bundle.folder.mkdir(parents=True)
+        private_folder(bundle.folder)
         cert = issue_node_certificate(ca, consortium, node_id, signer=ca_signer)
         bundle.tls_cert.write_bytes(cert.cert_pem)
         write_secret(bundle.tls_key, cert.key_pem.decode().strip())

@@ -120,7 +120,7 @@ def serve(config: Path) -> Result:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
-        return runner.invoke(app, ["node", "serve", "--config", str(config)])
+        return runner.invoke(app, ["node", "serve", "--dev", "--config", str(config)])
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)

@@ -32,6 +32,8 @@ def test_a_broker_command_line_names_its_flags_or_their_defaults() -> None:
     assert target(["gateway", "broker", "serve"]) == Target(
         "broker", "127.0.0.1:7100", Path("var/pki/nodes/broker")
     )
+    exported = ["broker", "serve", "--bundle", "/run/gateway/bundle", "--listen", "0.0.0.0:7100"]
+    assert target(exported) == Target("broker", "0.0.0.0:7100", Path("/run/gateway/bundle"))
 
 
 def test_what_is_not_a_serve_command_is_unhealthy() -> None:

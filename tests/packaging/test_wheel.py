@@ -102,8 +102,9 @@ def test_installed_wheel_runs_a_consortium(installed: Path, tmp_path: Path) -> N
             listen = ["--listen", f"127.0.0.1:{port}", "--broker", broker]
             run([gateway, *init, *listen, "--out", f"{node}.toml"], here)
 
-    serve_broker = ["broker", "serve", "--pki", "pki", "--listen", broker, "--database", "b.db"]
-    serve_bank = ["node", "serve", "--config", "bank-a.toml"]
+    serve_broker = ["broker", "serve", "--dev", "--pki", "pki", "--listen", broker]
+    serve_broker += ["--database", "b.db"]
+    serve_bank = ["node", "serve", "--dev", "--config", "bank-a.toml"]
     with (
         started(installed, here, serve_broker) as broker_log,
         started(installed, here, serve_bank) as bank_log,
