@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +37,8 @@ from gateway.transport import (
     IdentityInterceptor,
     TlsFiles,
     current_peer,
+    new_server,
     server_credentials,
-    server_options,
 )
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as rpc
@@ -320,11 +319,7 @@ def _serve(config: BrokerConfig, sole: SoleBroker) -> RunningBroker:
     broker, directory = build_broker(config)
     bundle = NodeBundle(config.pki_bundle)
     tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=32),
-        interceptors=[*server_interceptors(), IdentityInterceptor(directory)],
-        options=server_options(),
-    )
+    server = new_server(32, [*server_interceptors(), IdentityInterceptor(directory)])
     add_broker_servicer(BrokerServicer(broker, directory), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
