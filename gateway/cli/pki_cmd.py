@@ -42,6 +42,12 @@ def issue(
     role: str = typer.Option(..., help="broker, police, bank, carrier or regulator."),
     agency: str = typer.Option("", help="Agency name shown to other members."),
     endpoint: str = typer.Option("", help="host:port where the node listens."),
+    dev: bool = typer.Option(
+        False,
+        "--dev",
+        help="Also name localhost, 127.0.0.1 and ::1 in the certificate (one-machine "
+        "demos and tests only).",
+    ),
     pki_dir: Path = PKI_DIR,
 ) -> None:
     """Issue a node's mTLS certificate and keys, and list it in a newly signed directory.
@@ -50,7 +56,12 @@ def issue(
     """
     try:
         bundle = PkiFolder(pki_dir).issue(
-            node, role, agency=agency, endpoint=endpoint, oprf_key_factory=oprf_key_pair
+            node,
+            role,
+            agency=agency,
+            endpoint=endpoint,
+            oprf_key_factory=oprf_key_pair,
+            dev=dev,
         )
     except (PkiError, DirectoryError) as exc:
         fail(str(exc))

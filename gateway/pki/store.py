@@ -41,6 +41,7 @@ from gateway.pki.ca import (
     IssuedCertificate,
     certificate_fingerprint,
     create_ca,
+    has_loopback_names,
     issue_node_certificate,
 )
 from gateway.pki.directory import (
@@ -177,8 +178,12 @@ class PkiFolder:
         agency: str = "",
         endpoint: str = "",
         oprf_key_factory: OprfKeyFactory | None = None,
+        dev: bool = False,
     ) -> NodeBundle:
         """Issue certificate and keys for a node and list it in a newly signed directory.
+
+        `dev` adds the loopback names to the certificate (a consortium on one machine);
+        rotating its certificate keeps them.
 
         A member is issued once: its keys are replaced with `rotate`, which keeps the node
         known and bumps its key version. Issuing a revoked member again readmits it with
@@ -190,7 +195,7 @@ class PkiFolder:
             raise PkiError("node id must be letters, digits, '-', '_' or '.'")
         consortium = self.consortium
         with self._locked():
-            return self._issue(node_id, role, consortium, agency, endpoint, oprf_key_factory)
+            return self._issue(node_id, role, consortium, agency, endpoint, oprf_key_factory, dev)
 
     def _issue(
         self,
@@ -200,6 +205,7 @@ class PkiFolder:
         agency: str,
         endpoint: str,
         oprf_key_factory: OprfKeyFactory | None,
+        dev: bool,
     ) -> NodeBundle:
         directory = self.directory()
         previous = directory.get(node_id)
@@ -212,7 +218,7 @@ class PkiFolder:
         if bundle.folder.exists():  # left by an issue that never reached the directory
             shutil.rmtree(bundle.folder)
         bundle.folder.mkdir(parents=True)
-        cert = issue_node_certificate(self.ca(), consortium, node_id)
+        cert = issue_node_certificate(self.ca(), consortium, node_id, loopback=dev)
         bundle.tls_cert.write_bytes(cert.cert_pem)
         write_secret(bundle.tls_key, cert.key_pem.decode().strip())
         keys = NodeKeys.generate()
@@ -299,7 +305,8 @@ class PkiFolder:
                 write_secret(bundle.oprf_key, secret.hex())
                 updated = replace(updated, oprf_key=oprf_public)
             if wanted["tls"]:
-                cert = issue_node_certificate(self.ca(), self.consortium, node_id)
+                dev = has_loopback_names(bundle.tls_cert.read_bytes())
+                cert = issue_node_certificate(self.ca(), self.consortium, node_id, loopback=dev)
                 write_secret(bundle.tls_key, cert.key_pem.decode().strip())
                 _write_atomically(bundle.tls_cert, cert.cert_pem)
                 updated = replace(updated, cert_sha256=certificate_fingerprint(cert.cert_pem))
