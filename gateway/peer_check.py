@@ -19,6 +19,8 @@ import socket
 import ssl
 from dataclasses import dataclass
 
+import grpc
+
 from gateway.pki.ca import certificate_spiffe_ids, spiffe_id
 from gateway.transport import TlsFiles
 
@@ -30,13 +32,41 @@ class PeerMismatch(Exception):
     """The server dialled is not the member the directory lists; the text says how."""
 
 
+class PeerUnreachable(PeerMismatch):
+    """No TLS session with the server at all (down, refused, timed out): retry later."""
+
+
+class PeerRefused(grpc.RpcError):  # type: ignore[misc]
+    """A call not made because the server failed the peer check.
+
+    An RpcError with status UNAVAILABLE, so callers that fail over or report an
+    unreachable server treat it as one, with the check's reason as its details.
+    """
+
+    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self._reason = reason
+        self.unreachable = unreachable
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return f"peer check: {self._reason}"
+
+
 @dataclass(frozen=True)
 class ExpectedPeer:
-    """Who a client means to reach: node id, consortium and pinned certificate."""
+    """Who a client means to reach: node id, consortium and pinned certificate.
+
+    `cert_sha256` None means no directory is known yet (a node's first call to the
+    broker, which fetches it): the SPIFFE id is checked, the pin from the next call on.
+    "" means the directory pins none, which fails.
+    """
 
     node_id: str
     consortium: str
-    cert_sha256: str
+    cert_sha256: str | None
 
 
 def _host_port(endpoint: str) -> tuple[str, int]:
@@ -70,8 +100,10 @@ def peer_certificate(endpoint: str, server_name: str, tls: TlsFiles, timeout_s: 
             der = conn.getpeercert(binary_form=True)
     except ssl.SSLCertVerificationError as exc:
         raise PeerMismatch(f"{server_name} at {endpoint}: {exc.verify_message}") from exc
-    except (OSError, ssl.SSLError) as exc:
+    except ssl.SSLError as exc:
         raise PeerMismatch(f"{server_name} at {endpoint}: TLS handshake failed ({exc})") from exc
+    except OSError as exc:
+        raise PeerUnreachable(f"{server_name} at {endpoint}: cannot connect ({exc})") from exc
     if not der:
         raise PeerMismatch(f"{server_name} at {endpoint} presented no certificate")
     return der
@@ -83,6 +115,8 @@ def check_peer(endpoint: str, expected: ExpectedPeer, tls: TlsFiles, timeout_s: 
     want = spiffe_id(expected.consortium, expected.node_id)
     if certificate_spiffe_ids(der) != [want]:
         raise PeerMismatch(f"{expected.node_id} at {endpoint}: certificate does not name {want}")
+    if expected.cert_sha256 is None:
+        return
     if not expected.cert_sha256:  # fail closed, as the server side does
         raise PeerMismatch(f"the directory pins no certificate for {expected.node_id!r}")
     if hashlib.sha256(der).hexdigest() != expected.cert_sha256:

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 import grpc
 
-from gateway.peer_check import RECHECK_S, ExpectedPeer, PeerMismatch, check_peer, own_consortium
+from gateway.peer_check import (
+    RECHECK_S,
+    ExpectedPeer,
+    PeerMismatch,
+    PeerUnreachable,
+    check_peer,
+    own_consortium,
+)
 from gateway.pki.directory import Member
 from gateway.transport import TlsFiles, secure_channel
 from gateway.v1 import gateway_pb2 as pb
@@ -57,6 +64,8 @@ class NodeDialer:
             expected = ExpectedPeer(member.node_id, self._consortium, member.cert_sha256)
             try:
                 check_peer(member.endpoint, expected, self._tls, max(deadline - now, 0.1))
+            except PeerUnreachable as exc:
+                raise DeliveryError(f"{member.node_id}: UNAVAILABLE {exc}") from exc
             except PeerMismatch as exc:
                 self._drop(lambda k: k == key)
                 raise DeliveryError(str(exc)) from exc
