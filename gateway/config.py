@@ -49,6 +49,9 @@ class BrokerConfig:
     schema: Path = REPO_POLICIES / "schema.cedarschema"
     max_envelope_bytes: int = 4 * 1024 * 1024
     delivery_timeout_s: float = 10.0
+    interactive_per_recipient: int = 4
+    """Interactive deliveries (queries, PINGs) in flight to one recipient at most; more
+    fail at once as undelivered, so a slow member holds at most this many threads."""
     stop_payment_answer_s: int = 15 * 60
     """Answer deadline of a STOP_PAYMENT: the bank must have acted within this time."""
     action_answer_s: int = 24 * 3600
@@ -61,6 +64,8 @@ class BrokerConfig:
     """host:port of the plain-HTTP /healthz, /readyz and /metrics endpoint ("" = none)."""
 
     def __post_init__(self) -> None:
+        if self.interactive_per_recipient < 1:
+            raise ConfigError("interactive_per_recipient must be at least 1")
         if self.outbox_lease_s <= self.delivery_timeout_s:
             raise ConfigError(
                 f"outbox_lease_s ({self.outbox_lease_s}) must be longer than "

@@ -297,6 +297,7 @@ def build_broker(config: BrokerConfig) -> tuple[Broker, FileDirectory]:
         dialer=NodeDialer(tls, timeout_s=config.delivery_timeout_s),
         stop_payment_answer_s=config.stop_payment_answer_s,
         action_answer_s=config.action_answer_s,
+        interactive_per_recipient=config.interactive_per_recipient,
     )
     return broker, directory
 
