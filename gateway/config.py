@@ -52,6 +52,9 @@ class BrokerConfig:
     interactive_per_recipient: int = 4
     """Interactive deliveries (queries, PINGs) in flight to one recipient at most; more
     fail at once as undelivered, so a slow member holds at most this many threads."""
+    audit_appends_per_minute: int = 300
+    """Audit entries one sender may cause a minute by refused envelopes and audit reads
+    (`gateway.broker.append_budget`)."""
     stop_payment_answer_s: int = 15 * 60
     """Answer deadline of a STOP_PAYMENT: the bank must have acted within this time."""
     action_answer_s: int = 24 * 3600
@@ -66,6 +69,8 @@ class BrokerConfig:
     def __post_init__(self) -> None:
         if self.interactive_per_recipient < 1:
             raise ConfigError("interactive_per_recipient must be at least 1")
+        if self.audit_appends_per_minute < 1:
+            raise ConfigError("audit_appends_per_minute must be at least 1")
         if self.outbox_lease_s <= self.delivery_timeout_s:
             raise ConfigError(
                 f"outbox_lease_s ({self.outbox_lease_s}) must be longer than "

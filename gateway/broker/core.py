@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.audit.log import Append, AuditLog
+from gateway.broker.append_budget import AppendBudget
 from gateway.broker.delivery import DeliveryError, NodeDialer
 from gateway.broker.lifecycle import answer_deadline_ms, record_delivery
 from gateway.broker.models import DeliveryRow, EventRow, MessageRow
@@ -166,6 +167,7 @@ class Broker:
         stop_payment_answer_s: int = 15 * 60,
         action_answer_s: int = 24 * 3600,
         interactive_per_recipient: int = 4,
+        audit_appends_per_minute: int = 300,
     ) -> None:
         self.node_id = node_id
         self.directory = directory
@@ -180,6 +182,7 @@ class Broker:
         self.outbox_wakeup = threading.Event()
         self._fanout = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fanout")
         self._slots = RecipientSlots(interactive_per_recipient)
+        self.append_budget = AppendBudget(audit_appends_per_minute)
 
     # -- submit ------------------------------------------------------------------------
 
@@ -473,7 +476,11 @@ class Broker:
             "kind": header.kind[:32],
             "header_sha256": hashlib.sha256(envelope.header).hexdigest(),
         }
-        self.audit.run(lambda _session, append: append(entry))
+        suppressed = self.append_budget.take(peer_node_id or "")
+        if suppressed:
+            entry["suppressed"] = suppressed
+        if suppressed is not None:
+            self.audit.run(lambda _session, append: append(entry))
         event(
             log,
             "refused",

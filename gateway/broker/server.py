@@ -209,6 +209,13 @@ class BrokerServicer(rpc.BrokerServicer):
         broker = directory.get(self.broker.node_id)
         if reader is None or broker is None:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "policy: unknown reader")
+        suppressed = self.broker.append_budget.take(reader.node_id)
+        if suppressed is None:
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"audit: more than {self.broker.append_budget.per_minute} audited calls a "
+                "minute; wait and read again",
+            )
         decision = self.broker.policy.decide(
             PolicyRequest(
                 sender=party(reader),
@@ -226,6 +233,8 @@ class BrokerServicer(rpc.BrokerServicer):
             "policy_ids": list(decision.policy_ids),
             "policy_set": decision.policy_set_hash,
         }
+        if suppressed:
+            entry["suppressed"] = suppressed
         self.broker.audit.run(lambda _session, append: append(entry))
         if not decision.allowed:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"policy: {decision.reason}")
@@ -298,6 +307,7 @@ def build_broker(config: BrokerConfig) -> tuple[Broker, FileDirectory]:
         stop_payment_answer_s=config.stop_payment_answer_s,
         action_answer_s=config.action_answer_s,
         interactive_per_recipient=config.interactive_per_recipient,
+        audit_appends_per_minute=config.audit_appends_per_minute,
     )
     return broker, directory
 
