@@ -1,8 +1,10 @@
 """Configuration files of the broker and the nodes (TOML), with environment overrides.
 
-Every key can be overridden by an environment variable GATEWAY_<KEY> (upper case), so a
-container can keep one file and change the database URL or endpoint per deployment.
-Relative paths in a file are relative to the file's folder.
+The keys in `ENV_KEYS` can be overridden by an environment variable GATEWAY_<KEY> (upper
+case), so a container can keep one file and change the database URL or endpoint per
+deployment. The others, above all the paths to keys, policies and schema, come from the
+file only: whoever can set a container's environment must not be able to point it at
+other trust roots. Relative paths in a file are relative to the file's folder.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ class BrokerConfig:
     schema: Path = REPO_POLICIES / "schema.cedarschema"
     max_envelope_bytes: int = 4 * 1024 * 1024
     delivery_timeout_s: float = 10.0
+    interactive_per_recipient: int = 4
+    """Interactive deliveries (queries, PINGs) in flight to one recipient at most; more
+    fail at once as undelivered, so a slow member holds at most this many threads."""
+    audit_appends_per_minute: int = 300
+    """Audit entries one sender may cause a minute by refused envelopes and audit reads
+    (`gateway.broker.append_budget`)."""
     stop_payment_answer_s: int = 15 * 60
     """Answer deadline of a STOP_PAYMENT: the bank must have acted within this time."""
     action_answer_s: int = 24 * 3600
@@ -59,6 +67,10 @@ class BrokerConfig:
     """host:port of the plain-HTTP /healthz, /readyz and /metrics endpoint ("" = none)."""
 
     def __post_init__(self) -> None:
+        if self.interactive_per_recipient < 1:
+            raise ConfigError("interactive_per_recipient must be at least 1")
+        if self.audit_appends_per_minute < 1:
+            raise ConfigError("audit_appends_per_minute must be at least 1")
         if self.outbox_lease_s <= self.delivery_timeout_s:
             raise ConfigError(
                 f"outbox_lease_s ({self.outbox_lease_s}) must be longer than "
@@ -124,6 +136,25 @@ class NodeConfig:
         return self.policy or (REPO_POLICIES / f"node-{self.role}.cedar")
 
 
+ENV_KEYS = frozenset(
+    {
+        "database",
+        "listen",
+        "broker_endpoint",
+        "ops_listen",
+        "console_listen",
+        "console_secure_cookies",
+        "console_idle_timeout_s",
+        "time_zone",
+        "call_timeout_s",
+        "delivery_timeout_s",
+        "directory_ttl_s",
+        "match_workers",
+    }
+)
+"""Keys a GATEWAY_<KEY> environment variable may set: where to listen, what to dial,
+which database, and tuning; never a path to a key, a policy, a schema or a calendar."""
+
 _PATH_KEYS = {"pki_bundle", "directory_folder", "policy", "schema", "holiday_calendar"}
 
 
@@ -148,8 +179,6 @@ def _coerce(name: str, kind: Any, value: Any, base: Path) -> Any:
         return float(value)
     if text == "str" and not isinstance(value, str):
         raise TypeError(name)
-    if text.startswith("list") and isinstance(value, str):  # from GATEWAY_<KEY>: a,b,c
-        value = [v.strip() for v in value.split(",") if v.strip()]
     if text.startswith("list") and not (
         isinstance(value, list) and all(isinstance(v, str) for v in value)
     ):
@@ -165,6 +194,27 @@ def _coerce(name: str, kind: Any, value: Any, base: Path) -> Any:
 
 
 T = TypeVar("T", BrokerConfig, NodeConfig)
+
+
+def _from_environment(name: str, kind: str, text: str) -> Any:
+    """The value of GATEWAY_<NAME>, typed as the file would type it, if NAME may be set so.
+
+    Text keys take the variable as it is; the others read it as a TOML value (`true`,
+    `30`, `2.5`), so `_coerce` checks it exactly as it checks the file's value; text
+    that is no TOML value goes to `_coerce` as it is, which refuses it for a typed key.
+    """
+    variable = f"GATEWAY_{name.upper()}"
+    if name not in ENV_KEYS:
+        raise ConfigError(
+            f"{variable} cannot be set from the environment; set {name} in the "
+            "configuration file (only " + ", ".join(sorted(ENV_KEYS)) + " can be)"
+        )
+    if kind == "str":
+        return text
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
 
 
 def _unknown(names: list[str], known: list[str]) -> str:
@@ -227,7 +277,7 @@ def load_config(cls: type[T], path: Path) -> T:
     for name in known:
         env = os.environ.get(f"GATEWAY_{name.upper()}")
         if env is not None:
-            data[name] = env
+            data[name] = _from_environment(name, str(known[name].type), env)
     values: dict[str, Any] = {}
     for name, value in data.items():
         try:

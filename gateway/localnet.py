@@ -85,6 +85,7 @@ class Consortium:
             "broker",
             agency="Consortium broker",
             endpoint=f"127.0.0.1:{consortium.broker_port}",
+            dev=True,
         )
         consortium.broker_database = urls.get("broker", str(root / "broker.db"))
         for node_id, role, agency in nodes:
@@ -99,6 +100,7 @@ class Consortium:
                 agency=agency,
                 endpoint=f"127.0.0.1:{port}",
                 oprf_key_factory=generate_key_pair,
+                dev=True,
             )
             config_text = render(
                 node=node_id,

@@ -110,7 +110,7 @@ def render(
     database: str,
     console_listen: str = CONSOLE_DEFAULT,
 ) -> str:
-    """A TOML file for one node; every key can be overridden by GATEWAY_<KEY>."""
+    """A TOML file for one node; keys in `gateway.config.ENV_KEYS` take GATEWAY_<KEY>."""
     extra = _RESPONDER_EXTRA if role in ("bank", "carrier") else ""
     extra += _MATCH_EXTRA if role in ("police", "bank", "carrier") else ""
     extra += _LEDGER_KEY if role == "bank" else ""
@@ -119,7 +119,8 @@ def render(
     extra += _LEDGER_COLUMNS if role == "bank" else ""
     extra += _INQUIRY_EXTRA if role in ("bank", "carrier") else ""
     return f"""{_ROLE_NOTES.get(role, "")}
-# Every key can be overridden by an environment variable GATEWAY_<KEY>, e.g.
+# Where to listen and dial, the database and tuning keys can be overridden by an
+# environment variable GATEWAY_<KEY> (never paths to keys or policies), e.g.
 # GATEWAY_DATABASE=postgresql+psycopg://user@db/bank.
 
 # This node's id and role, as issued by `gateway pki issue`.

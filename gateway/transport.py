@@ -4,13 +4,17 @@ Servers require a client certificate issued by the consortium CA; the peer's nod
 the SPIFFE URI in that certificate, and the certificate must be the one the directory
 lists for that node (so a rotated or revoked certificate stops working even though the
 CA once signed it). An interceptor resolves the identity once per call and refuses
-calls without one, instead of every handler repeating the check.
+calls without one, instead of every handler repeating the check. Health and reflection
+answer current members only: a revoked or unlisted certificate learns nothing, not even
+that the server is up or which services it offers. The same interceptor refuses a
+request larger than its method allows (`gateway.grpc_limits`).
 """
 
 from __future__ import annotations
 
 import contextvars
 from collections.abc import Callable
+from concurrent import futures
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,21 +24,20 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from gateway.grpc_limits import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from gateway.grpc_limits import (
+    client_options,
+    maximum_concurrent_rpcs,
+    request_limit,
+)
+from gateway.grpc_limits import server_options as server_options
 from gateway.pki.ca import node_id_from_spiffe
 from gateway.pki.directory import Directory
 from gateway.telemetry import instrument_channel
 
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 PEER_NODE_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "peer_node_id", default=None
 )
-
-OPEN_METHODS = (
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-    "/grpc.reflection.v1.ServerReflection/",
-)
-"""Health and reflection answer any CA-authenticated client, member or not."""
 
 
 @dataclass(frozen=True)
@@ -65,19 +68,21 @@ def channel_options(target_node_id: str) -> list[tuple[str, Any]]:
     first, longest = RECONNECT_BACKOFF_MS
     return [
         ("grpc.ssl_target_name_override", target_node_id),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        *client_options(),
         ("grpc.initial_reconnect_backoff_ms", first),
         ("grpc.min_reconnect_backoff_ms", first),
         ("grpc.max_reconnect_backoff_ms", longest),
     ]
 
 
-def server_options() -> list[tuple[str, Any]]:
-    return [
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ]
+def new_server(workers: int, interceptors: list[Any]) -> grpc.Server:
+    """A gRPC server with the limits of `gateway.grpc_limits`."""
+    return grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers),
+        interceptors=interceptors,
+        options=server_options(),
+        maximum_concurrent_rpcs=maximum_concurrent_rpcs(workers),
+    )
 
 
 def secure_channel(endpoint: str, target_node_id: str, tls: TlsFiles) -> grpc.Channel:
@@ -126,8 +131,27 @@ def peer_identity(context: grpc.ServicerContext, directory: Directory) -> tuple[
     return node_id, ""
 
 
+@dataclass(frozen=True)
+class _Oversized:
+    """Stands for a request too large for its method, in place of parsing it."""
+
+    size: int
+
+
+def _bounded(parse: Callable[[bytes], Any] | None, limit: int) -> Callable[[bytes], Any]:
+    """`parse`, but a request over `limit` bytes is measured, never parsed."""
+
+    def deserialize(data: bytes) -> Any:
+        if len(data) > limit:
+            return _Oversized(len(data))
+        return data if parse is None else parse(data)
+
+    return deserialize
+
+
 class IdentityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg]
-    """Resolves the mTLS peer to a member for every call and refuses calls without one."""
+    """Resolves the mTLS peer to a current member for every call, health and reflection
+    included, and refuses calls without one or with a request too large for the method."""
 
     def __init__(self, directory: Callable[[], Directory]) -> None:
         self._directory = directory
@@ -136,27 +160,72 @@ class IdentityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg
         self, continuation: Callable[[Any], Any], handler_call_details: Any
     ) -> Any:
         handler = continuation(handler_call_details)
+        if handler is None:
+            return handler
         method: str = handler_call_details.method
-        if handler is None or method.startswith(OPEN_METHODS):
-            return handler
-        if handler.unary_unary is None:
-            return handler
-        inner = handler.unary_unary
         directory = self._directory
+        limit = request_limit(method)
 
-        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+        def admit(context: grpc.ServicerContext) -> str:
             node_id, reason = peer_identity(context, directory())
             if node_id is None:
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, f"identity: {reason}")
-            token = PEER_NODE_ID.set(node_id)
+            return str(node_id)
+
+        def check_size(request: Any, context: grpc.ServicerContext) -> None:
+            if isinstance(request, _Oversized):
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"request of {request.size} bytes; {method} takes at most {limit}",
+                )
+
+        deserialize = _bounded(handler.request_deserializer, limit)
+
+        if handler.unary_unary is not None or handler.unary_stream is not None:
+            streaming = handler.unary_unary is None
+            inner = handler.unary_stream if streaming else handler.unary_unary
+
+            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                token = PEER_NODE_ID.set(admit(context))
+                try:
+                    check_size(request, context)
+                    return inner(request, context)
+                finally:
+                    PEER_NODE_ID.reset(token)
+
+            make = (
+                grpc.unary_stream_rpc_method_handler
+                if streaming
+                else grpc.unary_unary_rpc_method_handler
+            )
+            return make(
+                unary,
+                request_deserializer=deserialize,
+                response_serializer=handler.response_serializer,
+            )
+        streaming_reply = handler.stream_stream is not None
+        inner_stream = handler.stream_stream if streaming_reply else handler.stream_unary
+
+        def sized(requests: Any, context: grpc.ServicerContext) -> Any:
+            for request in requests:
+                check_size(request, context)
+                yield request
+
+        def stream(requests: Any, context: grpc.ServicerContext) -> Any:
+            token = PEER_NODE_ID.set(admit(context))
             try:
-                return inner(request, context)
+                return inner_stream(sized(requests, context), context)
             finally:
                 PEER_NODE_ID.reset(token)
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=handler.request_deserializer,
+        make_stream = (
+            grpc.stream_stream_rpc_method_handler
+            if streaming_reply
+            else grpc.stream_unary_rpc_method_handler
+        )
+        return make_stream(
+            stream,
+            request_deserializer=deserialize,
             response_serializer=handler.response_serializer,
         )
 

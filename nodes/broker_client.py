@@ -79,7 +79,7 @@ class BrokerClient:
         self.timeout_s = timeout_s
         tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
         self.broker_endpoint = broker_endpoint
-        self.brokers = BrokerEndpoints(broker_id, tls, [broker_endpoint])
+        self.brokers = BrokerEndpoints(broker_id, tls, [broker_endpoint], pin=self._broker_pin)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._lock = threading.Lock()
         """Guards the fields below; held only to read or swap them, never across a call."""
@@ -150,6 +150,15 @@ class BrokerClient:
             with self._lock:
                 self._fetching = False
                 self._fetched.notify_all()
+
+    def _broker_pin(self) -> str | None:
+        """The broker's certificate fingerprint in the directory we hold (None: none yet)."""
+        with self._lock:
+            directory = self._directory
+        if directory is None:
+            return None
+        broker = directory.get(self.broker_id)
+        return broker.cert_sha256 if broker is not None and broker.active else ""
 
     def broker_endpoints(self, directory: Directory) -> list[str]:
         """Where to call the broker: every endpoint the directory lists for it when it

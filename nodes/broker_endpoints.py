@@ -8,29 +8,63 @@ down, restarting or unreachable) is made again, with the same request, on the ne
 endpoint: a resent submission keeps its message id and signature, and the broker
 answers a durable message it stored before with its first outcome, so a request is
 never executed twice. Any other status is the broker's answer and is raised as it is.
-Each attempt has the call's deadline.
+Each attempt has the call's deadline. Before a channel is used, and again every
+`RECHECK_S`, the server behind the endpoint must present the broker's SPIFFE id and
+the certificate the signed directory pins for it (`gateway.peer_check`); one that does
+not is treated as unavailable, and its channel is closed and opened afresh.
+`GetDirectory` needs the SPIFFE id only: the directory proves itself (signed by the
+consortium key, never older than the one held), and after the broker's certificate
+is rotated the node could not otherwise learn the new pin.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
 
+from gateway.peer_check import (
+    RECHECK_S,
+    ExpectedPeer,
+    PeerMismatch,
+    PeerRefused,
+    PeerUnreachable,
+    check_peer,
+    own_consortium,
+)
 from gateway.transport import TlsFiles, secure_channel
 from gateway.v1 import gateway_pb2_grpc as rpc
+
+SELF_PROVING = frozenset({"GetDirectory"})
+"""Methods whose answer carries its own proof, called with the SPIFFE id check only."""
+
+UP_POLL_S = 0.25
+"""While every broker endpoint is down, how often the last one is tried until the deadline."""
 
 
 class BrokerEndpoints:
     """One channel per broker endpoint; `call` picks them in turn and fails over."""
 
-    def __init__(self, broker_id: str, tls: TlsFiles, endpoints: Sequence[str]) -> None:
+    def __init__(
+        self,
+        broker_id: str,
+        tls: TlsFiles,
+        endpoints: Sequence[str],
+        pin: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        """`pin` gives the broker's certificate fingerprint from the current directory
+        (None before there is one)."""
         self._broker_id = broker_id
         self._tls = tls
+        self._pin = pin
+        self._consortium = own_consortium(tls)
         self._lock = threading.Lock()
         """Guards the fields below; held to read or swap them, never across a call."""
+        self._checked: dict[tuple[str, str | None], float] = {}
+        """(endpoint, pin) -> when the server there last passed the peer check."""
         self._channels: dict[str, grpc.Channel] = {}
         self._stubs: list[tuple[str, rpc.BrokerStub]] = []
         self._next = 0
@@ -72,14 +106,66 @@ class BrokerEndpoints:
         tried once more, waiting for it to come up until the deadline.
         """
         order = self._turn()
-        for _endpoint, stub in order:
+        pinned = method not in SELF_PROVING
+        for endpoint, stub in order:
             try:
+                self._check(endpoint, timeout_s, pinned=pinned)
                 return getattr(stub, method)(request, timeout=timeout_s)
             except grpc.RpcError as exc:
                 if exc.code() != grpc.StatusCode.UNAVAILABLE:
                     raise
-        _endpoint, stub = order[0]
+        endpoint, _stub = order[0]
+        self._check_when_up(endpoint, time.monotonic() + timeout_s, pinned=pinned)
+        with self._lock:
+            channel = self._channels.get(endpoint)
+        if channel is None:
+            raise PeerRefused(f"{endpoint} is no longer a broker endpoint")
+        stub = rpc.BrokerStub(channel)
         return getattr(stub, method)(request, timeout=timeout_s, wait_for_ready=True)
+
+    def _check_when_up(self, endpoint: str, deadline: float, *, pinned: bool) -> None:
+        """`_check`, retried while the server is down, until `deadline`."""
+        while True:
+            try:
+                self._check(endpoint, max(deadline - time.monotonic(), 0.1), pinned=pinned)
+                return
+            except PeerRefused as exc:
+                if not exc.unreachable or time.monotonic() + UP_POLL_S >= deadline:
+                    raise
+            time.sleep(UP_POLL_S)
+
+    def _check(self, endpoint: str, timeout_s: float, *, pinned: bool) -> None:
+        """Raise PeerRefused unless the server at `endpoint` passed the peer check lately."""
+        pin = self._pin() if pinned else None
+        with self._lock:
+            checked_at = self._checked.get((endpoint, pin))
+        now = time.monotonic()
+        if checked_at is not None and now - checked_at <= RECHECK_S:
+            return
+        expected = ExpectedPeer(self._broker_id, self._consortium, pin)
+        try:
+            check_peer(endpoint, expected, self._tls, timeout_s)
+        except PeerUnreachable as exc:
+            raise PeerRefused(str(exc), unreachable=True) from exc
+        except PeerMismatch as exc:
+            self._reopen(endpoint)
+            raise PeerRefused(str(exc)) from exc
+        with self._lock:
+            self._checked[(endpoint, pin)] = now
+
+    def _reopen(self, endpoint: str) -> None:
+        """Close the channel to a server that failed the check; the next one is fresh."""
+        with self._lock:
+            old = self._channels.get(endpoint)
+            if old is None:
+                return
+            self._checked = {k: v for k, v in self._checked.items() if k[0] != endpoint}
+            fresh = secure_channel(endpoint, self._broker_id, self._tls)
+            self._channels[endpoint] = fresh
+            self._stubs = [
+                (e, rpc.BrokerStub(fresh) if e == endpoint else stub) for e, stub in self._stubs
+            ]
+        old.close()
 
     def close(self) -> None:
         with self._lock:

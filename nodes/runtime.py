@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
@@ -37,8 +36,8 @@ from gateway.transport import (
     IdentityInterceptor,
     TlsFiles,
     current_peer,
+    new_server,
     server_credentials,
-    server_options,
 )
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as rpc
@@ -248,11 +247,7 @@ def serve_node(config: NodeConfig) -> RunningNode:
     verifier = EnvelopeVerifier(ctx.client.directory, limits=VerifierLimits(max_age_ms=None))
     bundle = ctx.bundle
     tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=16),
-        interceptors=[*server_interceptors(), IdentityInterceptor(ctx.client.directory)],
-        options=server_options(),
-    )
+    server = new_server(16, [*server_interceptors(), IdentityInterceptor(ctx.client.directory)])
     rpc.add_NodeServicer_to_server(NodeServicer(ctx, handler, policy, verifier), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -25,11 +25,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.audit.log import Append, AuditLog
+from gateway.broker.append_budget import AppendBudget
 from gateway.broker.delivery import DeliveryError, NodeDialer
 from gateway.broker.lifecycle import answer_deadline_ms, record_delivery
 from gateway.broker.models import DeliveryRow, EventRow, MessageRow
 from gateway.broker.quotas import QuotaCounter
 from gateway.broker.receipts import receipt_problem, stage_receipt_effects
+from gateway.broker.slots import RecipientSlots
 from gateway.envelope.build import now_ms
 from gateway.envelope.verify import EnvelopeVerifier, Rejected, Verified
 from gateway.kinds import ANSWER_TO, ANSWERS, CALLS, DURABLE, INTERACTIVE, Kind
@@ -164,6 +166,8 @@ class Broker:
         clock_ms: Callable[[], int] = now_ms,
         stop_payment_answer_s: int = 15 * 60,
         action_answer_s: int = 24 * 3600,
+        interactive_per_recipient: int = 4,
+        audit_appends_per_minute: int = 300,
     ) -> None:
         self.node_id = node_id
         self.directory = directory
@@ -177,6 +181,8 @@ class Broker:
         self.action_answer_s = action_answer_s
         self.outbox_wakeup = threading.Event()
         self._fanout = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fanout")
+        self._slots = RecipientSlots(interactive_per_recipient)
+        self.append_budget = AppendBudget(audit_appends_per_minute)
 
     # -- submit ------------------------------------------------------------------------
 
@@ -470,7 +476,11 @@ class Broker:
             "kind": header.kind[:32],
             "header_sha256": hashlib.sha256(envelope.header).hexdigest(),
         }
-        self.audit.run(lambda _session, append: append(entry))
+        suppressed = self.append_budget.take(peer_node_id or "")
+        if suppressed:
+            entry["suppressed"] = suppressed
+        if suppressed is not None:
+            self.audit.run(lambda _session, append: append(entry))
         event(
             log,
             "refused",
@@ -508,10 +518,16 @@ class Broker:
         """Deliver to every member at once; one recipient is served in this thread."""
 
         def attempt(member: Member) -> pb.DeliverReply | DeliveryError:
-            try:
-                return self.dialer.deliver(member, envelope)
-            except DeliveryError as exc:
-                return exc
+            with self._slots.take(member.node_id) as free:
+                if not free:
+                    return DeliveryError(
+                        f"{member.node_id}: RESOURCE_EXHAUSTED {self._slots.per_recipient} "
+                        "interactive deliveries already in flight"
+                    )
+                try:
+                    return self.dialer.deliver(member, envelope)
+                except DeliveryError as exc:
+                    return exc
 
         if len(members) == 1:
             return {members[0].node_id: attempt(members[0])}

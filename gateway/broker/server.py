@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,8 +49,8 @@ from gateway.transport import (
     IdentityInterceptor,
     TlsFiles,
     current_peer,
+    new_server,
     server_credentials,
-    server_options,
 )
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as rpc
@@ -300,6 +299,13 @@ class BrokerServicer(rpc.BrokerServicer):
         broker = directory.get(self.broker.node_id)
         if reader is None or broker is None:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "policy: unknown reader")
+        suppressed = self.broker.append_budget.take(reader.node_id)
+        if suppressed is None:
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"audit: more than {self.broker.append_budget.per_minute} audited calls a "
+                "minute; wait and read again",
+            )
         decision = self.broker.policy.decide(
             PolicyRequest(
                 sender=party(reader),
@@ -317,6 +323,8 @@ class BrokerServicer(rpc.BrokerServicer):
             "policy_ids": list(decision.policy_ids),
             "policy_set": decision.policy_set_hash,
         }
+        if suppressed:
+            entry["suppressed"] = suppressed
         self.broker.audit.run(lambda _session, append: append(entry))
         if not decision.allowed:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"policy: {decision.reason}")
@@ -396,6 +404,8 @@ def build_broker(config: BrokerConfig) -> tuple[Broker, FileDirectory]:
         dialer=NodeDialer(tls, timeout_s=config.delivery_timeout_s),
         stop_payment_answer_s=config.stop_payment_answer_s,
         action_answer_s=config.action_answer_s,
+        interactive_per_recipient=config.interactive_per_recipient,
+        audit_appends_per_minute=config.audit_appends_per_minute,
     )
     return broker, directory
 
@@ -418,11 +428,7 @@ def _serve(config: BrokerConfig, sole: SoleBroker) -> RunningBroker:
     broker, directory = build_broker(config)
     bundle = NodeBundle(config.pki_bundle)
     tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=32),
-        interceptors=[*server_interceptors(), IdentityInterceptor(directory)],
-        options=server_options(),
-    )
+    server = new_server(32, [*server_interceptors(), IdentityInterceptor(directory)])
     add_broker_servicer(BrokerServicer(broker, directory), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -64,6 +64,12 @@ def issue(
     role: str = typer.Option(..., help="broker, police, bank, carrier or regulator."),
     agency: str = typer.Option("", help="Agency name shown to other members."),
     endpoint: str = typer.Option("", help="host:port where the node listens."),
+    dev: bool = typer.Option(
+        False,
+        "--dev",
+        help="Also name localhost, 127.0.0.1 and ::1 in the certificate (one-machine "
+        "demos and tests only).",
+    ),
     pki_dir: Path = PKI_DIR,
     signing_key_uri: str = typer.Option(
         "", help="pkcs11: URI of an Ed25519 key in an HSM to sign with (`pki hsm-keygen`)."
@@ -81,6 +87,7 @@ def issue(
             endpoint=endpoint,
             oprf_key_factory=oprf_key_pair,
             signing_key_uri=signing_key_uri,
+            dev=dev,
         )
     except (PkiError, DirectoryError) as exc:
         fail(str(exc))

@@ -35,6 +35,22 @@ def node_id_from_spiffe(uri: str, consortium: str) -> str | None:
     return node_id if node_id and "/" not in node_id else None
 
 
+LOOPBACK_DNS = "localhost"
+LOOPBACK_IPS = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
+
+
+def has_loopback_names(cert_pem: bytes) -> bool:
+    """Whether a certificate names localhost or a loopback address (issued with --dev)."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    return LOOPBACK_DNS in san.get_values_for_type(x509.DNSName) or any(
+        ip.is_loopback for ip in san.get_values_for_type(x509.IPAddress)
+    )
+
+
 @dataclass(frozen=True)
 class IssuedCertificate:
     """A private key and the certificate the CA issued for it, both PEM."""
@@ -128,7 +144,8 @@ def issue_node_certificate(
     consortium: str,
     node_id: str,
     *,
-    hostnames: tuple[str, ...] = ("localhost",),
+    hostnames: tuple[str, ...] = (),
+    loopback: bool = False,
     days: int = 825,
     signer: CertificateSigner | None = None,
 ) -> IssuedCertificate:
@@ -137,6 +154,9 @@ def issue_node_certificate(
     The DNS name equal to the node id lets a client pin the server it dials
     (``grpc.ssl_target_name_override``), so the broker knows it reached the right node.
     `signer` signs in place of ``ca.key_pem`` (a CA key kept in an HSM).
+    `loopback` adds `localhost`, 127.0.0.1 and ::1, for a consortium on one machine
+    only (`pki issue --dev`): names every member's certificate would share let a client
+    that dials by them reach any member.
     """
     ca_key = signer if signer is not None else LocalCaKey.from_pem(ca.key_pem)
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
@@ -147,7 +167,8 @@ def issue_node_certificate(
         x509.DNSName(node_id),
     ]
     names += [x509.DNSName(h) for h in hostnames if h != node_id]
-    names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    if loopback:
+        names += [x509.DNSName(LOOPBACK_DNS), *(x509.IPAddress(ip) for ip in LOOPBACK_IPS)]
     builder = (
         x509.CertificateBuilder()
         .subject_name(

@@ -47,6 +47,7 @@ from gateway.pki.ca import (
     LocalCaKey,
     certificate_fingerprint,
     create_ca,
+    has_loopback_names,
     issue_node_certificate,
 )
 from gateway.pki.custody import FOLDER_MODE, private_folder
@@ -225,6 +226,7 @@ class PkiFolder:
         endpoint: str = "",
         oprf_key_factory: OprfKeyFactory | None = None,
         signing_key_uri: str = "",
+        dev: bool = False,
     ) -> NodeBundle:
         """Issue certificate and keys for a node and list it in a newly signed directory.
 
@@ -232,6 +234,9 @@ class PkiFolder:
         the node signs with that key, and its bundle's ``sign.key`` holds the URI. It is
         the only way to keep the broker's log key in an HSM, since that key is never
         rotated.
+
+        `dev` adds the loopback names to the certificate (a consortium on one machine);
+        rotating its certificate keeps them.
 
         A member is issued once: its keys are replaced with `rotate`, which keeps the node
         known and bumps its key version. Issuing a revoked member again readmits it with
@@ -244,7 +249,7 @@ class PkiFolder:
         consortium = self.consortium
         with self._locked():
             return self._issue(
-                node_id, role, consortium, agency, endpoint, oprf_key_factory, signing_key_uri
+                node_id, role, consortium, agency, endpoint, oprf_key_factory, signing_key_uri, dev
             )
 
     def _issue(
@@ -256,6 +261,7 @@ class PkiFolder:
         endpoint: str,
         oprf_key_factory: OprfKeyFactory | None,
         signing_key_uri: str,
+        dev: bool,
     ) -> NodeBundle:
         directory = self.directory()
         hsm_key = _hsm_signing_key(signing_key_uri) if signing_key_uri else None
@@ -271,7 +277,7 @@ class PkiFolder:
         if bundle.folder.exists():  # left by an issue that never reached the directory
             shutil.rmtree(bundle.folder)
         private_folder(bundle.folder)
-        cert = issue_node_certificate(ca, consortium, node_id, signer=ca_signer)
+        cert = issue_node_certificate(ca, consortium, node_id, signer=ca_signer, loopback=dev)
         bundle.tls_cert.write_bytes(cert.cert_pem)
         write_secret(bundle.tls_key, cert.key_pem.decode().strip())
         keys = NodeKeys.generate()
@@ -372,7 +378,10 @@ class PkiFolder:
                 write_secret(bundle.oprf_key, secret.hex())
                 updated = replace(updated, oprf_key=oprf_public)
             if wanted["tls"]:
-                cert = issue_node_certificate(ca, self.consortium, node_id, signer=ca_signer)
+                dev = has_loopback_names(bundle.tls_cert.read_bytes())
+                cert = issue_node_certificate(
+                    ca, self.consortium, node_id, signer=ca_signer, loopback=dev
+                )
                 write_secret(bundle.tls_key, cert.key_pem.decode().strip())
                 _write_atomically(bundle.tls_cert, cert.cert_pem)
                 updated = replace(updated, cert_sha256=certificate_fingerprint(cert.cert_pem))
