@@ -270,7 +270,9 @@ def test_the_bank_desk_names_the_fields_an_inquiry_was_answered_with_not_their_v
     officer.fill("#identifier", VICTIM_HERE)
     save_draft(officer)
     approve_latest(approver, net.police.url, "C-2026-INQ2")
-    page = log_in(approver.context.browser.new_context(), net.bank.url, user(net.bank_ctx, "officer"))
+    page = log_in(
+        approver.context.browser.new_context(), net.bank.url, user(net.bank_ctx, "officer")
+    )
     asked = page.locator("#fund ~ div tr[data-kind=INQUIRY]", has_text="C-2026-INQ2")
     assert "holder_name" in asked.inner_text() and "transactions" in asked.inner_text()
     assert VICTIM_NAME not in page.content() and VICTIM_HERE not in page.content()
