@@ -230,6 +230,7 @@ def test_an_approver_cannot_approve_their_own_draft(net: Net, context: Any) -> N
     page = context.new_page()
     log_in(page, net.police.url, approver)
     page.goto(f"{net.police.url}/police/drafts/new")
+    page.select_option("#action", "FREEZE")
     page.fill("#case_ref", "C-2026-SELF")
     page.fill("#legal_basis", BASIS)
     page.select_option("#identifier_kind", "bank_account")
@@ -355,20 +356,18 @@ def test_a_csv_upload_with_a_bad_line_sends_nothing_and_names_the_line(
     assert responder.locator("td.mono", has_text=SECOND).count() == 1
 
 
-def test_a_stop_payment_is_extended_through_a_second_four_eyes_draft(
-    net: Net, context: Any
-) -> None:
+def test_a_freeze_is_renewed_through_a_second_four_eyes_draft(net: Net, context: Any) -> None:
     officer = user(net.police_ctx, "officer")
     approver = user(net.police_ctx, "approver")
     page = context.new_page()
     log_in(page, net.police.url, officer)
     page.goto(f"{net.police.url}/police/drafts/new")
-    page.select_option("#action", "STOP_PAYMENT")
+    page.select_option("#action", "FREEZE")
     page.fill("#case_ref", "C-2026-EXT")
     page.fill("#legal_basis", BASIS)
     page.select_option("#identifier_kind", "bank_account")
     page.fill("#identifier", SECOND)
-    page.uncheck("#whole_balance")  # checked by default for a stop-payment
+    page.uncheck("#whole_balance")  # checked by default
     page.fill("#amount", "1,000.50")
     page.fill("#duration_hours", "48")
     page.click("#save-draft")
@@ -386,17 +385,17 @@ def test_a_stop_payment_is_extended_through_a_second_four_eyes_draft(
     approve_latest("C-2026-EXT")
     assert checker.inner_text("#action-state") == "executed"
     assert "¥1,000.50" in checker.inner_text("#receipt")
-    stop_payment = checker.url
+    freeze = checker.url
 
-    page.goto(stop_payment)
+    page.goto(freeze)
     page.click("#follow-extend")
     page.wait_for_load_state()
-    assert page.input_value("[name=target_request_id]") == stop_payment.rsplit("/", 1)[1]
+    assert page.input_value("[name=target_request_id]") == freeze.rsplit("/", 1)[1]
     page.click("#save-draft")
     page.wait_for_load_state()
     approve_latest("C-2026-EXT")
     assert checker.inner_text("#action-state") == "executed"
-    checker.goto(stop_payment)
+    checker.goto(freeze)
     assert checker.inner_text("#action-state") == "extended"
     shoot(checker, "action-extended")
     checker.context.close()
@@ -408,6 +407,7 @@ def test_a_rejected_draft_is_never_sent(net: Net, context: Any) -> None:
     page = context.new_page()
     log_in(page, net.police.url, officer)
     page.goto(f"{net.police.url}/police/drafts/new")
+    page.select_option("#action", "FREEZE")
     page.fill("#case_ref", "C-2026-REJ")
     page.fill("#legal_basis", BASIS)
     page.select_option("#identifier_kind", "bank_account")
