@@ -561,3 +561,37 @@ def test_a_number_found_at_the_carrier_is_suspended_and_the_carrier_desk_shows_i
     check_accessible(desk)
     shoot(desk, "carrier-desk")
     desk.context.close()
+
+
+def test_an_inquiry_drafted_from_a_matched_row_is_answered(net: Net, context: Any) -> None:
+    officer = user(net.police_ctx, "officer")
+    approver = user(net.police_ctx, "approver")
+    page = context.new_page()
+    log_in(page, net.police.url, officer)
+    page.goto(f"{net.police.url}/police/query")
+    page.fill("#case_ref", "C-2026-ASK")
+    page.fill("#legal_basis", BASIS)
+    page.select_option("#kind", "bank_account")
+    page.fill("#identifiers", f"{SECOND}\n")
+    page.click("#run-query")
+    page.wait_for_load_state()
+    responder = page.locator("section.responder", has_text="bank-a")
+    responder.locator("button.inquire-from-row").first.click()
+    page.wait_for_load_state()
+    assert page.input_value("#action") == "INQUIRY"
+    assert page.input_value("#identifier") == SECOND
+    page.click("#save-draft")
+    page.wait_for_load_state()
+    assert page.url.endswith("/police/drafts")
+
+    checker = context.browser.new_context().new_page()
+    log_in(checker, net.police.url, approver)
+    checker.goto(f"{net.police.url}/police/drafts")
+    checker.locator("tr[data-draft-id]", has_text="C-2026-ASK").first.locator(
+        "button.approve"
+    ).click()
+    checker.wait_for_load_state()
+    checker.wait_for_selector("#answer", timeout=30_000)
+    assert checker.inner_text("[data-field=balance_minor]") == "¥8,800.00"
+    shoot(checker, "inquiry-from-row-answer")
+    checker.context.close()
