@@ -595,3 +595,37 @@ def test_an_inquiry_drafted_from_a_matched_row_is_answered(net: Net, context: An
     assert checker.inner_text("[data-field=balance_minor]") == "¥8,800.00"
     shoot(checker, "inquiry-from-row-answer")
     checker.context.close()
+
+
+def test_a_carrier_answers_an_inquiry_about_a_matched_number_with_its_subscriber_status(
+    net: Net, context: Any
+) -> None:
+    officer = user(net.police_ctx, "officer")
+    approver = user(net.police_ctx, "approver")
+    page = context.new_page()
+    log_in(page, net.police.url, officer)
+    page.goto(f"{net.police.url}/police/query")
+    page.fill("#case_ref", "C-2026-SUB")
+    page.fill("#legal_basis", BASIS)
+    page.select_option("#kind", "phone")
+    page.fill("#identifiers", f"{PHONE}\n")
+    page.click("#run-query")
+    page.wait_for_load_state()
+    responder = page.locator("section.responder", has_text="carrier-1")
+    responder.locator("button.inquire-from-row").first.click()
+    page.wait_for_load_state()
+    assert page.input_value("#recipient") == "carrier-1"
+    page.click("#save-draft")
+    page.wait_for_load_state()
+
+    checker = context.browser.new_context().new_page()
+    log_in(checker, net.police.url, approver)
+    checker.goto(f"{net.police.url}/police/drafts")
+    row = checker.locator("tr[data-draft-id]", has_text="C-2026-SUB").first
+    row.locator("button.approve").click()
+    checker.wait_for_load_state()
+    checker.wait_for_selector("#answer", timeout=30_000)
+    assert checker.inner_text("[data-field=status]").lower() == "active"
+    assert checker.locator("#answer-transactions").count() == 0  # a carrier has no ledger
+    shoot(checker, "inquiry-carrier-answer")
+    checker.context.close()
