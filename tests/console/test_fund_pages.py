@@ -278,3 +278,15 @@ def test_an_inquiry_answer_is_shown_labelled_and_never_logged(
     assert HOLDER not in caplog.text and "朝阳支行" not in caplog.text
     for event in recent(police.engine, 500):
         assert HOLDER not in event.detail
+
+
+def test_a_freeze_offers_renewal_and_return_and_a_stop_payment_only_its_release(
+    police: NodeContext,
+) -> None:
+    later = now_ms() + 30 * DAY_MS
+    frozen = journal(police, action="FREEZE", state="executed", hold_expires_at_ms=later)
+    stopped = journal(police, action="STOP_PAYMENT", state="executed", hold_expires_at_ms=later)
+    client = logged_in(police, "officer")
+    offered = client.get(f"/police/actions/{frozen}.json").json()["next_actions"]
+    assert list(offered) == ["EXTEND", "RETURN_FUNDS", "RELEASE"]
+    assert list(client.get(f"/police/actions/{stopped}.json").json()["next_actions"]) == ["RELEASE"]

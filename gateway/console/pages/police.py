@@ -314,11 +314,12 @@ ACTION_NAMES = (
     "RESTORE_NUMBER",
 )
 FOLLOW_UPS = {
-    "STOP_PAYMENT": ("EXTEND", "RELEASE"),
+    "STOP_PAYMENT": ("RELEASE",),
     "FREEZE": ("EXTEND", "RETURN_FUNDS", "RELEASE"),
     "SUSPEND_NUMBER": ("RESTORE_NUMBER",),
 }
-"""What may follow an executed action, by its action."""
+"""What may follow an executed action, by its action: banks renew freezes only (a
+stop-payment is followed by a freeze drafted anew), and return only frozen funds."""
 
 
 def _draft_values(form: dict[str, str]) -> dict[str, str]:
