@@ -25,8 +25,11 @@ ACTION_NAMES = {
     "RELEASE": "Release",
     "SUSPEND_NUMBER": "Number suspension",
     "RESTORE_NUMBER": "Number restoration",
+    "RETURN_FUNDS": "Return of funds",
+    "INQUIRY": "Inquiry",
 }
-"""Action kinds as users name them (紧急止付, 冻结, 延期, 解除, 号码停机, 号码复机)."""
+"""Action kinds as users name them (紧急止付, 冻结, 延期, 解除, 号码停机, 号码复机, 资金返还,
+查询)."""
 
 
 def action_name(action: str) -> str:

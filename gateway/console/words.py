@@ -26,6 +26,8 @@ WORDS = (
     N_("Release"),
     N_("Number suspension"),
     N_("Number restoration"),
+    N_("Return of funds"),
+    N_("Inquiry"),
     # states of requests, drafts and holds
     N_("requested"),
     N_("executed"),
@@ -38,6 +40,17 @@ WORDS = (
     N_("approved"),
     N_("failed"),
     N_("active"),
+    # a return against its due date (gateway.console.fundview.due_state)
+    N_("met"),
+    N_("late"),
+    N_("overdue"),
+    N_("pending"),
+    # inquiry answer fields (gateway.console.fundview.FIELD_LABELS)
+    N_("Holder's name"),
+    N_("Status"),
+    N_("Balance"),
+    N_("Amount held"),
+    N_("Transactions"),
     # identifier kinds (formatting.KIND_NAMES)
     N_("ID card number"),
     N_("Phone number"),

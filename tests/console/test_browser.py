@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from gateway.cli import app as cli
 from gateway.console.server import ConsoleServer
 from gateway.localnet import Consortium
+from nodes.actions.numbers import BUILTIN_NUMBERS
 from nodes.actions.police import ActionSpec
 from nodes.runtime import NodeContext
 from nodes.staff.accounts import StaffUser, get_user
@@ -230,6 +231,7 @@ def test_an_approver_cannot_approve_their_own_draft(net: Net, context: Any) -> N
     page = context.new_page()
     log_in(page, net.police.url, approver)
     page.goto(f"{net.police.url}/police/drafts/new")
+    page.select_option("#action", "FREEZE")
     page.fill("#case_ref", "C-2026-SELF")
     page.fill("#legal_basis", BASIS)
     page.select_option("#identifier_kind", "bank_account")
@@ -355,20 +357,18 @@ def test_a_csv_upload_with_a_bad_line_sends_nothing_and_names_the_line(
     assert responder.locator("td.mono", has_text=SECOND).count() == 1
 
 
-def test_a_stop_payment_is_extended_through_a_second_four_eyes_draft(
-    net: Net, context: Any
-) -> None:
+def test_a_freeze_is_renewed_through_a_second_four_eyes_draft(net: Net, context: Any) -> None:
     officer = user(net.police_ctx, "officer")
     approver = user(net.police_ctx, "approver")
     page = context.new_page()
     log_in(page, net.police.url, officer)
     page.goto(f"{net.police.url}/police/drafts/new")
-    page.select_option("#action", "STOP_PAYMENT")
+    page.select_option("#action", "FREEZE")
     page.fill("#case_ref", "C-2026-EXT")
     page.fill("#legal_basis", BASIS)
     page.select_option("#identifier_kind", "bank_account")
     page.fill("#identifier", SECOND)
-    page.uncheck("#whole_balance")  # checked by default for a stop-payment
+    page.uncheck("#whole_balance")  # checked by default
     page.fill("#amount", "1,000.50")
     page.fill("#duration_hours", "48")
     page.click("#save-draft")
@@ -386,17 +386,17 @@ def test_a_stop_payment_is_extended_through_a_second_four_eyes_draft(
     approve_latest("C-2026-EXT")
     assert checker.inner_text("#action-state") == "executed"
     assert "¥1,000.50" in checker.inner_text("#receipt")
-    stop_payment = checker.url
+    freeze = checker.url
 
-    page.goto(stop_payment)
+    page.goto(freeze)
     page.click("#follow-extend")
     page.wait_for_load_state()
-    assert page.input_value("[name=target_request_id]") == stop_payment.rsplit("/", 1)[1]
+    assert page.input_value("[name=target_request_id]") == freeze.rsplit("/", 1)[1]
     page.click("#save-draft")
     page.wait_for_load_state()
     approve_latest("C-2026-EXT")
     assert checker.inner_text("#action-state") == "executed"
-    checker.goto(stop_payment)
+    checker.goto(freeze)
     assert checker.inner_text("#action-state") == "extended"
     shoot(checker, "action-extended")
     checker.context.close()
@@ -408,6 +408,7 @@ def test_a_rejected_draft_is_never_sent(net: Net, context: Any) -> None:
     page = context.new_page()
     log_in(page, net.police.url, officer)
     page.goto(f"{net.police.url}/police/drafts/new")
+    page.select_option("#action", "FREEZE")
     page.fill("#case_ref", "C-2026-REJ")
     page.fill("#legal_basis", BASIS)
     page.select_option("#identifier_kind", "bank_account")
@@ -561,3 +562,75 @@ def test_a_number_found_at_the_carrier_is_suspended_and_the_carrier_desk_shows_i
     check_accessible(desk)
     shoot(desk, "carrier-desk")
     desk.context.close()
+
+
+def test_an_inquiry_drafted_from_a_matched_row_is_answered(net: Net, context: Any) -> None:
+    officer = user(net.police_ctx, "officer")
+    approver = user(net.police_ctx, "approver")
+    page = context.new_page()
+    log_in(page, net.police.url, officer)
+    page.goto(f"{net.police.url}/police/query")
+    page.fill("#case_ref", "C-2026-ASK")
+    page.fill("#legal_basis", BASIS)
+    page.select_option("#kind", "bank_account")
+    page.fill("#identifiers", f"{SECOND}\n")
+    page.click("#run-query")
+    page.wait_for_load_state()
+    responder = page.locator("section.responder", has_text="bank-a")
+    responder.locator("button.inquire-from-row").first.click()
+    page.wait_for_load_state()
+    assert page.input_value("#action") == "INQUIRY"
+    assert page.input_value("#identifier") == SECOND
+    page.click("#save-draft")
+    page.wait_for_load_state()
+    assert page.url.endswith("/police/drafts")
+
+    checker = context.browser.new_context().new_page()
+    log_in(checker, net.police.url, approver)
+    checker.goto(f"{net.police.url}/police/drafts")
+    checker.locator("tr[data-draft-id]", has_text="C-2026-ASK").first.locator(
+        "button.approve"
+    ).click()
+    checker.wait_for_load_state()
+    checker.wait_for_selector("#answer", timeout=30_000)
+    assert checker.inner_text("[data-field=balance_minor]") == "¥8,800.00"
+    shoot(checker, "inquiry-from-row-answer")
+    checker.context.close()
+
+
+def test_a_carrier_answers_an_inquiry_about_a_matched_number_with_its_subscriber_status(
+    net: Net, context: Any
+) -> None:
+    officer = user(net.police_ctx, "officer")
+    approver = user(net.police_ctx, "approver")
+    page = context.new_page()
+    log_in(page, net.police.url, officer)
+    page.goto(f"{net.police.url}/police/query")
+    page.fill("#case_ref", "C-2026-SUB")
+    page.fill("#legal_basis", BASIS)
+    page.select_option("#kind", "phone")
+    page.fill("#identifiers", f"{PHONE}\n")
+    page.click("#run-query")
+    page.wait_for_load_state()
+    responder = page.locator("section.responder", has_text="carrier-1")
+    responder.locator("button.inquire-from-row").first.click()
+    page.wait_for_load_state()
+    assert page.input_value("#recipient") == "carrier-1"
+    page.click("#save-draft")
+    page.wait_for_load_state()
+
+    checker = context.browser.new_context().new_page()
+    log_in(checker, net.police.url, approver)
+    checker.goto(f"{net.police.url}/police/drafts")
+    row = checker.locator("tr[data-draft-id]", has_text="C-2026-SUB").first
+    row.locator("button.approve").click()
+    checker.wait_for_load_state()
+    checker.wait_for_selector("#answer", timeout=30_000)
+    with Session(net.carrier_ctx.engine) as session:
+        on_record = session.scalar(
+            select(BUILTIN_NUMBERS.c.status).where(BUILTIN_NUMBERS.c.number == PHONE)
+        )
+    assert checker.inner_text("[data-field=status]") == on_record  # another test may suspend it
+    assert checker.locator("#answer-transactions").count() == 0  # a carrier has no ledger
+    shoot(checker, "inquiry-carrier-answer")
+    checker.context.close()

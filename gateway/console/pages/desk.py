@@ -18,6 +18,12 @@ from gateway.envelope.build import now_ms
 from gateway.kinds import ACTIONS, Kind
 from gateway.v1 import gateway_pb2 as pb
 from nodes.actions.holds import ACTIVE, HoldRow
+from nodes.actions.inquiry import (
+    TRANSACTIONS_FIELD,
+    InquiryConfigError,
+    allowed_fields,
+    answer_columns,
+)
 from nodes.actions.outcomes import ActionOutcomeRow
 from nodes.journal import InboundRow, OutboundRow
 
@@ -76,6 +82,26 @@ def masked(identifier: str) -> str:
     return "•" * max(len(identifier) - 4, 0) + identifier[-4:]
 
 
+FUND_KINDS = ("RETURN_FUNDS", "INQUIRY")
+
+
+def answered_fields(page: Page, senders: set[str]) -> dict[str, list[str]]:
+    """Sender -> the names of the fields this node answers its inquiries with (by the
+    sender's role, as `nodes.actions.inquiry` decides); never the values."""
+    directory = page.ctx.client.directory()
+    config = page.ctx.config
+    found: dict[str, list[str]] = {}
+    for sender in senders:
+        member = directory.get(sender)
+        try:
+            _table, _key, columns = answer_columns(config)
+            known = set(columns) | ({TRANSACTIONS_FIELD} if config.role == "bank" else set())
+            found[sender] = allowed_fields(config, member.role if member else "", known)
+        except InquiryConfigError:
+            found[sender] = []
+    return found
+
+
 @page(ALL_STAFF, RESPONDERS)
 def desk(page: Page) -> Response:
     with Session(page.ctx.engine) as session:
@@ -102,9 +128,12 @@ def desk(page: Page) -> Response:
                 .limit(LIMIT)
             ).all()
         )
+    fund = [r for r in requests if r.kind in FUND_KINDS]
     return page.render(
         "desk/desk.html",
         requests=requests,
+        fund=fund,
+        fields=answered_fields(page, {r.sender for r in fund if r.kind == "INQUIRY"}),
         holds=holds,
         flagged=flagged,
         masked=masked,

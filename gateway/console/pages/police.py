@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +21,8 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.console.formatting import KIND_NAMES, parse_yuan
 from gateway.console.framework import NavItem, Page, page
+from gateway.console.fundform import FUND_FIELDS, fund_spec
+from gateway.console.fundview import answer_of, due_state, warning_text
 from gateway.console.i18n import gettext_ as _
 from gateway.envelope.build import now_ms
 from gateway.identifiers import Identifier, IdentifierKind, InvalidIdentifier, normalise
@@ -36,6 +40,8 @@ from nodes.staff.drafts import (
 )
 
 POLICE = ("police",)
+INQUIRY_WINDOW = timedelta(days=30)
+"""An inquiry's window as the form first offers it: the last 30 days."""
 OFFICERS = ("officer", "approver")
 READERS = ("officer", "approver", "auditor")
 MAX_PASTED_CHARS = 200_000
@@ -232,10 +238,19 @@ def action_rows(page: Page, case_ref: str = "") -> list[ActionRequestRow]:
         return list(session.scalars(query).all())
 
 
+def warnings(page: Page, rows: list[ActionRequestRow], now: int) -> dict[str, str]:
+    """Request id -> what the desk must act on (expiry, overdue return), for rows that warn."""
+    found = {r.request_id: warning_text(r, page.ctx.config, now) for r in rows}
+    return {request_id: text for request_id, text in found.items() if text}
+
+
 @page(READERS, POLICE)
 def actions(page: Page) -> Response:
     rows = action_rows(page, page.request.query_params.get("case", ""))
-    return page.render("police/actions.html", rows=rows, now_ms=now_ms())
+    now = now_ms()
+    return page.render(
+        "police/actions.html", rows=rows, now_ms=now, warnings=warnings(page, rows, now)
+    )
 
 
 @page(READERS, POLICE)
@@ -258,28 +273,53 @@ def action_detail(page: Page) -> Response:
         ),
         "",
     )
+    now = now_ms()
     return page.render(
         "police/action.html",
         row=row,
         follow_ups=follow_ups,
-        now_ms=now_ms(),
+        now_ms=now,
         next_actions=FOLLOW_UPS.get(row.action, ())
         if row.state in ("executed", "extended", "partial")
         else (),
         legal_basis=basis,
         can_draft=page.user.role in OFFICERS,
+        warning=warning_text(row, page.ctx.config, now),
+        warnings=warnings(page, follow_ups, now),
+        due_state=due_state(row, now),
+        answer=answer_of(page.ctx, row),
+        banks=_banks(page),
     )
+
+
+def _banks(page: Page) -> list[tuple[str, str]]:
+    """(node id, agency) of every active bank: where a victim's account may be."""
+    return [
+        (m.node_id, m.agency)
+        for m in page.ctx.client.directory().members
+        if m.role == "bank" and m.active
+    ]
 
 
 # -- drafts and four-eyes approval ---------------------------------------------------
 
-ACTION_NAMES = ("STOP_PAYMENT", "FREEZE", "EXTEND", "RELEASE", "SUSPEND_NUMBER", "RESTORE_NUMBER")
+ACTION_NAMES = (
+    "INQUIRY",
+    "STOP_PAYMENT",
+    "FREEZE",
+    "EXTEND",
+    "RETURN_FUNDS",
+    "RELEASE",
+    "SUSPEND_NUMBER",
+    "RESTORE_NUMBER",
+)
 FOLLOW_UPS = {
-    "STOP_PAYMENT": ("EXTEND", "RELEASE"),
-    "FREEZE": ("EXTEND", "RELEASE"),
+    "STOP_PAYMENT": ("RELEASE",),
+    "FREEZE": ("EXTEND", "RETURN_FUNDS", "RELEASE"),
     "SUSPEND_NUMBER": ("RESTORE_NUMBER",),
 }
-"""What may follow an executed action, by its action."""
+"""What may follow an executed action, by its action: banks renew freezes only (a
+stop-payment is followed by a freeze drafted anew), and return only frozen funds."""
 
 
 def _draft_values(form: dict[str, str]) -> dict[str, str]:
@@ -295,12 +335,14 @@ def _draft_values(form: dict[str, str]) -> dict[str, str]:
         "duration_hours",
         "target_request_id",
         "purpose",
+        *FUND_FIELDS,
     ]
     return {name: form.get(name, "").strip()[:256] for name in names}
 
 
 def spec_from_form(values: dict[str, str]) -> ActionSpec:
-    """The action the officer filled in; ValueError naming the field that is wrong."""
+    """The action the officer filled in (its common fields; `fund_spec` adds the rest of
+    a fund-control action); ValueError naming the field that is wrong."""
     try:
         amount = parse_yuan(values["amount"]) if values["amount"] else 0
     except ValueError:
@@ -342,6 +384,7 @@ def _draft_form(
         recipients=recipients,
         actions=ACTION_NAMES,
         kinds=KIND_NAMES,
+        banks=_banks(page),
     )
 
 
@@ -358,6 +401,11 @@ def new_draft(page: Page) -> Response:
     if values["action"] == "STOP_PAYMENT" and not values["duration_hours"]:
         values["duration_hours"] = "48"
         values["whole_balance"] = values["whole_balance"] or "on"
+    if not values["window_from"]:
+        zone = ZoneInfo(page.ctx.config.time_zone)
+        until = datetime.now(zone).replace(second=0, microsecond=0)
+        values["window_from"] = (until - INQUIRY_WINDOW).isoformat(timespec="minutes")[:16]
+        values["window_until"] = until.isoformat(timespec="minutes")[:16]
     return _draft_form(page, values, [])
 
 
@@ -365,7 +413,7 @@ def new_draft(page: Page) -> Response:
 def create(page: Page) -> Response:
     values = _draft_values(page.form)
     try:
-        spec = spec_from_form(values)
+        spec = fund_spec(page.ctx, spec_from_form(values), values)
         draft_id = create_draft(
             page.ctx.engine, page.user, spec, default_region=page.ctx.config.default_region
         )
