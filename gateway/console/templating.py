@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.responses import HTMLResponse
 
 from gateway.console import formatting
@@ -19,7 +20,9 @@ def environment(time_zone: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_callables(gettext_, ngettext_, newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        escaped_gettext, escaped_ngettext, newstyle=True
+    )
     env.filters["local_time"] = lambda ms: formatting.local_time(int(ms or 0), time_zone)
     env.filters["yuan"] = formatting.yuan
     env.filters["kind_name"] = formatting.kind_name
@@ -28,6 +31,17 @@ def environment(time_zone: str) -> Environment:
     env.globals["current_language"] = current_language
     env.globals["time_zone"] = time_zone
     return env
+
+
+def escaped_gettext(message: str) -> Markup:
+    """A translation as escaped text. Jinja marks what gettext returns as safe markup, and
+    templates also translate values that come from outside (a state, a peer's reason):
+    escaping here keeps `_(value)` from ever injecting HTML."""
+    return escape(gettext_(message))
+
+
+def escaped_ngettext(singular: str, plural: str, n: int) -> Markup:
+    return escape(ngettext_(singular, plural, n))
 
 
 def render(env: Environment, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:

@@ -60,3 +60,15 @@ def test_actions_are_named_as_users_name_them() -> None:
     assert names == ["紧急止付", "冻结", "延期", "解除", "号码停机", "号码复机"]
     set_language("en")
     assert formatting.action_name("STOP_PAYMENT") == "Stop-payment"
+
+
+def test_a_translated_value_from_outside_is_escaped_not_rendered_as_markup() -> None:
+    """Templates translate values that peers choose (a state, a reason): `_(value)` must
+    print them as text, while a translation's own interpolated values are escaped too."""
+    from gateway.console.templating import environment
+
+    env = environment("Asia/Shanghai")
+    page = env.from_string("<p>{{ _(reason) }}</p><p>{{ _('%(n)s entries', n=reason) }}</p>")
+    html = page.render(reason='<img src=x onerror="alert(1)">')
+    assert "<img" not in html
+    assert html.count("&lt;img src=x onerror=&#34;alert(1)&#34;&gt;") == 2
