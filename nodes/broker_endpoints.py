@@ -42,7 +42,12 @@ SELF_PROVING = frozenset({"GetDirectory"})
 """Methods whose answer carries its own proof, called with the SPIFFE id check only."""
 
 UP_POLL_S = 0.25
-"""While every broker endpoint is down, how often the last one is tried until the deadline."""
+"""While every broker endpoint is down, how often the first one is tried again."""
+
+DOWN_WAIT_S = 2.0
+"""While every broker endpoint is down, how long the first is waited for (a broker that
+restarts is back within it) before the call fails as unavailable: a user whose broker is
+not running hears so at once, not at the end of the call's deadline."""
 
 
 class BrokerEndpoints:
@@ -103,7 +108,7 @@ class BrokerEndpoints:
         """`method` on one broker process, failing over to the next on UNAVAILABLE.
 
         If every endpoint is unavailable (say, all restarting at once), the first is
-        tried once more, waiting for it to come up until the deadline.
+        tried once more, waiting up to `DOWN_WAIT_S` for it to come up.
         """
         order = self._turn()
         pinned = method not in SELF_PROVING
@@ -115,7 +120,8 @@ class BrokerEndpoints:
                 if exc.code() != grpc.StatusCode.UNAVAILABLE:
                     raise
         endpoint, _stub = order[0]
-        self._check_when_up(endpoint, time.monotonic() + timeout_s, pinned=pinned)
+        waited = min(timeout_s, DOWN_WAIT_S)
+        self._check_when_up(endpoint, time.monotonic() + waited, pinned=pinned)
         with self._lock:
             channel = self._channels.get(endpoint)
         if channel is None:
