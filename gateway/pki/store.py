@@ -6,8 +6,10 @@ Layout::
     <pki>/ca.crt, ca.key            the consortium CA
     <pki>/directory.key, .pub       the key that signs the membership directory
     <pki>/directory.json, .sig      the current signed directory
+    <pki>/policy-bundle.json        the signed policy set and schema the directory lists
     <pki>/nodes/<id>/               one bundle per node: tls.crt, tls.key, sign.key,
-                                    seal.key, oprf.key (responders), ca.crt, directory.pub
+                                    seal.key, oprf.key (responders), ca.crt, directory.pub,
+                                    policy-bundle.json
     <pki>/.lock                     held while a command changes the directory
 
 A node's bundle is all that has to be copied to the machine that runs it.
@@ -53,6 +55,8 @@ from gateway.pki.directory import (
     verify_directory,
 )
 from gateway.pki.keys import NodeKeys, raw_public, read_hex, write_secret
+from gateway.policy.bundle import BUNDLE_FILE, read_policy_folder, sign_bundle
+from gateway.resources import POLICIES
 
 RESPONDER_ROLES = ("bank", "carrier")
 KEY_KINDS = ("signing", "sealing", "oprf", "tls")
@@ -91,6 +95,11 @@ class NodeBundle:
     @property
     def oprf_key(self) -> Path:
         return self.folder / "oprf.key"
+
+    @property
+    def policy_bundle(self) -> Path:
+        """The signed policy bundle, which the directory must list to be loaded."""
+        return self.folder / BUNDLE_FILE
 
     def keys(self) -> NodeKeys:
         return NodeKeys.load(self.folder)
@@ -131,8 +140,9 @@ class PkiFolder:
             raise PkiError(f"{self.root} is not a PKI folder; run `gateway pki init` first")
         return path.read_text().strip()
 
-    def init(self, consortium: str) -> None:
-        """Create the CA, the directory key and an empty signed directory."""
+    def init(self, consortium: str, policies: Path = POLICIES) -> None:
+        """Create the CA, the directory key and an empty signed directory listing the
+        signed bundle of the policies in ``policies`` (by default the shipped ones)."""
         if (self.root / "consortium.txt").exists():
             raise PkiError(f"{self.root} already holds a consortium PKI")
         if not consortium or "/" in consortium:
@@ -147,7 +157,32 @@ class PkiFolder:
             raw_public(directory_key.public_key()).hex() + "\n"
         )
         (self.root / "consortium.txt").write_text(consortium + "\n")
-        self._write_directory(Directory(consortium, 0, ()))
+        bundle = read_policy_folder(policies, consortium)
+        _write_atomically(self.root / BUNDLE_FILE, sign_bundle(bundle, directory_key))
+        self._write_directory(Directory(consortium, 0, (), bundle.sha256))
+
+    def sign_policies(self, policies: Path) -> str:
+        """Sign the policy files and schema of a folder, list the bundle's hash in a newly
+        signed directory and copy the bundle into every node's folder; returns the hash.
+
+        Broker and nodes load the new bundle when they next start; until then the
+        directory names a bundle they do not run, which `gateway node preflight` reports.
+        """
+        consortium = self.consortium
+        bundle = read_policy_folder(policies, consortium)
+        with self._locked():
+            directory = self.directory()
+            signed = sign_bundle(bundle, self.directory_key())
+            _write_atomically(self.root / BUNDLE_FILE, signed)
+            nodes = self.root / "nodes"
+            for folder in sorted(nodes.iterdir()) if nodes.is_dir() else ():
+                if folder.is_dir():
+                    _write_atomically(folder / BUNDLE_FILE, signed)
+            if directory.policy_bundle != bundle.sha256:
+                self._write_directory(
+                    replace(directory, serial=directory.serial + 1, policy_bundle=bundle.sha256)
+                )
+        return bundle.sha256
 
     def ca(self) -> IssuedCertificate:
         return IssuedCertificate(
@@ -226,6 +261,8 @@ class PkiFolder:
         shutil.copy(self.root / "ca.crt", bundle.ca_cert)
         shutil.copy(self.root / "directory.pub", bundle.directory_pub)
         shutil.copy(self.root / "consortium.txt", bundle.folder / "consortium.txt")
+        if (self.root / BUNDLE_FILE).exists():
+            shutil.copy(self.root / BUNDLE_FILE, bundle.policy_bundle)
         member = Member(
             node_id=node_id,
             role=role,
