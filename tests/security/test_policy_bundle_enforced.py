@@ -11,6 +11,7 @@ chained staff trail).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -102,6 +103,19 @@ def test_a_node_policy_refusal_is_audited_at_the_node(net: Net) -> None:
     listed = net.consortium.pki.directory().policy_bundle
     assert f"bundle {listed[:12]}" in event.detail
     assert ACCOUNT not in event.detail
+
+
+def test_each_broker_decision_entry_names_the_listed_bundle(net: Net) -> None:
+    envelope = ping().sign(net.signing_key("police-1"))
+    net.stub_as("police-1").Submit(envelope, timeout=10)
+    audit = net.broker.broker.audit
+    leaves = [json.loads(leaf) for _, leaf in audit.read(0, audit.size)]
+    (decision,) = [
+        e for e in leaves if e.get("message_id") == message_id(envelope) and "policy_set" in e
+    ]
+    signed = json.loads((net.consortium.pki.root / "policy-bundle.json").read_bytes())
+    expected = hashlib.sha256(base64.b64decode(signed["bundle"])).hexdigest()
+    assert decision["policy_set"] == expected == net.consortium.pki.directory().policy_bundle
 
 
 def test_servers_refuse_while_the_directory_lists_another_bundle(net: Net, tmp_path: Path) -> None:
