@@ -16,8 +16,6 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gateway.resources import POLICIES as REPO_POLICIES
-
 
 class ConfigError(Exception):
     """A configuration file is missing a key, has an unknown one, or a bad value."""
@@ -45,8 +43,6 @@ class BrokerConfig:
     database: str
     pki_bundle: Path
     directory_folder: Path
-    policy: Path = REPO_POLICIES / "broker.cedar"
-    schema: Path = REPO_POLICIES / "schema.cedarschema"
     max_envelope_bytes: int = 4 * 1024 * 1024
     delivery_timeout_s: float = 10.0
     interactive_per_recipient: int = 4
@@ -87,8 +83,6 @@ class NodeConfig:
     database: str
     pki_bundle: Path
     broker_id: str = "broker"
-    policy: Path | None = None
-    schema: Path = REPO_POLICIES / "schema.cedarschema"
     default_region: str = "CN"
     label_attributes: list[str] = field(default_factory=list)
     adapter_table: str = ""
@@ -132,8 +126,9 @@ class NodeConfig:
     time_zone: str = "Asia/Shanghai"
     """The time zone the console shows times in (an IANA name); UTC shows on hover."""
 
-    def node_policy(self) -> Path:
-        return self.policy or (REPO_POLICIES / f"node-{self.role}.cedar")
+    def node_policy(self) -> str:
+        """The node's policy file in the signed bundle (`gateway.policy.bundle`)."""
+        return f"node-{self.role}.cedar"
 
 
 ENV_KEYS = frozenset(
@@ -155,7 +150,11 @@ ENV_KEYS = frozenset(
 """Keys a GATEWAY_<KEY> environment variable may set: where to listen, what to dial,
 which database, and tuning; never a path to a key, a policy, a schema or a calendar."""
 
-_PATH_KEYS = {"pki_bundle", "directory_folder", "policy", "schema", "holiday_calendar"}
+
+BROKER_POLICY = "broker.cedar"
+"""The broker's policy file in the signed bundle."""
+
+_PATH_KEYS = {"pki_bundle", "directory_folder", "holiday_calendar"}
 
 
 def _coerce(name: str, kind: Any, value: Any, base: Path) -> Any:

@@ -31,6 +31,7 @@ from gateway.kinds import DURABLE, Kind
 from gateway.ops_http import OpsServer, database_readiness
 from gateway.pki.store import NodeBundle
 from gateway.policy import ContextValue, PolicyDecision, PolicyEngine, PolicyRequest
+from gateway.policy.bundle import listing_problem
 from gateway.telemetry import server_interceptors
 from gateway.transport import (
     IdentityInterceptor,
@@ -44,6 +45,7 @@ from gateway.v1 import gateway_pb2_grpc as rpc
 from nodes.actions.responder import HoldSweeper
 from nodes.broker_client import BrokerClient
 from nodes.journal import InboundJournal, InboundRow
+from nodes.node_policy import load_node_policy, record_denial
 from nodes.roles.base import Inbound, RoleHandler, RoleRefusal
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,10 @@ class NodeServicer(rpc.NodeServicer):
         me = directory.get(ctx.node_id)
         if me is None:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "directory: this node is not listed")
+        stale = listing_problem(self.policy.policy_set_hash, directory.policy_bundle)
+        if stale is not None:
+            record_denial(ctx.engine, header, self.policy.policy_set_hash, stale)
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"node policy: {stale}")
         sender, recipient = party(verdict.sender), party(me)
 
         def decide_again(facts: Mapping[str, ContextValue]) -> PolicyDecision:
@@ -129,6 +135,7 @@ class NodeServicer(rpc.NodeServicer):
 
         decision = decide_again({})
         if not decision.allowed:
+            record_denial(ctx.engine, header, decision.policy_set_hash, decision.reason)
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"node policy: {decision.reason}")
         payload = request.payload
         if header.sealed:
@@ -243,7 +250,7 @@ def serve_node(config: NodeConfig) -> RunningNode:
     preflight(config)  # refuses to start, saying why, on what would fail a first request
     ctx = open_node(config)
     handler = handler_for(config.role, ctx)
-    policy = PolicyEngine.load(config.node_policy(), config.schema)
+    policy = load_node_policy(config, bundle=ctx.bundle)
     verifier = EnvelopeVerifier(ctx.client.directory, limits=VerifierLimits(max_age_ms=None))
     bundle = ctx.bundle
     tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)

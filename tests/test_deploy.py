@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -118,7 +119,8 @@ def dockerfile_stages() -> list[list[str]]:
             continue
         if line.startswith("FROM "):
             stages.append([])
-        stages[-1].append(line)
+        if stages:  # global ARGs before the first FROM belong to no stage
+            stages[-1].append(line)
     return stages
 
 
@@ -128,14 +130,37 @@ def test_image_installs_the_built_wheel_and_runs_unprivileged_with_a_healthcheck
     assert any("pip wheel" in line for line in builders[0])
     text = " ".join(final)
     assert (
-        "COPY --from=build /dist" in text and "pip install --no-cache-dir /tmp/dist/*.whl" in text
+        "COPY --from=build /dist" in text
+        and "pip install --no-cache-dir --no-deps /tmp/dist/*.whl" in text
     )
+    assert "--require-hashes --only-binary=:all: -r /tmp/image.lock" in text
     assert "-e " not in text and "COPY gateway" not in text, "the image runs the wheel only"
     users = [line.split()[1] for line in final if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
     (check,) = [line for line in final if line.startswith("HEALTHCHECK ")]
     assert 'CMD ["python", "-m", "gateway.healthcheck"]' in check
     assert (ROOT / "gateway" / "healthcheck.py").exists()
+
+
+def test_every_stage_starts_from_the_one_pinnable_base_image() -> None:
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    (arg,) = [line for line in lines if line.startswith("ARG PYTHON_IMAGE=")]
+    image = arg.split("=", 1)[1]
+    assert image.startswith("python:3.11-slim")
+    if "@" in image:  # pinned by `make pin-base-image`
+        assert re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", image), image
+    for stage in dockerfile_stages():
+        assert stage[0].startswith("FROM ${PYTHON_IMAGE}"), stage[0]
+
+
+def test_the_image_lock_pins_every_runtime_dependency_with_hashes() -> None:
+    text = (ROOT / "requirements" / "image.lock").read_text().replace("\\\n", " ")
+    pins = [line for line in text.splitlines() if line and not line.startswith(("#", " "))]
+    assert pins
+    for line in pins:
+        assert re.match(r"^[a-z0-9._-]+==\S+ ", line) and "--hash=sha256:" in line, line
+    names = {line.split("==")[0] for line in pins}
+    assert {"grpcio", "protobuf", "cryptography", "pynacl", "cedarpy"} <= names
 
 
 def test_every_file_the_dockerfile_copies_exists() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import time
@@ -158,9 +159,12 @@ def test_log_lines_go_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatc
         logging.getLogger().setLevel(level)
 
 
-def test_broker_serve_with_an_unreadable_policy_is_one_error_line(
+def test_broker_serve_without_its_policy_bundle_is_one_error_line(
     consortium: Consortium, tmp_path: Path
 ) -> None:
+    bundle = tmp_path / "broker-bundle"
+    shutil.copytree(consortium.root / "pki" / "nodes" / "broker", bundle)
+    (bundle / "policy-bundle.json").unlink()
     config = tmp_path / "broker.toml"
     config.write_text(
         "\n".join(
@@ -168,9 +172,8 @@ def test_broker_serve_with_an_unreadable_policy_is_one_error_line(
                 'node_id = "broker"',
                 'listen = "127.0.0.1:0"',
                 f'database = "{tmp_path / "broker.db"}"',
-                f'pki_bundle = "{consortium.root / "pki" / "nodes" / "broker"}"',
+                f'pki_bundle = "{bundle}"',
                 f'directory_folder = "{consortium.root / "pki"}"',
-                f'policy = "{tmp_path / "no-such.cedar"}"',
             ]
         )
     )
@@ -183,4 +186,4 @@ def test_broker_serve_with_an_unreadable_policy_is_one_error_line(
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: cannot read policy or schema: ") and "no-such.cedar" in last
+    assert last.startswith("error: cannot read policy bundle ") and "policy-bundle.json" in last

@@ -38,6 +38,7 @@ from gateway.kinds import ANSWER_TO, ANSWERS, CALLS, DURABLE, INTERACTIVE, Kind
 from gateway.logs import event
 from gateway.pki.directory import Directory, Member
 from gateway.policy import Party, PolicyDecision, PolicyEngine, PolicyRequest
+from gateway.policy.bundle import listing_problem
 from gateway.telemetry import current_traceparent, instruments, span
 from gateway.v1 import gateway_pb2 as pb
 
@@ -287,6 +288,15 @@ class Broker:
             payload_bytes=len(envelope.payload),
         )
         directory = self.directory()
+        stale = listing_problem(self.policy.policy_set_hash, directory.policy_bundle)
+        if stale is not None:
+            return PolicyDecision(
+                allowed=False,
+                policy_ids=(),
+                errors=(stale,),
+                policy_set_hash=self.policy.policy_set_hash,
+                subject=f"{header.kind} from {header.sender}",
+            )
         decisions: list[PolicyDecision] = []
         for name in header.recipients:
             recipient = directory.get(name)

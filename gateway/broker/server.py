@@ -34,7 +34,7 @@ from gateway.broker.lifecycle import DeadlineWatcher
 from gateway.broker.outbox import OutboxWorker
 from gateway.broker.reasons import recipient_reason
 from gateway.broker.sole import SoleBroker, hold_sole_broker, lock_path
-from gateway.config import BrokerConfig
+from gateway.config import BROKER_POLICY, BrokerConfig
 from gateway.db import make_engine
 from gateway.envelope.build import now_ms
 from gateway.envelope.verify import EnvelopeVerifier, VerifierLimits
@@ -43,7 +43,8 @@ from gateway.ops_http import OpsServer, database_readiness
 from gateway.pki.directory_source import FileDirectory
 from gateway.pki.key_files import plain_key_files
 from gateway.pki.store import NodeBundle
-from gateway.policy import PolicyEngine, PolicyRequest
+from gateway.policy import PolicyRequest
+from gateway.policy.bundle import load_signed_engine
 from gateway.telemetry import observe_outbox, server_interceptors
 from gateway.transport import (
     IdentityInterceptor,
@@ -399,7 +400,13 @@ def build_broker(config: BrokerConfig) -> tuple[Broker, FileDirectory]:
         verifier=EnvelopeVerifier(
             directory, limits=VerifierLimits(max_envelope_bytes=config.max_envelope_bytes)
         ),
-        policy=PolicyEngine.load(config.policy, config.schema),
+        policy=load_signed_engine(
+            bundle.policy_bundle,
+            BROKER_POLICY,
+            bundle.directory_verify_key(),
+            consortium=bundle.consortium(),
+            listed_sha256=directory().policy_bundle,
+        ),
         audit=audit,
         dialer=NodeDialer(tls, timeout_s=config.delivery_timeout_s),
         stop_payment_answer_s=config.stop_payment_answer_s,

@@ -15,6 +15,7 @@ from gateway.cli import (
     match_cmd,
     node_cmd,
     pki_cmd,
+    policy_cmd,
     psi_cmd,
     serve_cmd,
     users_cmd,
@@ -23,6 +24,7 @@ from gateway.cli.errors import guard_commands, state
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(pki_cmd.app, name="pki")
+app.add_typer(policy_cmd.app, name="policy")
 app.add_typer(serve_cmd.broker_app, name="broker")
 app.add_typer(node_cmd.app, name="node")
 app.add_typer(audit_cmd.app, name="audit")

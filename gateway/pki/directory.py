@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.crypto.signer import Ed25519Signing
 
+_SHA256_HEX = re.compile(r"^(|[0-9a-f]{64})$")
 ROLES = ("broker", "police", "bank", "carrier", "regulator")
 ACTIVE = "active"
 REVOKED = "revoked"
@@ -128,6 +130,9 @@ class Directory:
     consortium: str
     serial: int
     members: tuple[Member, ...] = field(default_factory=tuple)
+    policy_bundle: str = ""
+    """SHA-256 (hex) of the signed policy bundle that broker and nodes must load
+    (`gateway.policy.bundle`); listed only when set, so older directories keep their bytes."""
 
     def get(self, node_id: str) -> Member | None:
         for member in self.members:
@@ -150,6 +155,7 @@ class Directory:
             "consortium": self.consortium,
             "serial": self.serial,
             "members": [m.to_dict() for m in self.members],
+            **({"policy_bundle": self.policy_bundle} if self.policy_bundle else {}),
         }
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
@@ -163,7 +169,10 @@ class Directory:
             raise DirectoryError("directory is not an object with a list of members")
         try:
             members = tuple(Member.from_dict(m) for m in doc["members"])
-            directory = cls(str(doc["consortium"]), int(doc["serial"]), members)
+            policy_bundle = doc.get("policy_bundle", "")
+            if not isinstance(policy_bundle, str) or not _SHA256_HEX.match(policy_bundle):
+                raise DirectoryError("directory field policy_bundle is not a SHA-256 in hex")
+            directory = cls(str(doc["consortium"]), int(doc["serial"]), members, policy_bundle)
         except (ValueError, KeyError, TypeError, OverflowError) as exc:
             raise DirectoryError(f"directory is not well-formed: {type(exc).__name__}") from exc
         if directory.serial < 0:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gateway.pki.custody import FILE_MODE, ROOT_KEYS, private_folder
 from gateway.pki.store import PkiError, PkiFolder
+from gateway.policy.bundle import BUNDLE_FILE
 
 BUNDLE_FILES = (
     "consortium.txt",
@@ -29,8 +30,10 @@ BUNDLE_FILES = (
     "sign.key",
     "seal.key",
     "oprf.key",
+    BUNDLE_FILE,
 )
-"""What a member's bundle may hold; `oprf.key` only for banks and carriers."""
+"""What a member's bundle may hold; `oprf.key` only for banks and carriers; the signed
+policy bundle, which broker and node load only if the directory lists it."""
 
 DIRECTORY_FILES = ("directory.json", "directory.sig")
 """The signed directory, which only the broker serves from its files."""

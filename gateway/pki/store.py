@@ -6,8 +6,10 @@ Layout::
     <pki>/ca.crt, ca.key            the consortium CA
     <pki>/directory.key, .pub       the key that signs the membership directory
     <pki>/directory.json, .sig      the current signed directory
+    <pki>/policy-bundle.json        the signed policy set and schema the directory lists
     <pki>/nodes/<id>/               one bundle per node: tls.crt, tls.key, sign.key,
-                                    seal.key, oprf.key (responders), ca.crt, directory.pub
+                                    seal.key, oprf.key (responders), ca.crt, directory.pub,
+                                    policy-bundle.json
     <pki>/.lock                     held while a command changes the directory
 
 The folder is the administrator's (0700), kept offline: no broker or node serves from
@@ -68,6 +70,8 @@ from gateway.pki.key_files import (
     write_signing_key,
 )
 from gateway.pki.keys import NodeKeys, raw_public, read_hex, write_secret
+from gateway.policy.bundle import BUNDLE_FILE, read_policy_folder, sign_bundle
+from gateway.resources import POLICIES
 
 RESPONDER_ROLES = ("bank", "carrier")
 KEY_KINDS = ("signing", "sealing", "oprf", "tls")
@@ -106,6 +110,11 @@ class NodeBundle:
     @property
     def oprf_key(self) -> Path:
         return self.folder / "oprf.key"
+
+    @property
+    def policy_bundle(self) -> Path:
+        """The signed policy bundle, which the directory must list to be loaded."""
+        return self.folder / BUNDLE_FILE
 
     def keys(self, passphrase: bytes | None = None) -> NodeKeys:
         return NodeKeys.load(self.folder, passphrase=passphrase)
@@ -153,8 +162,16 @@ class PkiFolder:
             raise PkiError(f"{self.root} is not a PKI folder; run `gateway pki init` first")
         return path.read_text().strip()
 
-    def init(self, consortium: str, *, ca_key_uri: str = "", directory_key_uri: str = "") -> None:
-        """Create the CA, the directory key and an empty signed directory.
+    def init(
+        self,
+        consortium: str,
+        policies: Path = POLICIES,
+        *,
+        ca_key_uri: str = "",
+        directory_key_uri: str = "",
+    ) -> None:
+        """Create the CA, the directory key and an empty signed directory listing the
+        signed bundle of the policies in ``policies`` (by default the shipped ones).
 
         With `ca_key_uri` or `directory_key_uri` (``pkcs11:`` URIs of keys already made
         in an HSM), that key stays in the HSM and its key file holds the URI.
@@ -185,7 +202,32 @@ class PkiFolder:
             raw_public(directory_key.public_key()).hex() + "\n"
         )
         (self.root / "consortium.txt").write_text(consortium + "\n")
-        self._write_directory(Directory(consortium, 0, ()), directory_key)
+        bundle = read_policy_folder(policies, consortium)
+        _write_atomically(self.root / BUNDLE_FILE, sign_bundle(bundle, directory_key))
+        self._write_directory(Directory(consortium, 0, (), bundle.sha256), directory_key)
+
+    def sign_policies(self, policies: Path) -> str:
+        """Sign the policy files and schema of a folder, list the bundle's hash in a newly
+        signed directory and copy the bundle into every node's folder; returns the hash.
+
+        Broker and nodes load the new bundle when they next start; until then the
+        directory names a bundle they do not run, which `gateway node preflight` reports.
+        """
+        consortium = self.consortium
+        bundle = read_policy_folder(policies, consortium)
+        with self._locked():
+            directory = self.directory()
+            signed = sign_bundle(bundle, self.directory_key())
+            _write_atomically(self.root / BUNDLE_FILE, signed)
+            nodes = self.root / "nodes"
+            for folder in sorted(nodes.iterdir()) if nodes.is_dir() else ():
+                if folder.is_dir():
+                    _write_atomically(folder / BUNDLE_FILE, signed)
+            if directory.policy_bundle != bundle.sha256:
+                self._write_directory(
+                    replace(directory, serial=directory.serial + 1, policy_bundle=bundle.sha256)
+                )
+        return bundle.sha256
 
     def ca(self) -> IssuedCertificate:
         """The CA certificate and its key's PEM (empty when the key is in an HSM)."""
@@ -294,6 +336,8 @@ class PkiFolder:
         shutil.copy(self.root / "ca.crt", bundle.ca_cert)
         shutil.copy(self.root / "directory.pub", bundle.directory_pub)
         shutil.copy(self.root / "consortium.txt", bundle.folder / "consortium.txt")
+        if (self.root / BUNDLE_FILE).exists():
+            shutil.copy(self.root / BUNDLE_FILE, bundle.policy_bundle)
         member = Member(
             node_id=node_id,
             role=role,

@@ -138,8 +138,13 @@ class PolicyEngine:
         schema_is_json: bool = False,
         static_parties: Iterable[Party] = (),
         source: str = "<policy>",
+        policy_set_hash: str | None = None,
     ) -> PolicyEngine:
-        """Like :meth:`load`, from the bytes of a policy file and the text of a schema."""
+        """Like :meth:`load`, from the bytes of a policy file and the text of a schema.
+
+        ``policy_set_hash`` names the policies in decisions; by default the SHA-256 of
+        ``policy_bytes``, for a signed bundle the bundle's hash (which covers the schema).
+        """
         try:
             policy_text = policy_bytes.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -184,7 +189,7 @@ class PolicyEngine:
                 schema=schema,
                 policy_ids=ids,
                 static_parties=parties,
-                policy_set_hash=hashlib.sha256(policy_bytes).hexdigest(),
+                policy_set_hash=policy_set_hash or hashlib.sha256(policy_bytes).hexdigest(),
                 source=source,
             )
         except ValueError as exc:
@@ -192,7 +197,8 @@ class PolicyEngine:
 
     @property
     def policy_set_hash(self) -> str:
-        """SHA-256 (hex) of the policy file's bytes: names the exact policy set in audits."""
+        """SHA-256 (hex) naming the exact policy set in audits: of the signed bundle when
+        loaded from one (`gateway.policy.bundle`), else of the policy file's bytes."""
         return self._hash
 
     @property

@@ -26,6 +26,7 @@ from nodes.actions.ledger import ledger_for
 from nodes.actions.numbers import NumberColumns, SqlNumberAdapter, number_table
 from nodes.actions.orders import HoldAdapter, Order, OrderError, Outcome, read_order
 from nodes.actions.outcomes import ActionOutcomeRow
+from nodes.node_policy import record_denial
 from nodes.roles.base import Inbound, RoleRefusal
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ def account_policy(inbound: Inbound, order: Order) -> Outcome | None:
     decision = inbound.decide_again({"account_stop_payments": count})
     if decision.allowed:
         return None
+    record_denial(inbound.session, inbound.header, decision.policy_set_hash, decision.reason)
     if "bank-forbids-third-stop-payment" in decision.policy_ids:
         return Outcome.rejected(
             "policy: the account was stopped twice already; a third stop-payment is "

@@ -16,8 +16,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.config import NodeConfig
 from gateway.db import make_engine
-from gateway.policy import PolicyEngine
+from gateway.pki.directory import Directory
+from gateway.pki.store import NodeBundle
+from gateway.policy.bundle import listing_problem
 from gateway.policy.engine import PolicyLoadError
+from nodes.node_policy import load_node_policy
 from nodes.preflight.checks import FAIL, WARN, Check, PreflightError, fail, ok
 from nodes.preflight.key_storage import check_key_storage
 from nodes.preflight.pki import check_bundle, check_member, fetch_directory
@@ -28,12 +31,20 @@ __all__ = ["Check", "PreflightError", "preflight", "run_checks"]
 log = logging.getLogger(__name__)
 
 
-def check_policy(config: NodeConfig) -> Check:
+def check_policy(config: NodeConfig, directory: Directory | None) -> Check:
+    """The signed bundle verifies, its policy loads and (with the directory) is listed."""
     try:
-        PolicyEngine.load(config.node_policy(), config.schema)
-    except (PolicyLoadError, OSError) as exc:
-        return fail("policy", f"{str(exc).splitlines()[0]}; fix policy or schema")
-    return ok("policy", f"{config.node_policy().name} loads")
+        engine = load_node_policy(config, bundle=NodeBundle(config.pki_bundle))
+    except (PolicyLoadError, OSError, ValueError) as exc:
+        return fail(
+            "policy", f"{str(exc).splitlines()[0]}; copy policy-bundle.json from the administrator"
+        )
+    loaded = engine.policy_set_hash
+    if directory is not None:
+        problem = listing_problem(loaded, directory.policy_bundle)
+        if problem:
+            return fail("policy", problem)
+    return ok("policy", f"{config.node_policy()} loads from signed bundle {loaded[:12]}")
 
 
 def run_checks(config: NodeConfig, *, serve: bool = False) -> list[Check]:
@@ -46,7 +57,7 @@ def run_checks(config: NodeConfig, *, serve: bool = False) -> list[Check]:
     if directory_check is not None:
         results.append(directory_check)
     results.append(check_member(config, directory, facts))
-    results.append(check_policy(config))
+    results.append(check_policy(config, directory))
     try:
         engine = make_engine(config.database)
     except (SQLAlchemyError, ValueError) as exc:

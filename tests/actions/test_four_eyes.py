@@ -8,6 +8,7 @@ still refuses to act.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,20 +68,26 @@ def test_the_broker_refuses_an_action_without_two_officers(
 
 
 @pytest.fixture
-def lax_broker_policy(tmp_path: Path) -> Iterator[Path]:
-    """The shipped broker policy without its four-eyes rule."""
-    text = (REPO_POLICIES / "broker.cedar").read_text()
+def lax_broker_policy(net: Consortium, tmp_path: Path) -> Iterator[Path]:
+    """The shipped policies with the broker's four-eyes rule left out, signed into the
+    consortium's bundle (a misconfigured policy set); the shipped set is signed again after."""
+    folder = tmp_path / "policies"
+    shutil.copytree(REPO_POLICIES, folder)
+    text = (folder / "broker.cedar").read_text()
     start = text.index(f'@id("{BROKER_RULE}")')
     end = text.index("};", start) + 2
-    lax = tmp_path / "broker.cedar"
-    lax.write_text(text[:start] + text[end:])
-    yield lax
+    (folder / "broker.cedar").write_text(text[:start] + text[end:])
+    net.pki.sign_policies(folder)
+    try:
+        yield folder
+    finally:
+        net.pki.sign_policies(REPO_POLICIES)
 
 
 def test_a_broker_without_the_rule_still_cannot_make_the_bank_act(
     net: Consortium, lax_broker_policy: Path
 ) -> None:
-    with running(net, ("police-1", "bank-a", "carrier-1"), policy=lax_broker_policy):
+    with running(net, ("police-1", "bank-a", "carrier-1")):
         police = client(net, "police-1")
         try:
             result = issue_action(police, spec(issuing_officer="wang", approving_officer="wang"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -47,15 +48,17 @@ QUOTAS = (
 """The burst is one police node's thousand requests: above the hourly action quotas."""
 
 
-def burst_policy(root: Path) -> Path:
-    """The broker policy with the per-sender action quotas raised for the burst."""
-    text = (POLICIES / "broker.cedar").read_text()
+def burst_policies(root: Path) -> Path:
+    """The shipped policies with the broker's per-sender action quotas raised for the
+    burst, in a folder for `PkiFolder.sign_policies`."""
+    folder = root / "burst-policies"
+    shutil.copytree(POLICIES, folder)
+    text = (folder / "broker.cedar").read_text()
     for old, new in QUOTAS:
         assert old in text, f"the broker policy no longer says {old!r}"
         text = text.replace(old, new)
-    path = root / "broker-burst.cedar"
-    path.write_text(text)
-    return path
+    (folder / "broker.cedar").write_text(text)
+    return folder
 
 
 @dataclass
@@ -78,7 +81,7 @@ def cluster(root: Path, **settings: str | int | float) -> Iterator[Cluster]:
         c = Consortium.create(root, database_urls={"broker": url})
         c.add_brokers(2)
         seed_accounts(c, "bank-a", {ACCOUNT: BALANCE} | dict.fromkeys(ACCOUNTS, BALANCE))
-        settings = {"policy": str(burst_policy(root)), **settings}
+        c.pki.sign_policies(burst_policies(root))
         configs = [c.broker_config_file(i, **settings) for i in (0, 1)]
         with processes(c) as procs:
             for i, config in enumerate(configs):
