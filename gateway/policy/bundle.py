@@ -27,11 +27,9 @@ from pathlib import Path
 from typing import Final
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway.crypto.signer import Ed25519Signing
 from gateway.policy.engine import PolicyEngine, PolicyLoadError
 from gateway.policy.request import Party
 
@@ -95,7 +93,7 @@ def read_policy_folder(folder: Path, consortium: str) -> PolicyBundle:
     return bundle
 
 
-def sign_bundle(bundle: PolicyBundle, key: Ed25519PrivateKey) -> bytes:
+def sign_bundle(bundle: PolicyBundle, key: Ed25519Signing) -> bytes:
     """The bundle file's bytes: the bundle and the directory key's signature over it."""
     data = bundle.to_bytes()
     doc = {

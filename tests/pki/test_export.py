@@ -18,7 +18,15 @@ from gateway.pki.directory import verify_directory
 from gateway.pki.export import export_bundle
 from gateway.pki.store import NodeBundle, PkiError, PkiFolder
 
-NODE_FILES = {"consortium.txt", "ca.crt", "directory.pub", "tls.crt", "tls.key", "node.txt", "policy-bundle.json"}
+NODE_FILES = {
+    "consortium.txt",
+    "ca.crt",
+    "directory.pub",
+    "tls.crt",
+    "tls.key",
+    "node.txt",
+    "policy-bundle.json",
+}
 NODE_FILES |= {"sign.key", "seal.key"}
 
 
