@@ -10,6 +10,7 @@ following it are injected, and each must end in its one intended `error:` line.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import socket
@@ -76,8 +77,16 @@ class Walk:
 
     def serve(self, line: str, port: str) -> None:
         log = (self.root / f"serve-{port}.log").open("wb")
+        # a node's console listens where `node init` wrote (8180): a free port here instead
+        console = {"GATEWAY_CONSOLE_LISTEN": f"127.0.0.1:{free_port()}"}
         self.background.append(
-            subprocess.Popen(self.argv(line), cwd=self.root, stdout=log, stderr=log)
+            subprocess.Popen(
+                self.argv(line),
+                cwd=self.root,
+                stdout=log,
+                stderr=log,
+                env={**os.environ, **console},
+            )
         )
         wait_for(lambda: listening(int(self.ports[port])), timeout=60)
 
