@@ -32,7 +32,7 @@ from gateway.grpc_limits import (
 )
 from gateway.grpc_limits import server_options as server_options
 from gateway.pki.ca import node_id_from_spiffe
-from gateway.pki.directory import Directory
+from gateway.pki.directory import Directory, DirectoryError
 from gateway.telemetry import instrument_channel
 
 PEER_NODE_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -149,12 +149,23 @@ def _bounded(parse: Callable[[bytes], Any] | None, limit: int) -> Callable[[byte
     return deserialize
 
 
+HEALTH_METHODS = "/grpc.health.v1.Health/"
+"""Methods of the standard health service."""
+
+
 class IdentityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg]
     """Resolves the mTLS peer to a current member for every call, health and reflection
     included, and refuses calls without one or with a request too large for the method."""
 
-    def __init__(self, directory: Callable[[], Directory]) -> None:
+    def __init__(
+        self,
+        directory: Callable[[], Directory],
+        held: Callable[[], Directory | None] | None = None,
+    ) -> None:
+        """`directory` gives the current directory (fetching it if need be); `held` the one
+        already held, without fetching, for health checks that must answer at once."""
         self._directory = directory
+        self._held = held
 
     def intercept_service(
         self, continuation: Callable[[Any], Any], handler_call_details: Any
@@ -164,10 +175,31 @@ class IdentityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg
             return handler
         method: str = handler_call_details.method
         directory = self._directory
+        if method.startswith(HEALTH_METHODS) and self._held is not None:
+            held = self._held
+
+            def directory() -> Directory:
+                current = held()
+                if current is None:
+                    raise DirectoryError("no directory held yet")
+                return current
+
         limit = request_limit(method)
 
         def admit(context: grpc.ServicerContext) -> str:
-            node_id, reason = peer_identity(context, directory())
+            try:
+                current = directory()
+            except (grpc.RpcError, DirectoryError):
+                # A node started while the broker is down holds no directory yet: its
+                # health answers any peer the consortium CA vouched for (mTLS), so that
+                # it shows as serving; every other call waits for the directory.
+                if method.startswith(HEALTH_METHODS):
+                    return ""
+                context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "identity: no signed directory yet to check the caller against",
+                )
+            node_id, reason = peer_identity(context, current)
             if node_id is None:
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, f"identity: {reason}")
             return str(node_id)

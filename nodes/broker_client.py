@@ -117,6 +117,11 @@ class BrokerClient:
                 self._directory_at = time.monotonic()  # retry after another ttl
             return directory
 
+    def held_directory(self) -> Directory | None:
+        """The directory fetched last, however old, without fetching (None: none yet)."""
+        with self._lock:
+            return self._directory
+
     def refresh_directory(self) -> Directory:
         """Fetch the directory; refuse it unless the consortium key signed it.
 

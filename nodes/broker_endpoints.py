@@ -101,6 +101,8 @@ class BrokerEndpoints:
         """Every stub, starting with the next one in turn."""
         with self._lock:
             stubs, start = self._stubs, self._next
+            if not stubs:
+                raise PeerRefused("the broker client is closed", unreachable=True)
             self._next = (start + 1) % len(stubs)
         return stubs[start:] + stubs[:start]
 

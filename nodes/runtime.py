@@ -254,7 +254,13 @@ def serve_node(config: NodeConfig) -> RunningNode:
     verifier = EnvelopeVerifier(ctx.client.directory, limits=VerifierLimits(max_age_ms=None))
     bundle = ctx.bundle
     tls = TlsFiles(bundle.tls_cert, bundle.tls_key, bundle.ca_cert)
-    server = new_server(16, [*server_interceptors(), IdentityInterceptor(ctx.client.directory)])
+    server = new_server(
+        16,
+        [
+            *server_interceptors(),
+            IdentityInterceptor(ctx.client.directory, ctx.client.held_directory),
+        ],
+    )
     rpc.add_NodeServicer_to_server(NodeServicer(ctx, handler, policy, verifier), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
