@@ -6,7 +6,10 @@ the same file at once; writes are serialised by SQLite itself.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
+import threading
 import time
 from contextlib import closing
 from dataclasses import dataclass
@@ -19,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 
-from gateway.pki.custody import private_file, private_folder
+from gateway.pki.custody import FILE_MODE, private_file, private_folder
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
 """The files SQLite keeps beside a database; they hold its rows too."""
@@ -46,11 +49,23 @@ def private_sqlite(url: str) -> None:
         return
     path = Path(database)
     private_folder(path.parent)
-    private_file(path)
-    for suffix in SIDE_FILES:
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            private_file(side)
+    if not path.exists():
+        private_file(path)
+    # An existing database is narrowed by path, never opened here: closing a descriptor
+    # of a database file drops every POSIX lock this process holds on it, which lets
+    # another connection of this process write under a reader and corrupts the file.
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in SIDE_FILES)):
+        narrow_to_owner(file)
+
+
+def narrow_to_owner(path: Path) -> None:
+    """chmod 0600 a file this process owns that is wider; a missing file is left so."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != FILE_MODE:
+        os.chmod(path, FILE_MODE)
 
 
 def make_engine(url: str) -> Engine:
@@ -64,9 +79,15 @@ def make_engine(url: str) -> Engine:
             hide_parameters=True,
         )
 
+        made_private = threading.Lock()
+        done: list[bool] = []
+
         @event.listens_for(engine, "do_connect")
         def _private(*_: Any) -> None:
-            private_sqlite(url)  # as the first connection would create it: 0600
+            with made_private:  # once, before the engine's first connection creates it
+                if not done:
+                    private_sqlite(url)
+                    done.append(True)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
