@@ -6,10 +6,13 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -161,6 +164,30 @@ def test_the_image_lock_pins_every_runtime_dependency_with_hashes() -> None:
         assert re.match(r"^[a-z0-9._-]+==\S+ ", line) and "--hash=sha256:" in line, line
     names = {line.split("==")[0] for line in pins}
     assert {"grpcio", "protobuf", "cryptography", "pynacl", "cedarpy"} <= names
+
+
+def locked_names(lock: str) -> set[str]:
+    text = (ROOT / "requirements" / lock).read_text()
+    return {
+        line.split("==")[0]
+        for line in text.splitlines()
+        if "==" in line[:80] and not line.startswith(("#", " "))
+    }
+
+
+def declared_names(*extras: str) -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = list(project["dependencies"])
+    for extra in extras:
+        specs += project["optional-dependencies"][extra]
+    return {canonicalize_name(Requirement(spec).name) for spec in specs}
+
+
+def test_the_locks_pin_every_dependency_pyproject_declares() -> None:
+    """A dependency added to pyproject.toml without `make lock` would be missing from a
+    locked install (CI, the image) only."""
+    assert declared_names() - locked_names("image.lock") == set()
+    assert declared_names("dev") - locked_names("dev.lock") == set()
 
 
 def test_every_file_the_dockerfile_copies_exists() -> None:
