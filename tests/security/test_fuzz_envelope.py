@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 from nacl.public import PrivateKey
 
 from gateway.broker.core import party, policy_context
-from gateway.config import REPO_POLICIES
 from gateway.envelope.build import Draft
 from gateway.envelope.pae import pae
 from gateway.envelope.sealing import SealError, seal, unseal
@@ -33,6 +32,7 @@ from gateway.kinds import SEALED, Kind
 from gateway.pki.directory import REVOKED, Directory, DirectoryError, Member
 from gateway.policy import PolicyEngine, PolicyRequest
 from gateway.policy.request import Party
+from gateway.resources import POLICIES as REPO_POLICIES
 from gateway.v1 import gateway_pb2 as pb
 
 NOW = 1_760_000_000_000
