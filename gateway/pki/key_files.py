@@ -21,6 +21,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from gateway.crypto.signer import Ed25519Signing
 from gateway.pki.keys import write_secret
@@ -83,19 +84,7 @@ def load_signing_key(path: Path, passphrase: bytes | None = None) -> Ed25519Sign
 
         return Pkcs11Ed25519Signer.from_uri(data.decode("ascii", "replace"), where=str(path))
     if data.startswith(_ENCRYPTED_PEM):
-        secret = passphrase if passphrase is not None else passphrase_from_env()
-        if secret is None:
-            raise KeyFileError(
-                f"{path} is encrypted: give its passphrase in the file named by "
-                f"{PASSPHRASE_FILE_ENV} (or in {PASSPHRASE_ENV})"
-            )
-        try:
-            key = serialization.load_pem_private_key(data, password=secret)
-        except ValueError:
-            raise KeyFileError(
-                f"{path} cannot be decrypted: the passphrase is wrong or the file is damaged"
-            ) from None
-        return _ed25519(key, path)
+        return _ed25519(_decrypted(path, data, passphrase), path)
     if data.startswith(_PLAIN_PEM):
         try:
             key = serialization.load_pem_private_key(data, password=None)
@@ -109,6 +98,33 @@ def load_signing_key(path: Path, passphrase: bytes | None = None) -> Ed25519Sign
     if len(raw) != 32:
         raise KeyFileError(f"key file {path} holds {len(raw)} bytes, expected 32")
     return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def _decrypted(path: Path, data: bytes, passphrase: bytes | None) -> PrivateKeyTypes:
+    """The key in an encrypted PKCS#8 PEM, under `passphrase` or the environment's."""
+    secret = passphrase if passphrase is not None else passphrase_from_env()
+    if secret is None:
+        raise KeyFileError(
+            f"{path} is encrypted: give its passphrase in the file named by "
+            f"{PASSPHRASE_FILE_ENV} (or in {PASSPHRASE_ENV})"
+        )
+    try:
+        return serialization.load_pem_private_key(data, password=secret)
+    except ValueError:
+        raise KeyFileError(
+            f"{path} cannot be decrypted: the passphrase is wrong or the file is damaged"
+        ) from None
+
+
+def _encrypted_pem(key: PrivateKeyTypes, passphrase: bytes) -> str:
+    """`key` as PKCS#8 PEM encrypted under `passphrase`, once it is long enough."""
+    check_passphrase(passphrase)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase),
+    )
+    return pem.decode("ascii").strip()
 
 
 def _ed25519(key: object, path: Path) -> Ed25519PrivateKey:
@@ -131,13 +147,7 @@ def write_signing_key(path: Path, key: Ed25519PrivateKey, passphrase: bytes | No
     if passphrase is None:
         write_secret(path, key.private_bytes_raw().hex())
         return
-    check_passphrase(passphrase)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(passphrase),
-    )
-    write_secret(path, pem.decode("ascii").strip())
+    write_secret(path, _encrypted_pem(key, passphrase))
 
 
 def encrypt_pem(key_pem: bytes, passphrase: bytes | None) -> str:
@@ -145,13 +155,7 @@ def encrypt_pem(key_pem: bytes, passphrase: bytes | None) -> str:
     if passphrase is None:
         return key_pem.decode("ascii").strip()
     check_passphrase(passphrase)
-    key = serialization.load_pem_private_key(key_pem, password=None)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(passphrase),
-    )
-    return pem.decode("ascii").strip()
+    return _encrypted_pem(serialization.load_pem_private_key(key_pem, password=None), passphrase)
 
 
 def decrypt_pem(path: Path, passphrase: bytes | None) -> bytes:
@@ -159,18 +163,7 @@ def decrypt_pem(path: Path, passphrase: bytes | None) -> bytes:
     data = path.read_bytes()
     if not data.lstrip().startswith(_ENCRYPTED_PEM):
         return data
-    secret = passphrase if passphrase is not None else passphrase_from_env()
-    if secret is None:
-        raise KeyFileError(
-            f"{path} is encrypted: give its passphrase in the file named by "
-            f"{PASSPHRASE_FILE_ENV} (or in {PASSPHRASE_ENV})"
-        )
-    try:
-        key = serialization.load_pem_private_key(data, password=secret)
-    except ValueError:
-        raise KeyFileError(
-            f"{path} cannot be decrypted: the passphrase is wrong or the file is damaged"
-        ) from None
+    key = _decrypted(path, data, passphrase)
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
