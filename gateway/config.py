@@ -258,6 +258,11 @@ def _check_tables(path: Path, data: dict[str, Any], known: set[str]) -> None:
         raise ConfigError(f"{path}: [adapter_columns] is for banks and carriers, not a {role}")
 
 
+SIGNED_ONLY = ("policy", "schema")
+"""Former keys naming policy files: an environment that still sets them is refused, not
+ignored, so that whoever set one learns it has no effect."""
+
+
 def load_config(cls: type[T], path: Path) -> T:
     """Read a TOML file into `cls`, applying GATEWAY_* environment overrides."""
     try:
@@ -273,6 +278,13 @@ def load_config(cls: type[T], path: Path) -> T:
     if unknown:
         raise ConfigError(f"{path}: {_unknown(sorted(unknown), list(known))}")
     _check_tables(path, data, set(known))
+    for name in SIGNED_ONLY:
+        variable = f"GATEWAY_{name.upper()}"
+        if variable in os.environ:
+            raise ConfigError(
+                f"{variable} cannot be set from the environment: policies and their schema "
+                "load only from the signed bundle the directory lists (`gateway policy sign`)"
+            )
     for name in known:
         env = os.environ.get(f"GATEWAY_{name.upper()}")
         if env is not None:
