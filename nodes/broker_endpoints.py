@@ -50,6 +50,17 @@ restarts is back within it) before the call fails as unavailable: a user whose b
 not running hears so at once, not at the end of the call's deadline."""
 
 
+def _lost_answer(exc: grpc.RpcError) -> bool:
+    """Whether `exc`, met on a resend after UNAVAILABLE, says the first attempt got through.
+
+    A resend the broker calls a replay (ALREADY_EXISTS) reached it the first time and
+    lost only its answer: an interactive message is not answered twice, so the caller
+    hears the first failure (UNAVAILABLE) and may ask again under a new message id.
+    Durable messages are answered with their first outcome and never get here.
+    """
+    return bool(exc.code() == grpc.StatusCode.ALREADY_EXISTS)
+
+
 class BrokerEndpoints:
     """One channel per broker endpoint; `call` picks them in turn and fails over."""
 
@@ -114,13 +125,18 @@ class BrokerEndpoints:
         """
         order = self._turn()
         pinned = method not in SELF_PROVING
+        unavailable: grpc.RpcError | None = None
         for endpoint, stub in order:
             try:
                 self._check(endpoint, timeout_s, pinned=pinned)
                 return getattr(stub, method)(request, timeout=timeout_s)
             except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise
+                if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    unavailable = unavailable or exc
+                    continue
+                if unavailable is not None and _lost_answer(exc):
+                    raise unavailable from exc
+                raise
         endpoint, _stub = order[0]
         waited = min(timeout_s, DOWN_WAIT_S)
         self._check_when_up(endpoint, time.monotonic() + waited, pinned=pinned)
@@ -129,7 +145,12 @@ class BrokerEndpoints:
         if channel is None:
             raise PeerRefused(f"{endpoint} is no longer a broker endpoint")
         stub = rpc.BrokerStub(channel)
-        return getattr(stub, method)(request, timeout=timeout_s, wait_for_ready=True)
+        try:
+            return getattr(stub, method)(request, timeout=timeout_s, wait_for_ready=True)
+        except grpc.RpcError as exc:
+            if unavailable is not None and _lost_answer(exc):
+                raise unavailable from exc
+            raise
 
     def _check_when_up(self, endpoint: str, deadline: float, *, pinned: bool) -> None:
         """`_check`, retried while the server is down, until `deadline`."""
