@@ -178,8 +178,10 @@ TXN_FROM = typer.Option(
 )
 
 
+@app.command("request", help="Same as `draft` (requests are drafted, then approved).")
 @app.command("draft")
 def draft(
+    ctx: typer.Context,
     value: str = typer.Argument(..., help="The account, card or phone number."),
     config: Path = CONFIG,
     kind: str = typer.Option("bank_account", help="bank_account, bank_card or phone."),
@@ -205,6 +207,13 @@ def draft(
     """
     from nodes.actions.police import ActionSpec
 
+    if ctx.info_name == "request":
+        err_console.print(
+            "note: `gateway freeze request` now drafts; an approver sends the draft with "
+            "`gateway freeze approve`",
+            soft_wrap=True,
+            markup=False,
+        )
     action = action.upper()
     if action not in ("STOP_PAYMENT", "FREEZE", "SUSPEND_NUMBER"):
         fail(f"--action: {ACTION_HELP.rstrip('.')}, not {action}")
@@ -232,53 +241,6 @@ def draft(
         transaction=transaction,
     )
     draft_as(config, user, password_file, totp, spec)
-
-
-@app.command("request", help="Same as `draft` (requests are drafted, then approved).")
-def request(
-    value: str = typer.Argument(..., help="The account, card or phone number."),
-    config: Path = CONFIG,
-    kind: str = typer.Option("bank_account", help="bank_account, bank_card or phone."),
-    to: str = typer.Option(..., "--to", "--bank", "--carrier", help="Recipient node id."),
-    action: str = typer.Option("STOP_PAYMENT", help=ACTION_HELP),
-    amount: str | None = typer.Option(None, help="Amount in yuan, e.g. 5000.00."),
-    whole_balance: bool = typer.Option(False, "--whole-balance", help="Hold the whole balance."),
-    hours: int = typer.Option(24, help="Duration in hours."),
-    case: str = CASE,
-    basis: str = BASIS,
-    user: str = AS,
-    password_file: Path | None = PASSWORD_FILE,
-    totp: str | None = TOTP,
-    holder: str = HOLDER,
-    txn_time: str | None = TXN_TIME,
-    txn_amount: str | None = TXN_AMOUNT,
-    txn_from: str | None = TXN_FROM,
-) -> None:
-    err_console.print(
-        "note: `gateway freeze request` now drafts; an approver sends the draft with "
-        "`gateway freeze approve`",
-        soft_wrap=True,
-        markup=False,
-    )
-    draft(
-        value,
-        config,
-        kind,
-        to,
-        action,
-        amount,
-        whole_balance,
-        hours,
-        case,
-        basis,
-        user,
-        password_file,
-        totp,
-        holder,
-        txn_time,
-        txn_amount,
-        txn_from,
-    )
 
 
 def follow_up(
