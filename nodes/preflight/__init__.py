@@ -2,10 +2,11 @@
 
 Everything that would make the node's first real request fail is checked here: its
 configuration's policy, its PKI bundle against itself and against the broker's signed
-directory, its database and migrations, the action table its configuration maps, and
-its match index. `node serve` refuses to start on any failure; an unreachable broker is
-only a warning there (requests arrive through the broker, so none can fail meanwhile,
-and the node fetches the directory when the broker is back), but fails `node check`.
+directory, its database and migrations, the action table its configuration maps, its
+match index, and a police node's holiday calendar. `node serve` refuses to start on any
+failure; an unreachable broker is only a warning there (requests arrive through the
+broker, so none can fail meanwhile, and the node fetches the directory when the broker
+is back), but fails `node check`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gateway.pki.store import NodeBundle
 from gateway.policy.bundle import listing_problem
 from gateway.policy.engine import PolicyLoadError
 from nodes.node_policy import load_node_policy
+from nodes.preflight.calendar import check_calendar
 from nodes.preflight.checks import FAIL, WARN, Check, PreflightError, fail, ok
 from nodes.preflight.key_storage import check_key_storage
 from nodes.preflight.pki import check_bundle, check_member, fetch_directory
@@ -58,6 +60,9 @@ def run_checks(config: NodeConfig, *, serve: bool = False) -> list[Check]:
         results.append(directory_check)
     results.append(check_member(config, directory, facts))
     results.append(check_policy(config, directory))
+    calendar = check_calendar(config)
+    if calendar is not None:
+        results.append(calendar)
     try:
         engine = make_engine(config.database)
     except (SQLAlchemyError, ValueError) as exc:

@@ -31,6 +31,7 @@ from gateway.localnet import DEFAULT_NODES, Consortium
 from gateway.pki import ca
 from gateway.pki.keys import read_hex
 from nodes.matching import refresh_index
+from nodes.preflight.calendar import check_calendar
 from nodes.records import upsert_records
 from nodes.runtime import serve_node
 from tests.consortium import running
@@ -258,6 +259,33 @@ def test_an_unknown_key(net: Consortium, tmp_path: Path) -> None:
 def test_an_unknown_column_key(net: Consortium, tmp_path: Path) -> None:
     config = own_table(net, tmp_path, COLUMNS + 'balance = "bal_fen"\n')
     refused(config, "[adapter_columns] unknown keys balance (did you mean balance_minor?)")
+
+
+def test_a_holiday_calendar_that_does_not_load(net: Consortium, tmp_path: Path) -> None:
+    (tmp_path / "holidays.toml").write_text('[2027]\nholidays = ["1 Jan"]\n')
+    config = variant(net, "police-1", tmp_path, 'holiday_calendar = "holidays.toml"')
+    refused(config, "[2027] holidays: '1 Jan' is not a date")
+
+
+@pytest.mark.parametrize(
+    ("today", "listed", "status", "named"),
+    [
+        (dt.date(2026, 11, 30), "2026", "OK", "lists 2026"),
+        (dt.date(2026, 12, 1), "2026", "WARN", "does not list 2027"),
+        (dt.date(2026, 12, 1), "2026, 2027", "OK", "lists 2026, 2027"),
+        (dt.date(2027, 3, 1), "2026", "WARN", "does not list 2027"),
+    ],
+)
+def test_a_police_node_warns_from_december_without_next_years_schedule(
+    net: Consortium, tmp_path: Path, today: dt.date, listed: str, status: str, named: str
+) -> None:
+    years = "".join(f"[{y}]\nholidays = []\n" for y in listed.split(", "))
+    (tmp_path / "holidays.toml").write_text(years)
+    config = variant(net, "police-1", tmp_path, 'holiday_calendar = "holidays.toml"')
+    check = check_calendar(load_config(NodeConfig, config), today)
+    assert check is not None and check.status == status and named in check.detail
+    bank = check_calendar(load_config(NodeConfig, own_table(net, tmp_path)), today)
+    assert bank is None  # only a police node counts return deadlines
 
 
 def test_serve_warns_but_starts_without_the_broker(
