@@ -28,6 +28,8 @@ class Kind(StrEnum):
     RESTORE_NUMBER = "RESTORE_NUMBER"
     ACTION_RECEIPT = "ACTION_RECEIPT"
     FLAGGED_NUMBERS = "FLAGGED_NUMBERS"
+    SUSPICIOUS_ACCOUNT = "SUSPICIOUS_ACCOUNT"
+    SUSPICIOUS_NUMBER = "SUSPICIOUS_NUMBER"
     AUDIT_READ = "AUDIT_READ"
     AUDIT_READ_OWN = "AUDIT_READ_OWN"
     WITNESS_COSIGN = "WITNESS_COSIGN"
@@ -66,12 +68,17 @@ ACTIONS = frozenset(
 An INQUIRY changes nothing at the bank or carrier, but is durable like the others: its
 answer is a receipt sealed to the police, and the request is on record as an action."""
 
-DURABLE = ACTIONS | {Kind.ACTION_RECEIPT, Kind.FLAGGED_NUMBERS}
+ALERTS = frozenset({Kind.SUSPICIOUS_ACCOUNT, Kind.SUSPICIOUS_NUMBER})
+"""A bank's or carrier's own report to the police node of a region (`nodes/alerts`):
+durable and sealed like an action request, but no action and never answered by a receipt."""
+
+DURABLE = ACTIONS | {Kind.ACTION_RECEIPT, Kind.FLAGGED_NUMBERS} | ALERTS
 
 SEALED = frozenset(
     {Kind.MATCH_QUERY, Kind.MATCH_RESPONSE, Kind.PSI_REQUEST, Kind.PSI_RESPONSE}
     | ACTIONS
     | {Kind.ACTION_RECEIPT, Kind.FLAGGED_NUMBERS}
+    | ALERTS
 )
 """Kinds whose payload may carry an identifier in a recoverable form: sealed to the recipient."""
 

@@ -39,6 +39,11 @@ DEFAULT_NODES = (
 )
 
 
+DEFAULT_JURISDICTIONS = {"police-1": ("310000",)}
+"""The demo's police node answers for Shanghai (GB/T 2260 310000), so alerts have a
+recipient; other nodes of a test consortium have none unless a test sets them."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -101,6 +106,7 @@ class Consortium:
                 endpoint=f"127.0.0.1:{port}",
                 oprf_key_factory=generate_key_pair,
                 dev=True,
+                jurisdictions=DEFAULT_JURISDICTIONS.get(node_id, ()) if role == "police" else (),
             )
             config_text = render(
                 node=node_id,

@@ -74,6 +74,12 @@ def issue(
     signing_key_uri: str = typer.Option(
         "", help="pkcs11: URI of an Ed25519 key in an HSM to sign with (`pki hsm-keygen`)."
     ),
+    jurisdiction: list[str] = typer.Option(
+        [],
+        "--jurisdiction",
+        help="Police only: a GB/T 2260 region code (e.g. 310000) whose alerts it receives; "
+        "repeat for each.",
+    ),
 ) -> None:
     """Issue a node's mTLS certificate and keys, and list it in a newly signed directory.
 
@@ -88,6 +94,7 @@ def issue(
             oprf_key_factory=oprf_key_pair,
             signing_key_uri=signing_key_uri,
             dev=dev,
+            jurisdictions=tuple(jurisdiction),
         )
     except (PkiError, DirectoryError) as exc:
         fail(str(exc))
@@ -133,6 +140,27 @@ def endpoints(
     except (PkiError, DirectoryError) as exc:
         fail(str(exc))
     console.print(f"[bold]{node}[/] serves at {', '.join(member.endpoints)}")
+
+
+@app.command("jurisdiction")
+def jurisdiction(
+    node: str = typer.Option(..., help="Police node id, e.g. police-1."),
+    region: list[str] = typer.Option(
+        ..., "--region", help="GB/T 2260 region code (e.g. 310000 Shanghai); repeat for each."
+    ),
+    pki_dir: Path = PKI_DIR,
+) -> None:
+    """Set the regions a police node answers for, in a newly signed directory.
+
+    Bank and carrier alerts naming a region go to the police node whose jurisdiction
+    covers it most specifically (county, then prefecture, then province). A region
+    already held by another police node is refused.
+    """
+    try:
+        member = _folder(pki_dir).set_jurisdictions(node, region)
+    except (PkiError, DirectoryError) as exc:
+        fail(str(exc))
+    console.print(f"[bold]{node}[/] answers for {', '.join(member.jurisdictions)}")
 
 
 @app.command("revoke")
@@ -291,9 +319,12 @@ def show(pki_dir: Path = PKI_DIR) -> None:
     except (PkiError, DirectoryError, OSError) as exc:
         fail(str(exc))
     table = Table(title=f"{directory.consortium} directory, serial {directory.serial}")
-    for column in ("node", "role", "agency", "endpoint", "status", "keys"):
+    for column in ("node", "role", "agency", "endpoint", "status", "keys", "regions"):
         table.add_column(column)
     for m in directory.members:
         endpoints = " ".join(m.endpoints)
-        table.add_row(m.node_id, m.role, m.agency, endpoints, m.status, f"v{m.key_version}")
+        regions = " ".join(m.jurisdictions)
+        table.add_row(
+            m.node_id, m.role, m.agency, endpoints, m.status, f"v{m.key_version}", regions
+        )
     console.print(table)

@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.crypto.signer import Ed25519Signing
+from gateway.regions import check_region
 
 _SHA256_HEX = re.compile(r"^(|[0-9a-f]{64})$")
 ROLES = ("broker", "police", "bank", "carrier", "regulator")
@@ -39,6 +40,18 @@ def _unb64(text: str, what: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except ValueError as exc:
         raise DirectoryError(f"directory field {what} is not base64") from exc
+
+
+def _jurisdiction_list(value: Any, node_id: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise DirectoryError(f"member {node_id} field jurisdictions is not a list of region codes")
+    try:
+        codes = tuple(check_region(code) for code in value)
+    except ValueError as exc:
+        raise DirectoryError(f"member {node_id} jurisdictions: {exc}") from None
+    if len(set(codes)) != len(codes):
+        raise DirectoryError(f"member {node_id} lists a region twice in its jurisdictions")
+    return codes
 
 
 def _endpoint_list(value: Any) -> tuple[str, ...]:
@@ -65,6 +78,9 @@ class Member:
     """More host:port endpoints where this same member serves, with its certificate and
     keys: the other processes of a broker run as several (nodes spread their calls over
     `endpoints`). Listed only when there are some, so older directories keep their bytes."""
+    jurisdictions: tuple[str, ...] = ()
+    """A police node's regions (GB/T 2260 codes): where bank and carrier alerts about
+    those regions go (`gateway.regions`). Listed only when there are some."""
 
     @property
     def active(self) -> bool:
@@ -88,6 +104,7 @@ class Member:
             "status": self.status,
             "key_version": self.key_version,
             **({"replicas": list(self.replicas)} if self.replicas else {}),
+            **({"jurisdictions": list(self.jurisdictions)} if self.jurisdictions else {}),
         }
 
     @classmethod
@@ -107,6 +124,9 @@ class Member:
                 status=str(data.get("status", ACTIVE)),
                 key_version=int(data.get("key_version", 1)),
                 replicas=_endpoint_list(data.get("replicas", [])),
+                jurisdictions=_jurisdiction_list(
+                    data.get("jurisdictions", []), str(data.get("node_id", ""))
+                ),
             )
         except KeyError as exc:
             raise DirectoryError(f"directory member lacks field {exc.args[0]}") from exc
@@ -120,6 +140,10 @@ class Member:
             raise DirectoryError(f"member {member.node_id} has unknown status {member.status!r}")
         if member.key_version < 1:
             raise DirectoryError(f"member {member.node_id} has key version {member.key_version}")
+        if member.jurisdictions and member.role != "police":
+            raise DirectoryError(
+                f"member {member.node_id} is a {member.role} node: only police have jurisdictions"
+            )
         return member
 
 
@@ -180,7 +204,25 @@ class Directory:
         ids = [m.node_id for m in members]
         if len(set(ids)) != len(ids):
             raise DirectoryError("directory lists a node id twice")
+        overlap = claimed_twice(directory)
+        if overlap is not None:
+            raise DirectoryError(overlap)
         return directory
+
+    def jurisdictions(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Each active police node's id and regions (for `gateway.regions.responsible`)."""
+        return [(m.node_id, m.jurisdictions) for m in self.active_members("police")]
+
+
+def claimed_twice(directory: Directory) -> str | None:
+    """Why the directory is ambiguous: a region listed by two active police nodes."""
+    owner: dict[str, str] = {}
+    for node_id, codes in directory.jurisdictions():
+        for code in codes:
+            if code in owner:
+                return f"region {code} is in the jurisdiction of both {owner[code]} and {node_id}"
+            owner[code] = node_id
+    return None
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ from gateway.pki.directory import (
     Directory,
     Member,
     SignedDirectoryBlob,
+    claimed_twice,
     sign_directory,
     verify_directory,
 )
@@ -71,6 +72,7 @@ from gateway.pki.key_files import (
 )
 from gateway.pki.keys import NodeKeys, raw_public, read_hex, write_secret
 from gateway.policy.bundle import BUNDLE_FILE, read_policy_folder, sign_bundle
+from gateway.regions import check_region
 from gateway.resources import POLICIES
 
 RESPONDER_ROLES = ("bank", "carrier")
@@ -269,6 +271,7 @@ class PkiFolder:
         oprf_key_factory: OprfKeyFactory | None = None,
         signing_key_uri: str = "",
         dev: bool = False,
+        jurisdictions: tuple[str, ...] = (),
     ) -> NodeBundle:
         """Issue certificate and keys for a node and list it in a newly signed directory.
 
@@ -289,9 +292,19 @@ class PkiFolder:
         if not node_id or not all(c.isalnum() or c in "-_." for c in node_id):
             raise PkiError("node id must be letters, digits, '-', '_' or '.'")
         consortium = self.consortium
+        if jurisdictions and role != "police":
+            raise PkiError(f"only police nodes have a jurisdiction, not a {role} node")
         with self._locked():
             return self._issue(
-                node_id, role, consortium, agency, endpoint, oprf_key_factory, signing_key_uri, dev
+                node_id,
+                role,
+                consortium,
+                agency,
+                endpoint,
+                oprf_key_factory,
+                signing_key_uri,
+                dev,
+                jurisdictions,
             )
 
     def _issue(
@@ -304,8 +317,10 @@ class PkiFolder:
         oprf_key_factory: OprfKeyFactory | None,
         signing_key_uri: str,
         dev: bool,
+        jurisdictions: tuple[str, ...] = (),
     ) -> NodeBundle:
         directory = self.directory()
+        _check_jurisdictions(directory.with_member(replace_jurisdictions(node_id, jurisdictions)))
         hsm_key = _hsm_signing_key(signing_key_uri) if signing_key_uri else None
         ca, ca_signer = self.ca(), self.ca_signer()  # fail before writing anything
         directory_key = self.directory_key()
@@ -348,6 +363,7 @@ class PkiFolder:
             oprf_key=oprf_public,
             cert_sha256=certificate_fingerprint(cert.cert_pem),
             key_version=(previous.key_version + 1) if previous else 1,
+            jurisdictions=jurisdictions,
         )
         self._write_directory(directory.with_member(member), directory_key)
         return bundle
@@ -458,6 +474,26 @@ class PkiFolder:
             self._write_directory(directory.with_member(updated))
             return updated
 
+    def set_jurisdictions(self, node_id: str, regions: list[str]) -> Member:
+        """List a police node's regions (GB/T 2260 codes) in a newly signed directory:
+        bank and carrier alerts about them go to it. No region may have two police nodes."""
+        try:
+            codes = tuple(check_region(code) for code in regions)
+        except ValueError as exc:
+            raise PkiError(str(exc)) from None
+        if len(set(codes)) != len(codes):
+            raise PkiError("a region is listed twice")
+        with self._locked():
+            directory = self.directory()
+            member = directory.get(node_id)
+            if member is None:
+                raise PkiError(f"no member {node_id} in the directory")
+            if member.role != "police":
+                raise PkiError(f"{node_id} is a {member.role} node: only police have a jurisdiction")
+            updated = directory.with_member(replace(member, jurisdictions=codes))
+            self._write_directory(updated)
+            return replace(member, jurisdictions=codes)
+
     def revoke(self, node_id: str) -> None:
         """Mark a member revoked in a newly signed directory; its messages are refused."""
         with self._locked():
@@ -480,6 +516,7 @@ class PkiFolder:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _write_directory(self, directory: Directory, key: Ed25519Signing | None = None) -> None:
+        _check_jurisdictions(directory)
         blob = sign_directory(directory, key if key is not None else self.directory_key())
         tmp_json = self.root / "directory.json.tmp"
         tmp_sig = self.root / "directory.sig.tmp"
@@ -487,6 +524,19 @@ class PkiFolder:
         tmp_sig.write_bytes(blob.signature)
         tmp_json.replace(self.root / "directory.json")
         tmp_sig.replace(self.root / "directory.sig")
+
+
+def replace_jurisdictions(node_id: str, codes: tuple[str, ...]) -> Member:
+    """A placeholder member holding only `codes`, to check a new member's regions before
+    anything is written (its keys do not matter to the check)."""
+    return Member(node_id, "police", node_id, "", b"\0" * 32, b"\0" * 32, jurisdictions=codes)
+
+
+def _check_jurisdictions(directory: Directory) -> None:
+    """Refuse to sign a directory in which a region has two police nodes."""
+    overlap = claimed_twice(directory)
+    if overlap is not None:
+        raise PkiError(overlap)
 
 
 def _is_uri(path: Path) -> bool:

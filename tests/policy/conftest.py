@@ -52,6 +52,11 @@ def bare(**fields: ContextValue) -> dict[str, ContextValue]:
     return context
 
 
+def alert(**fields: ContextValue) -> dict[str, ContextValue]:
+    """A context for a bank's or carrier's alert: a purpose, no case, first this hour."""
+    return bare(**{"purpose": "suspicious activity report", **fields})
+
+
 @pytest.fixture(scope="session")
 def broker_engine() -> PolicyEngine:
     return PolicyEngine.load(POLICIES / "broker.cedar", SCHEMA)

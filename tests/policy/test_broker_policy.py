@@ -19,6 +19,7 @@ from tests.policy.conftest import (
     CARRIER,
     POLICE,
     REGULATOR,
+    alert,
     bare,
     case,
 )
@@ -58,6 +59,10 @@ ALLOWED = [
     Row("police stop-payment whole balance 1 h", POLICE, BANK_B, "STOP_PAYMENT", case(whole_balance=True, duration_hours=1), True, ("police-stop-payment",)),
     Row("police extend 180 days", POLICE, BANK_A, "EXTEND", case(duration_hours=4320), True, ("police-extend",)),
     Row("police release", POLICE, BANK_A, "RELEASE", case(), True, ("police-release",)),
+    # alerts (bank- and carrier-initiated)
+    Row("bank reports a suspicious account", BANK_A, POLICE, "SUSPICIOUS_ACCOUNT", alert(), True, ("bank-suspicious-account",)),
+    Row("carrier reports a suspicious number", CARRIER, POLICE, "SUSPICIOUS_NUMBER", alert(), True, ("carrier-suspicious-number",)),
+    Row("bank's 60th alert this hour", BANK_B, POLICE, "SUSPICIOUS_ACCOUNT", alert(sender_kind_last_hour=60, payload_bytes=8192), True, ("bank-suspicious-account",)),
     Row("police inquiry of a year", POLICE, BANK_A, "INQUIRY", case(duration_hours=8784), True, ("police-inquiry",)),
     Row("police inquiry to a carrier", POLICE, CARRIER, "INQUIRY", case(duration_hours=24), True, ("police-inquiry",)),
     Row("police inquiry over a year", POLICE, BANK_A, "INQUIRY", case(duration_hours=8785), False, ()),
@@ -144,6 +149,16 @@ DENIED = [
     Row("bank flags numbers", BANK_A, POLICE, "FLAGGED_NUMBERS", case(), False),
     Row("carrier flags numbers without a case", CARRIER, POLICE, "FLAGGED_NUMBERS", bare(), False),
     Row("carrier flags numbers to a bank", CARRIER, BANK_A, "FLAGGED_NUMBERS", case(), False),
+    # alerts
+    Row("bank's 61st alert this hour", BANK_A, POLICE, "SUSPICIOUS_ACCOUNT", alert(sender_kind_last_hour=61), False, ("forbid-alerts-over-quota",)),
+    Row("bank alert over 8 KiB", BANK_A, POLICE, "SUSPICIOUS_ACCOUNT", alert(payload_bytes=8193), False, ("forbid-oversized-alert",)),
+    Row("bank alert without a purpose", BANK_A, POLICE, "SUSPICIOUS_ACCOUNT", alert(purpose=""), False),
+    Row("bank reports a suspicious number", BANK_A, POLICE, "SUSPICIOUS_NUMBER", alert(), False),
+    Row("carrier reports a suspicious account", CARRIER, POLICE, "SUSPICIOUS_ACCOUNT", alert(), False),
+    Row("bank alerts another bank", BANK_A, BANK_B, "SUSPICIOUS_ACCOUNT", alert(), False, ("forbid-alerts-other-than-member-to-police",)),
+    Row("carrier alerts a bank", CARRIER, BANK_A, "SUSPICIOUS_NUMBER", alert(), False, ("forbid-alerts-other-than-member-to-police",)),
+    Row("police alert police", POLICE, Party("police-2", "police", "Other Police"), "SUSPICIOUS_ACCOUNT", alert(), False, ("forbid-alerts-other-than-member-to-police",)),
+    Row("regulator raises an alert", REGULATOR, POLICE, "SUSPICIOUS_NUMBER", alert(), False, ("forbid-alerts-other-than-member-to-police", "forbid-regulator-sends-other-than-audit-read-or-ping")),
     # the regulator
     Row("regulator queries a bank", REGULATOR, BANK_A, "MATCH_QUERY", case(batch_size=5), False, ("forbid-regulator-sends-other-than-audit-read-or-ping",)),
     Row("regulator freezes an account", REGULATOR, BANK_A, "FREEZE", case(amount_minor=1, duration_hours=1), False, ("forbid-actions-from-non-police", "forbid-regulator-sends-other-than-audit-read-or-ping")),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.policy import ContextValue, Party, PolicyEngine, PolicyRequest
-from tests.policy.conftest import BANK_A, BANK_B, CARRIER, POLICE, REGULATOR, bare, case
+from tests.policy.conftest import BANK_A, BANK_B, CARRIER, POLICE, REGULATOR, alert, bare, case
 
 
 def inbound(**fields: ContextValue) -> dict[str, ContextValue]:
@@ -77,6 +77,14 @@ ROWS: list[tuple[str, Party, Party, str, dict[str, ContextValue], tuple[str, ...
     ("police", CARRIER, POLICE, "FLAGGED_NUMBERS", bare(), None),
     ("police", BANK_A, POLICE, "FLAGGED_NUMBERS", inbound(), None),
     ("police", BANK_A, POLICE, "FREEZE", inbound(amount_minor=1, duration_hours=1), None),
+    ("police", BANK_A, POLICE, "SUSPICIOUS_ACCOUNT", alert(), ("police-accepts-alerts",)),
+    ("police", CARRIER, POLICE, "SUSPICIOUS_NUMBER", alert(), ("police-accepts-alerts",)),
+    ("police", BANK_A, POLICE, "SUSPICIOUS_ACCOUNT", alert(purpose=""), None),
+    ("police", BANK_A, POLICE, "SUSPICIOUS_NUMBER", alert(), None),
+    ("police", CARRIER, POLICE, "SUSPICIOUS_ACCOUNT", alert(), None),
+    ("police", REGULATOR, POLICE, "SUSPICIOUS_NUMBER", alert(), None),
+    ("bank", CARRIER, BANK_A, "SUSPICIOUS_NUMBER", alert(), None),
+    ("carrier", BANK_A, CARRIER, "SUSPICIOUS_ACCOUNT", alert(), None),
     ("police", REGULATOR, POLICE, "MATCH_RESPONSE", bare(reply_to="m-1"), None),
     ("police", BANK_A, POLICE, "PONG", bare(), ("police-accepts-pong",)),
     ("regulator", BANK_A, REGULATOR, "PONG", bare(), ("regulator-accepts-pong",)),
