@@ -391,6 +391,8 @@ PAIRS: dict[str, frozenset[tuple[str, str]]] = {
     "PSI_RESPONSE": MEMBERS_TO_POLICE | BANK_CARRIER,
     "ACTION_RECEIPT": MEMBERS_TO_POLICE,
     "FLAGGED_NUMBERS": frozenset({("carrier", "police")}),
+    "SUSPICIOUS_ACCOUNT": frozenset({("bank", "police")}),
+    "SUSPICIOUS_NUMBER": frozenset({("carrier", "police")}),
     "STOP_PAYMENT": frozenset({("police", "bank")}),
     "FREEZE": frozenset({("police", "bank")}),
     "EXTEND": frozenset({("police", "bank")}),
@@ -415,6 +417,7 @@ HOURS = {
 QUERIES = {"MATCH_QUERY", "PSI_REQUEST"}
 ACTION_REQUESTS = {*HOURS, "RELEASE", "RETURN_FUNDS", "RESTORE_NUMBER"}
 ANSWERS = {"MATCH_RESPONSE", "PSI_RESPONSE", "ACTION_RECEIPT"}
+ALERTS = {"SUSPICIOUS_ACCOUNT", "SUSPICIOUS_NUMBER"}
 BYTES_QUOTA = 256 * 2**20
 
 
@@ -434,6 +437,8 @@ def payload_fits(kind: str, payload: int, batch: int) -> bool:
         return 0 <= batch <= 10_000 and payload <= 64 * batch + 4096
     if kind in ACTION_REQUESTS:
         return payload <= 1024
+    if kind in ALERTS:
+        return payload <= 8192
     if kind == "ACTION_RECEIPT":
         return payload <= 16_384
     return True  # AUDIT_READ carries nothing the broker stores
@@ -459,6 +464,8 @@ def oracle(sender: str, recipient: str, kind: str, c: dict[str, str | int | bool
         return c["reply_to"] != "" and (case or not to_peer)
     if kind == "FLAGGED_NUMBERS":
         return c["case_ref"] != ""
+    if kind in ALERTS:  # a bank's or carrier's own report: no case, a purpose, 60 an hour
+        return c["purpose"] != "" and rate <= 60
     if kind in ACTION_REQUESTS:
         if not case or rate > 100:
             return False
@@ -518,12 +525,19 @@ BOUNDARIES: dict[str, tuple[object, ...]] = {
         *INT64_EDGES,
         *(2, 47, 48, 49, 719, 720, 721, 4319, 4320, 4321, 8783, 8784, 8785),
     ),
-    "sender_kind_last_hour": (*INT64_EDGES, 99, 100, 101, 199, 200, 201, 35_999, 36_000, 36_001),
+    "sender_kind_last_hour": (
+        *INT64_EDGES,
+        *(59, 60, 61, 99, 100, 101, 199, 200, 201, 35_999, 36_000, 36_001),
+    ),
     # the size bounds at batch size 1 (FULL_CONTEXT's): 256, 41 + 1024, 32 + 4096,
-    # 8192 + 4096, 64 + 4096, 1024, 16384, 644096
+    # 8192 + 4096, 64 + 4096, 1024, 16384, 644096, and an alert's 8192
     "payload_bytes": (
         *INT64_EDGES,
-        *(b + d for b in (256, 1065, 4128, 12_288, 4160, 1024, 16_384, 644_096) for d in (0, 1)),
+        *(
+            b + d
+            for b in (256, 1065, 4128, 12_288, 4160, 1024, 16_384, 644_096, 8192)
+            for d in (0, 1)
+        ),
     ),
     "sender_actions_last_hour": (*INT64_EDGES, 199, 200, 201),
     "sender_bytes_last_hour": (*INT64_EDGES, BYTES_QUOTA, BYTES_QUOTA + 1),
