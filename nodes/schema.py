@@ -14,6 +14,7 @@ from gateway.matching import index_store
 from gateway.migrate import register_tables
 from nodes import journal, records
 from nodes.actions import accounts, holds, ledger, numbers, outcomes, police
+from nodes.alerts import inbox, sender
 from nodes.staff import accounts as staff_accounts
 from nodes.staff import drafts, trail
 
@@ -31,6 +32,8 @@ TABLE_MODULES = (
     staff_accounts,
     trail,
     drafts,
+    sender,
+    inbox,
 )
 metadata = NodeBase.metadata
 register_tables("node", TABLE_MODULES)

@@ -489,7 +489,9 @@ class PkiFolder:
             if member is None:
                 raise PkiError(f"no member {node_id} in the directory")
             if member.role != "police":
-                raise PkiError(f"{node_id} is a {member.role} node: only police have a jurisdiction")
+                raise PkiError(
+                    f"{node_id} is a {member.role} node: only police have a jurisdiction"
+                )
             updated = directory.with_member(replace(member, jurisdictions=codes))
             self._write_directory(updated)
             return replace(member, jurisdictions=codes)

@@ -20,11 +20,17 @@ def role_tables() -> Mapping[str, Mapping[str, KindHandler]]:
     """Handlers per role and kind (imported lazily: a role loads only what it runs)."""
     from nodes.actions.police import keep_receipt
     from nodes.actions.responder import execute_action
+    from nodes.alerts.inbox import take_alert
     from nodes.bulk_psi import handle_psi_request
     from nodes.matching import handle_match_query
 
     return {
-        "police": {"PING": pong, "ACTION_RECEIPT": keep_receipt},
+        "police": {
+            "PING": pong,
+            "ACTION_RECEIPT": keep_receipt,
+            "SUSPICIOUS_ACCOUNT": take_alert,
+            "SUSPICIOUS_NUMBER": take_alert,
+        },
         "bank": {
             "PING": pong,
             "MATCH_QUERY": handle_match_query,

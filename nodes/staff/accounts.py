@@ -26,9 +26,10 @@ from gateway.db import NodeBase
 from gateway.envelope.build import now_ms as clock_ms
 from nodes.staff import trail
 
-ROLES = ("officer", "approver", "auditor", "admin")
+ROLES = ("officer", "approver", "auditor", "admin", "tipoff_reader")
 """officer drafts actions; approver drafts and approves others' drafts; auditor reads the
-trail and the journal; admin manages accounts."""
+trail and the journal; admin manages accounts; tipoff_reader opens the sealed reporter of
+a bank's or carrier's alert (`nodes.alerts.inbox`), each opening on the trail."""
 
 MAX_FAILURES = 5
 """Failed logins in a row before the account locks."""

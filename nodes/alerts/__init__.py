@@ -1,0 +1,1 @@
+"""Bank- and carrier-initiated alerts: suspicious accounts and numbers reported to police."""
