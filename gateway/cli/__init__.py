@@ -7,6 +7,7 @@ import os
 import typer
 
 from gateway.cli import (
+    alert_cmd,
     audit_cmd,
     db_cmd,
     demo_cmd,
@@ -31,6 +32,7 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(freeze_cmd.app, name="freeze")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(users_cmd.app, name="users")
+app.add_typer(alert_cmd.app, name="alert")
 app.command("ping")(node_cmd.ping)
 app.command("demo")(demo_cmd.demo)
 app.command("query")(match_cmd.query)
