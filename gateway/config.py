@@ -125,6 +125,9 @@ class NodeConfig:
     """A console session unused this long is closed; the user logs in again."""
     time_zone: str = "Asia/Shanghai"
     """The time zone the console shows times in (an IANA name); UTC shows on hover."""
+    alert_region: str = ""
+    """Bank or carrier: the GB/T 2260 code its alerts name unless told otherwise (checked
+    at start against the police jurisdictions in the directory); "" none."""
 
     def node_policy(self) -> str:
         """The node's policy file in the signed bundle (`gateway.policy.bundle`)."""

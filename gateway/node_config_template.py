@@ -26,6 +26,13 @@ label_attributes = ["record_id", "status", "opened_on"]
 adapter_table = ""
 """
 
+_ALERT_EXTRA = """
+# Alerts (`gateway alert raise`): the GB/T 2260 region code your alerts name unless
+# told otherwise, e.g. "310000" Shanghai; checked at start against the police
+# jurisdictions in the signed directory. Empty: every alert names its region.
+alert_region = ""
+"""
+
 _COLUMNS = {
     "bank": """
 # How your accounts table's columns map to the gateway's names (with adapter_table).
@@ -118,6 +125,7 @@ def render(
     extra += _COLUMNS.get(role, "")
     extra += _LEDGER_COLUMNS if role == "bank" else ""
     extra += _INQUIRY_EXTRA if role in ("bank", "carrier") else ""
+    extra = _ALERT_EXTRA + extra if role in ("bank", "carrier") else extra
     return f"""{_ROLE_NOTES.get(role, "")}
 # Where to listen and dial, the database and tuning keys can be overridden by an
 # environment variable GATEWAY_<KEY> (never paths to keys or policies), e.g.

@@ -61,7 +61,9 @@ def _open(config: Path) -> NodeContext:
 @app.command("raise")
 def raise_(
     config: Path = CONFIG,
-    region: str = typer.Option(..., help="GB/T 2260 code of where it was seen, e.g. 310101."),
+    region: str = typer.Option(
+        "", help="GB/T 2260 code of where it was seen, e.g. 310101 (default: alert_region)."
+    ),
     kind: str = typer.Option(
         ..., "--kind", help="bank_account or bank_card (a bank), phone (a carrier)."
     ),
@@ -103,9 +105,11 @@ def raise_(
         alert_kind = KIND_OF_ROLE.get(ctx.config.role)
         if alert_kind is None:
             fail(f"a {ctx.config.role} node raises no alerts; run this on a bank or carrier node")
+        if not (region or ctx.config.alert_region):
+            fail("--region: give the region code, or set alert_region in the node's TOML")
         report = AlertReport(
             kind=str(alert_kind),
-            region=region,
+            region=region or ctx.config.alert_region,
             identifier_kind=kind,
             identifier=identifier,
             category=category,

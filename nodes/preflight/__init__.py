@@ -22,6 +22,7 @@ from gateway.pki.store import NodeBundle
 from gateway.policy.bundle import listing_problem
 from gateway.policy.engine import PolicyLoadError
 from nodes.node_policy import load_node_policy
+from nodes.preflight.alerts import check_alerts
 from nodes.preflight.calendar import check_calendar
 from nodes.preflight.checks import FAIL, WARN, Check, PreflightError, fail, ok
 from nodes.preflight.key_storage import check_key_storage
@@ -63,6 +64,9 @@ def run_checks(config: NodeConfig, *, serve: bool = False) -> list[Check]:
     calendar = check_calendar(config)
     if calendar is not None:
         results.append(calendar)
+    alerts = check_alerts(config, directory)
+    if alerts is not None:
+        results.append(alerts)
     try:
         engine = make_engine(config.database)
     except (SQLAlchemyError, ValueError) as exc:
