@@ -28,7 +28,7 @@ from gateway.console.templating import SECURITY_HEADERS, render
 from gateway.db import NodeBase
 from nodes.runtime import NodeContext
 
-ALL_STAFF: Final = ("officer", "approver", "auditor", "admin")
+ALL_STAFF: Final = ("officer", "approver", "auditor", "admin", "tipoff_reader")
 MAX_UPLOAD_BYTES: Final = 5 * 1024 * 1024
 
 
