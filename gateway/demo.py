@@ -15,7 +15,10 @@
    approved the same way: inquiry, stop-payment with the holder's name and the transfer
    the inquiry showed, freeze, renewal, and return of the amount to the victim's
    account at the other bank.
-6. The regulator verifies the whole audit log through the broker.
+6. A bank teller's alert about another matched account (`gateway.demo_alert`): sealed
+   to the police node of the branch's region, opened on the police desk, a stop-payment
+   drafted from it in one step, approved by a second officer and executed.
+7. The regulator verifies the whole audit log through the broker.
 
 Every process started is stopped at the end, whatever happens.
 """
@@ -199,6 +202,32 @@ def fund_control(
     return sum(s.state == "executed" for s in steps)
 
 
+def teller_alert(
+    consortium: Consortium,
+    police: NodeContext,
+    officer: StaffUser,
+    approver: StaffUser,
+    wanted: list[Suspect],
+    found: dict[int, str],
+) -> bool:
+    """A teller's alert on the last matched account (the first is the fund-control one)."""
+    from gateway.demo_alert import run_teller_alert
+
+    matched = [
+        i for i, s in enumerate(wanted) if s.kind == IdentifierKind.BANK_ACCOUNT and i in found
+    ]
+    if len(matched) < 2:
+        return False
+    index = matched[-1]
+    made = add_user(police.engine, "reader-police-1", "tipoff_reader")
+    reader = authenticate(
+        police.engine, "reader-police-1", made.password, pyotp.TOTP(made.totp_secret).now()
+    )
+    staff = (officer, approver, reader)
+    account = normalise(IdentifierKind.BANK_ACCOUNT, wanted[index].value).value
+    return run_teller_alert(consortium, police, console, account, found[index], staff)
+
+
 def act(
     police: NodeContext,
     officer: StaffUser,
@@ -341,6 +370,7 @@ def run_demo(
                 executed = act(police, officer, approver, wanted, found)
                 send = four_eyes(police, officer, approver)
                 funds = fund_control(police, send, wanted, found)
+                alerted = teller_alert(consortium, police, officer, approver, wanted, found)
             finally:
                 police.client.close()
             verified = verify_as_regulator(consortium)
@@ -348,7 +378,7 @@ def run_demo(
                 console.print("[bold]consortium and consoles running; Ctrl-C stops them[/]")
                 keep_running()
         expected = {i: s.held_by for i, s in enumerate(wanted) if s.held_by}
-        ok = found == expected and executed == 1 and funds == FUND_STEPS and verified
+        ok = found == expected and executed == 1 and funds == FUND_STEPS and alerted and verified
         summary = Table(title="Summary", show_header=False)
         summary.add_row(
             "suspects matched", f"{len(found)} of {len(wanted)} (expected {len(expected)})"
@@ -357,6 +387,7 @@ def run_demo(
         summary.add_row(
             "fund-control steps executed", f"{funds} of {FUND_STEPS}, receipts received"
         )
+        summary.add_row("teller's alert", "stop-payment executed" if alerted else "NOT executed")
         summary.add_row("audit log", "verified" if verified else "NOT verified")
         console.print(summary)
         console.print("[bold green]demo complete[/]" if ok else "[bold red]demo failed[/]")
