@@ -42,6 +42,18 @@ RAISERS = ("officer", "approver")
 DRAFTERS = ("officer", "approver")
 INBOX_READERS = ("officer", "approver", "auditor", TIPOFF_READER)
 
+CATEGORY_LABELS = {
+    "unusual_withdrawal": "Unusual withdrawal",
+    "victim_transfer": "Transfer from a likely victim",
+    "mule_pattern": "Mule account pattern",
+    "rented_or_sold": "Rented or sold",
+    "other": "Other",
+    "fraud_calls": "Fraud calls",
+    "mass_messaging": "Mass messaging",
+    "sim_box": "SIM box",
+}
+"""Alert categories as users name them (English source text, translated when shown)."""
+
 FIELDS = (
     "region",
     "identifier_kind",
@@ -110,6 +122,7 @@ def _desk(page: Page, values: dict[str, str], errors: list[str], status: int = 2
         kinds={k: KIND_NAMES.get(k, k) for k in IDENTIFIER_KINDS[kind]},
         categories=CATEGORIES[kind],
         reporter_roles=REPORTER_ROLES,
+        labels=CATEGORY_LABELS,
         sent=sent_alerts(page.ctx),
         can_raise=page.user.role in RAISERS,
         default_region=page.ctx.config.alert_region,
@@ -149,6 +162,7 @@ def police_alerts(page: Page) -> Response:
     return page.render(
         "alerts/police_alerts.html",
         alerts=list_alerts(page.ctx),
+        labels=CATEGORY_LABELS,
         can_draft=page.user.role in DRAFTERS,
         can_open=page.user.role == TIPOFF_READER,
     )
