@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from gateway.broker.models import MessageRow
+from gateway.broker.models import DeliveryRow, MessageRow
 from gateway.db import make_engine
 from gateway.envelope.build import Draft
 from gateway.localnet import Consortium
@@ -317,3 +317,41 @@ def test_a_malformed_alert_is_refused_naming_the_field_and_never_the_identifier(
         replace(account_alert(), **changes).checked()
     assert ACCOUNT not in str(refused.value)
     assert "62220202001122334" not in str(refused.value)
+
+
+def test_the_police_refuse_an_alert_for_a_region_outside_their_jurisdiction(
+    net: Consortium,
+) -> None:
+    """A bank that addresses police-1 itself (a stale directory, or on purpose) with a
+    region police-1 does not answer for: delivered by the broker, refused by police-1,
+    nothing stored there."""
+    bank = client(net, "bank-a")
+    try:
+        with running(net, nodes=("police-1",)):
+            police = bank.client.directory().get("police-1")
+            assert police is not None
+            elsewhere = Draft(
+                sender="bank-a",
+                recipients=["police-1"],
+                kind="SUSPICIOUS_ACCOUNT",
+                payload=account_alert(region="110105").to_json(),
+                purpose="suspicious activity report",
+                seal_to=police.seal_key,
+            )
+            bank.client.submit(elsewhere)
+
+            def closed() -> str:
+                engine = make_engine(net.broker_database)
+                with Session(engine) as s:
+                    state = s.scalar(
+                        select(DeliveryRow.state).where(
+                            DeliveryRow.message_id == elsewhere.message_id
+                        )
+                    )
+                engine.dispose()
+                return str(state or "")
+
+            wait_for(lambda: closed() in ("failed", "refused"))
+    finally:
+        bank.client.close()
+    assert received(net, elsewhere.message_id) == 0
