@@ -11,6 +11,7 @@ approves it; the bank executes it and its receipt comes back.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.table import Table
@@ -50,10 +51,10 @@ def _account_facts(bank: NodeContext, account: str) -> tuple[str, int, int]:
     return str(holder or ""), int(credit.at_ms), int(credit.amount_minor)
 
 
-def _wait(check: object, timeout_s: float = 20.0) -> bool:
+def _wait(check: Callable[[], bool], timeout_s: float = 20.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
+        if check():
             return True
         time.sleep(0.1)
     return False

@@ -175,8 +175,8 @@ class AlertReport:
 
     def checked(self, default_region: str = "CN") -> AlertReport:
         """This report with its identifier normalised, if every field is acceptable."""
-        kind = Kind(self.kind)
-        if kind not in IDENTIFIER_KINDS:
+        kind = Kind(self.kind) if self.kind in IDENTIFIER_KINDS else None
+        if kind is None:
             raise AlertError(f"alert kind: {' or '.join(sorted(IDENTIFIER_KINDS))}")
         try:
             check_region(self.region)

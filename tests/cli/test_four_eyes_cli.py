@@ -141,7 +141,9 @@ def test_users_add_prints_credentials_once_and_list_shows_no_secret(staff: Staff
     )
     assert "exists already" in one_error(again)
     bad = runner.invoke(app, ["users", "add", "x", "--config", staff.config, "--role", "chief"])
-    assert one_error(bad) == "error: role: one of officer, approver, auditor, admin"
+    assert one_error(bad) == (
+        "error: role: one of officer, approver, auditor, admin, tipoff_reader"
+    )
 
 
 def test_draft_then_approve_by_another_sends_it(net: Consortium, staff: Staff) -> None:

@@ -89,7 +89,13 @@ def test_a_bank_alert_reaches_the_police_desk_sealed_and_becomes_a_draft(
     opened = reader.post(f"/police/alerts/{alert['alert_id']}/reporter", {})
     assert opened.status_code == 200 and REPORTER in opened.text and "T-7" in opened.text
     events = [e for e in recent(nodes["police-1"].engine) if e.event == "open_reporter"]
-    assert [e.outcome for e in events] == ["ok"]
+    assert [e.outcome for e in events] == ["ok"]  # the officer was refused at the door
+    auditor = logged_in(nodes["police-1"], "auditor")
+    openings = auditor.get("/police/alerts.json").json()["openings"]
+    assert [(o["user_id"], o["detail"]) for o in openings] == [
+        (events[0].user_id, f"alert {alert['alert_id']}")
+    ]
+    assert REPORTER not in auditor.get("/police/alerts").text
 
     drafted = officer.post(
         f"/police/alerts/{alert['alert_id']}/draft-stop",

@@ -34,6 +34,7 @@ from nodes.alerts.report import (
     Reporter,
 )
 from nodes.alerts.sender import AlertNotSent, raise_alert, sent_alerts
+from nodes.staff.trail import recent
 
 POLICE = ("police",)
 RAISING_NODES = ("bank", "carrier")
@@ -163,6 +164,7 @@ def police_alerts(page: Page) -> Response:
         "alerts/police_alerts.html",
         alerts=list_alerts(page.ctx),
         labels=CATEGORY_LABELS,
+        openings=[e for e in recent(page.ctx.engine, 1000) if e.event == "open_reporter"],
         can_draft=page.user.role in DRAFTERS,
         can_open=page.user.role == TIPOFF_READER,
     )
