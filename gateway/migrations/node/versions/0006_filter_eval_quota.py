@@ -1,0 +1,32 @@
+"""Filter mode: the responder's per-querier OPRF evaluation quota (hour and day windows).
+
+The table is added only where missing: a database that `create_all` made may have it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | Sequence[str] | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "oprf_eval_quota",
+        sa.Column("querier", sa.String(length=128), nullable=False),
+        sa.Column("period_ms", sa.BigInteger(), nullable=False),
+        sa.Column("window_start_ms", sa.BigInteger(), nullable=False),
+        sa.Column("used", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("querier", "period_ms"),
+        if_not_exists=True,
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("oprf_eval_quota")
