@@ -1,6 +1,7 @@
-"""Filter mode: the responder's per-querier OPRF evaluation quota (hour and day windows).
+"""Filter mode: the responder's per-querier OPRF evaluation quota (hour and day windows),
+and an index on match_index.tag for the label round's lookups by tag.
 
-The table is added only where missing: a database that `create_all` made may have it.
+Added only where missing: a database that `create_all` made may have them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("querier", "period_ms"),
         if_not_exists=True,
     )
+    op.create_index("ix_match_index_tag", "match_index", ["tag"], if_not_exists=True)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_match_index_tag", table_name="match_index")
     op.drop_table("oprf_eval_quota")
