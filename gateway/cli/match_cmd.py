@@ -108,6 +108,11 @@ def query(
     A match shows its handle: the responder's own id for the matched record, to name that
     record in a follow-up with the bank or carrier without repeating the identifier. An
     identifier that no responder holds is listed as absent.
+
+    Leakage (bucket mode, what this command sends): each identifier travels with the
+    16-bit bucket of an unkeyed hash, so a responder holding R records learns that the
+    suspect, if a customer, is one of about R / 65,536 of them (15 at a million), and it
+    learns how many identifiers the case asks about. Filter mode hides both (SECURITY.md).
     """
     from gateway.identifiers import (
         IdentifierKind,
