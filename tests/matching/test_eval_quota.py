@@ -26,7 +26,7 @@ def test_the_hour_limit_refuses_and_counts_nothing(tmp_path: Path) -> None:
     engine = engine_at(tmp_path)
     charge(engine, "police-a", 128, QUOTA, NOON)
     charge(engine, "police-a", 128, QUOTA, NOON + 1)
-    with pytest.raises(QueryRefused, match="quota of 256 per hour .* resets in 60 min"):
+    with pytest.raises(QueryRefused, match=r"quota of 256 per hour .* resets in 60 min"):
         charge(engine, "police-a", 64, QUOTA, NOON + 2)
     assert used(engine, "police-a", NOON) == (256, 256)
     charge(engine, "police-b", 256, QUOTA, NOON)  # another querier has its own allowance
