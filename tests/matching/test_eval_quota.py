@@ -1,29 +1,36 @@
 """The OPRF evaluation quota: refused over the hour or day limit, nothing counted on a
-refusal, windows roll over, and the counts survive a restart (a new engine on the file)."""
+refusal, windows roll over, and the counts survive a restart (a new engine on the same
+database), on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine
 
-from gateway.db import NodeBase, make_engine
+from gateway.db import NodeBase
 from gateway.matching import QueryRefused
 from gateway.matching.eval_quota import DAY_MS, HOUR_MS, EvalQuota, charge, used
+from tests.postgres import Databases, opened
 
 QUOTA = EvalQuota(per_hour=256, per_day=512)
 NOON = 20_000 * DAY_MS + 12 * HOUR_MS
 
 
-def engine_at(path: Path) -> Engine:
-    engine = make_engine(str(path / "node.db"))
-    NodeBase.metadata.create_all(engine)
-    return engine
+@pytest.fixture
+def url(databases: Databases) -> str:
+    return databases.url("quota")
 
 
-def test_the_hour_limit_refuses_and_counts_nothing(tmp_path: Path) -> None:
-    engine = engine_at(tmp_path)
+@pytest.fixture
+def engine(url: str) -> Iterator[Engine]:
+    with opened(url) as engine:
+        NodeBase.metadata.create_all(engine)
+        yield engine
+
+
+def test_the_hour_limit_refuses_and_counts_nothing(engine: Engine) -> None:
     charge(engine, "police-a", 128, QUOTA, NOON)
     charge(engine, "police-a", 128, QUOTA, NOON + 1)
     with pytest.raises(QueryRefused, match=r"quota of 256 per hour .* resets in 60 min"):
@@ -32,8 +39,7 @@ def test_the_hour_limit_refuses_and_counts_nothing(tmp_path: Path) -> None:
     charge(engine, "police-b", 256, QUOTA, NOON)  # another querier has its own allowance
 
 
-def test_the_day_limit_holds_across_hours_and_resets_the_next_day(tmp_path: Path) -> None:
-    engine = engine_at(tmp_path)
+def test_the_day_limit_holds_across_hours_and_resets_the_next_day(engine: Engine) -> None:
     charge(engine, "police-a", 256, QUOTA, NOON)
     charge(engine, "police-a", 256, QUOTA, NOON + HOUR_MS)
     with pytest.raises(QueryRefused, match="quota of 512 per day"):
@@ -43,12 +49,11 @@ def test_the_day_limit_holds_across_hours_and_resets_the_next_day(tmp_path: Path
     assert used(engine, "police-a", NOON + DAY_MS) == (64, 64)
 
 
-def test_counts_survive_a_restart(tmp_path: Path) -> None:
-    first = engine_at(tmp_path)
-    charge(first, "police-a", 256, QUOTA, NOON)
-    first.dispose()
-    again = engine_at(tmp_path)
-    with pytest.raises(QueryRefused, match="per hour"):
+def test_counts_survive_a_restart(url: str) -> None:
+    with opened(url) as first:
+        NodeBase.metadata.create_all(first)
+        charge(first, "police-a", 256, QUOTA, NOON)
+    with opened(url) as again, pytest.raises(QueryRefused, match="per hour"):
         charge(again, "police-a", 64, QUOTA, NOON + 60_000)
 
 
