@@ -8,6 +8,12 @@ Round two names only the tags the filter matched and fetches their sealed labels
 responder learns which of its records matched (as it would at the follow-up freeze
 anyway). A filter false positive shows up here as a tag the responder does not hold or
 a label that does not open, and is dropped: it never reaches a person as a match.
+
+The label round is always sent, with no tags when nothing matched, so that its absence
+does not tell the responder there was no match; its number of tags is the number of
+matches (and false positives), which the issue accepts. The responder remembers the
+queries it answered in memory (AnsweredQueries): after its restart a label round is
+refused and the police query again, which costs quota but leaks nothing.
 """
 
 from __future__ import annotations
@@ -134,7 +140,10 @@ class FilterQuery:
         canonical: list[bytes | None] = [*inputs, *([None] * (size - len(inputs)))]
         order = list(range(size))
         secrets.SystemRandom().shuffle(order)
-        self._slot_of_item = [order.index(i) for i in range(len(inputs))]
+        slot_of = [0] * size
+        for slot, source in enumerate(order):
+            slot_of[source] = slot
+        self._slot_of_item = slot_of[: len(inputs)]
         fillers = iter(dummy_inputs(size - len(inputs)))
         shuffled = [canonical[i] if canonical[i] is not None else next(fillers) for i in order]
         slots: list[bytes] = [x for x in shuffled if x is not None]
