@@ -143,6 +143,7 @@ def publish_delta(
 class _Transfer:
     statement: fpb.FilterStatement
     digest: bytes
+    signed: bytes
     chunks: list[bytes] = field(default_factory=list)
 
 
@@ -195,7 +196,20 @@ class FilterReplica:
                 raise SyncError("a delta must advance the version by one")
         if not statement.chunk_digests:
             raise SyncError("the filter statement lists no chunks")
-        self._transfer = _Transfer(statement, hashlib.sha256(signed).digest())
+        self._transfer = _Transfer(statement, hashlib.sha256(signed).digest(), signed)
+
+    def restore(self, state: TagFilter, version: int) -> None:
+        """Take a state verified earlier (the node's database) as the held one."""
+        self.state, self.version, self._transfer = state, version, None
+
+    def abandon(self) -> None:
+        """Drop the transfer under way; the held state stays."""
+        self._transfer = None
+
+    @property
+    def signed_statement(self) -> bytes | None:
+        """The signed statement of the transfer under way, to store beside its chunks."""
+        return None if self._transfer is None else self._transfer.signed
 
     @property
     def next_chunk(self) -> int | None:

@@ -1,5 +1,6 @@
 """Filter mode: the responder's per-querier OPRF evaluation quota (hour and day windows),
-and an index on match_index.tag for the label round's lookups by tag.
+an index on match_index.tag for the label round's lookups by tag, and the police's
+copies of responders' filters with the chunks of transfers under way.
 
 Added only where missing: a database that `create_all` made may have them.
 """
@@ -28,8 +29,29 @@ def upgrade() -> None:
         if_not_exists=True,
     )
     op.create_index("ix_match_index_tag", "match_index", ["tag"], if_not_exists=True)
+    op.create_table(
+        "filter_replicas",
+        sa.Column("responder", sa.String(length=128), nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.Column("digest", sa.LargeBinary(), nullable=False),
+        sa.Column("encoded", sa.LargeBinary(), nullable=False),
+        sa.Column("updated_at_ms", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("responder"),
+        if_not_exists=True,
+    )
+    op.create_table(
+        "filter_transfer_chunks",
+        sa.Column("responder", sa.String(length=128), nullable=False),
+        sa.Column("chunk_index", sa.Integer(), nullable=False),
+        sa.Column("signed", sa.LargeBinary(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("responder", "chunk_index"),
+        if_not_exists=True,
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("filter_transfer_chunks")
+    op.drop_table("filter_replicas")
     op.drop_index("ix_match_index_tag", table_name="match_index")
     op.drop_table("oprf_eval_quota")
