@@ -30,7 +30,7 @@ from nodes.index_build import IndexUpdate
 if TYPE_CHECKING:
     from nodes.matching import ResponderOutcome
 
-__all__ = ["query", "reindex"]
+__all__ = ["filters", "query", "reindex"]
 
 
 @contextmanager
@@ -89,6 +89,36 @@ def _responder_config(config: Path) -> NodeConfig:
 def reindex(config: Path = typer.Option(..., help="The bank's or carrier's TOML file.")) -> None:
     """Bring the match index up to date (rebuilt if key, bucket size or labels changed)."""
     _index(_responder_config(config))
+
+
+def filters(
+    config: Path = typer.Option(..., help="The police node's TOML file."),
+    output: Output = OUTPUT,
+) -> None:
+    """Filter mode: the responders' filters this node holds, and syncs under way."""
+    from gateway.db import make_engine
+    from gateway.matching.filter_store import sync_status
+
+    cfg = node_config(config)
+    if cfg.role != "police":
+        fail(f"{cfg.node_id} is a {cfg.role} node; only police nodes hold responders' filters")
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        rows = sync_status(make_engine(cfg.database))
+    except SQLAlchemyError:
+        fail(
+            f"cannot read the filter tables of {cfg.node_id}'s database: "
+            f"run `gateway db upgrade --config {config}` first"
+        )
+    columns = [
+        Column("responder", "Responder", keep=True),
+        Column("version", "Version"),
+        Column("bytes", "Bytes"),
+        Column("updated_at", "Updated", time=True),
+        Column("transfer", "Transfer under way", fold=True),
+    ]
+    render(rows, columns, output, title="Responders' filters")
 
 
 def query(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import cast
 
+from google.protobuf.message import DecodeError
 from sqlalchemy import (
     BigInteger,
     Engine,
@@ -29,7 +30,7 @@ from gateway.matching.filter import TagFilter
 from gateway.matching.filter_sync import FilterReplica, SyncError
 from gateway.v1 import filter_pb2 as fpb
 
-__all__ = ["chunk_of", "load_replica", "save_chunk", "save_state"]
+__all__ = ["chunk_of", "load_replica", "save_chunk", "save_state", "sync_status"]
 
 
 class FilterReplicaRow(NodeBase):
@@ -123,3 +124,36 @@ def load_replica(
 def chunk_of(chunk: bytes) -> int:
     """The index a FilterChunk carries (for save_chunk)."""
     return fpb.FilterChunk.FromString(chunk).index
+
+
+def sync_status(engine: Engine) -> list[dict[str, object]]:
+    """One row per responder: held version, its size, when, and the transfer under way."""
+    rows: dict[str, dict[str, object]] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(select(_STATES)):
+            rows[row.responder] = {
+                "responder": row.responder,
+                "version": int(row.version),
+                "bytes": len(row.encoded),
+                "updated_at": int(row.updated_at_ms),
+                "transfer": "",
+            }
+        chunks: dict[str, tuple[bytes, int]] = {}
+        for responder, signed in conn.execute(select(_CHUNKS.c.responder, _CHUNKS.c.signed)):
+            held = chunks.get(responder)
+            chunks[responder] = (bytes(signed), (held[1] if held else 0) + 1)
+    for responder, (signed, received) in chunks.items():
+        try:
+            statement = fpb.FilterStatement.FromString(
+                fpb.SignedFilterStatement.FromString(signed).statement
+            )
+            total = len(statement.chunk_digests)
+            text = f"version {statement.to_version}: {received}/{total} chunks"
+        except DecodeError:
+            text = "unreadable transfer (dropped at next sync)"
+        entry = rows.setdefault(
+            responder,
+            {"responder": responder, "version": 0, "bytes": 0, "updated_at": 0},
+        )
+        entry["transfer"] = text
+    return [rows[r] for r in sorted(rows)]
