@@ -310,9 +310,14 @@ def answer_filter_query(
     max_batch: int,
     server: OprfServer,
     answered: AnsweredQueries,
+    charge: Callable[[int], None],
     workers: int = 1,
 ) -> tuple[bytes, int]:
-    """(FilterAnswer payload, padded size) for a FilterQuery, or QueryRefused saying why."""
+    """(FilterAnswer payload, padded size) for a FilterQuery, or QueryRefused saying why.
+
+    `charge(count)` counts the evaluations against the querier's quota before any is
+    made (eval_quota.charge, which raises QueryRefused over the quota).
+    """
     query = _decode(fpb.FilterQuery(), payload, QueryRefused)
     count = len(query.blinded)
     if count == 0:
@@ -339,6 +344,7 @@ def answer_filter_query(
         bounds.append((start, start + size))
         start += size
     blinded = list(query.blinded)
+    charge(count)
 
     def evaluate(bound: tuple[int, int]) -> tuple[list[bytes], bytes]:
         return server.blind_evaluate_batch(

@@ -14,6 +14,7 @@ import nodes.schema  # noqa: F401  (registers every table and the tag index)
 from gateway.crypto.blinded import OprfServer
 from gateway.db import NodeBase, make_engine
 from gateway.identifiers import Identifier, IdentifierKind
+from gateway.matching.eval_quota import EvalQuota, charge
 from gateway.matching.filter import TagFilter, bits_for, encode_snapshot
 from gateway.matching.filter_query import (
     AnsweredQueries,
@@ -90,6 +91,7 @@ def test_filter_mode_end_to_end_over_the_index(tmp_path: Path) -> None:
         max_batch=256,
         server=server,
         answered=answered,
+        charge=lambda count: charge(engine, "police-a", count, EvalQuota(1_000, 10_000)),
     )
     assert size == 64
     assert query.test(answer, replica.state) == 2

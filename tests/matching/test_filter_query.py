@@ -12,13 +12,16 @@ import math
 import os
 from collections import Counter
 from collections.abc import Collection
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from gateway.crypto.blinded import OprfServer
+from gateway.db import NodeBase, make_engine
 from gateway.identifiers import Identifier, IdentifierKind
 from gateway.matching import MatchError, Problem, QueryRefused, ResponseRejected
+from gateway.matching.eval_quota import EvalQuota, charge, used
 from gateway.matching.filter import TagFilter, bits_for, encode_snapshot
 from gateway.matching.filter_query import (
     AnsweredQueries,
@@ -61,7 +64,11 @@ class Responder:
         self.filter = TagFilter.decode(encode_snapshot(tags, bits_for(len(tags))))
         self.answered = AnsweredQueries()
         self.seen: list[bytes] = []
+        self.charged: list[int] = []
         self.asked_tags: list[bytes] = []
+
+    def charge(self, count: int) -> None:
+        self.charged.append(count)
 
     def fetch(self, tags: Collection[bytes]) -> dict[bytes, list[bytes]]:
         self.asked_tags.extend(tags)
@@ -77,6 +84,7 @@ class Responder:
             max_batch=1024,
             server=self.server,
             answered=self.answered,
+            charge=self.charge,
         )
         assert size == query.size
         query.test(answer, self.filter)
@@ -98,8 +106,10 @@ def test_matches_are_found_and_non_matches_are_not(responder: Responder) -> None
     asked = [HELD[3], OTHERS[0], HELD[17], OTHERS[5], HELD[3]]
     query = FilterQuery([phone(v) for v in asked], responder.server.public_key, max_batch=1024)
     assert (query.real, query.size) == (4, 64)
+    responder.charged.clear()
     assert responder.round_trip(query) == ["0:A-0003", "2:A-0017", "4:A-0003"]
     assert responder.false_positives == 0
+    assert responder.charged == [64]  # the padded size: dummies count against the quota
 
 
 def test_no_match_sends_an_empty_label_round(responder: Responder) -> None:
@@ -157,6 +167,7 @@ def test_the_responder_refuses_a_padded_batch_above_its_limit(responder: Respond
             max_batch=32,
             server=responder.server,
             answered=responder.answered,
+            charge=responder.charge,
         )
 
 
@@ -207,6 +218,7 @@ def test_a_label_request_for_more_tags_than_the_query_had_is_refused(
         max_batch=1024,
         server=responder.server,
         answered=responder.answered,
+        charge=responder.charge,
     )
     query_id = fpb.FilterAnswer.FromString(answer).query_id
     guessed = [os.urandom(8) for _ in range(65)]
@@ -228,6 +240,7 @@ def test_a_label_request_naming_no_answered_query_or_another_querier_is_refused(
         max_batch=1024,
         server=responder.server,
         answered=responder.answered,
+        charge=responder.charge,
     )
     query.test(answer, responder.filter)
     request = query.label_request()
@@ -261,6 +274,7 @@ def test_a_label_answer_with_a_tag_that_was_not_asked_is_rejected(responder: Res
         max_batch=1024,
         server=responder.server,
         answered=responder.answered,
+        charge=responder.charge,
     )
     assert query.test(answer, responder.filter) == 1
     extra = fpb.LabelAnswer(
@@ -283,6 +297,7 @@ def test_an_answer_under_another_key_is_rejected(responder: Responder) -> None:
         max_batch=1024,
         server=OprfServer.generate(),
         answered=responder.answered,
+        charge=responder.charge,
     )
     with pytest.raises(ResponseRejected, match="OPRF key"):
         query.test(answer, responder.filter)
@@ -310,4 +325,32 @@ def test_malformed_queries_are_refused(responder: Responder, mutate, message: st
             max_batch=1024,
             server=responder.server,
             answered=responder.answered,
+            charge=responder.charge,
         )
+
+
+def test_a_query_over_the_quota_is_refused_before_any_evaluation(
+    responder: Responder, tmp_path: Path
+) -> None:
+    engine = make_engine(str(tmp_path / "node.db"))
+    NodeBase.metadata.create_all(engine)
+    quota = EvalQuota(per_hour=100, per_day=1_000)
+    answered = AnsweredQueries()
+
+    def ask() -> None:
+        query = FilterQuery([phone(HELD[0])], responder.server.public_key, max_batch=1024)
+        answer_filter_query(
+            query.payload(),
+            querier=POLICE,
+            declared_batch=64,
+            max_batch=1024,
+            server=responder.server,
+            answered=answered,
+            charge=lambda count: charge(engine, POLICE, count, quota),
+        )
+
+    ask()
+    with pytest.raises(QueryRefused, match="exceed your quota of 100 per hour") as err:
+        ask()
+    assert err.value.problem is Problem.FORBIDDEN
+    assert used(engine, POLICE)[0] == 64
