@@ -161,14 +161,8 @@ def serving(db: Path, key: bytes, in_process: bool) -> Iterator[tuple[Consortium
     with tempfile.TemporaryDirectory(prefix="bench-match-") as tmp:
         consortium = Consortium.create(Path(tmp), NODES)
         public = OprfServer(key).public_key
-        port = consortium.node_ports["bank-a"]
-        consortium.pki.issue(
-            "bank-a",
-            "bank",
-            agency="Bank A",
-            endpoint=f"127.0.0.1:{port}",
-            oprf_key_factory=lambda: (key, public),
-        )
+        # Consortium.create issues every node; bank-a's OPRF key becomes the bench key.
+        consortium.pki.rotate("bank-a", oprf=True, oprf_key_factory=lambda: (key, public))
         path = consortium.config_path("bank-a")
         path.write_text(re.sub(r'(?m)^database = ".*"$', f'database = "{db}"', path.read_text()))
         if in_process:
