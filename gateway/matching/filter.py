@@ -31,6 +31,7 @@ from gateway.matching.derive import TAG_LENGTH
 
 __all__ = [
     "FP_BITS",
+    "MAX_COUNT",
     "FilterError",
     "TagFilter",
     "bits_for",
@@ -50,7 +51,8 @@ _HEADER: Final = struct.Struct(">4sBBQ")
 """magic, bits, bytes per gap, count."""
 _LEVEL: Final = 9
 _DIGEST_DST: Final = b"gateway/match/v1/filter\x00"
-_MAX_COUNT: Final = 1 << 32
+MAX_COUNT: Final = 1 << 28
+"""268 million tags (2 GiB of gaps at most): above the largest customer base in sight."""
 
 
 class FilterError(ValueError):
@@ -95,15 +97,21 @@ def encode_values(values: Sequence[int], bits: int) -> bytes:
     return _HEADER.pack(_MAGIC, bits, width, len(ordered)) + body
 
 
-def decode_values(data: bytes) -> tuple[int, array[int]]:
-    """(bits, sorted values as array('Q')) of an encode_values output; FilterError if malformed."""
+def decode_values(data: bytes, max_count: int = MAX_COUNT) -> tuple[int, array[int]]:
+    """(bits, sorted values as array('Q')) of an encode_values output; FilterError if malformed.
+
+    A header claiming more than `max_count` values is refused before anything is
+    allocated for them (the body is decompressed into 4 or 8 bytes per value).
+    """
     if len(data) < _HEADER.size:
         raise FilterError("the filter is shorter than its header")
     magic, bits, width, count = _HEADER.unpack_from(data)
     if magic != _MAGIC:
         raise FilterError("the filter does not start with the filter format's magic")
-    if not 1 <= bits <= MAX_BITS or width not in (4, 8) or count > _MAX_COUNT:
+    if not 1 <= bits <= MAX_BITS or width not in (4, 8):
         raise FilterError("the filter's header is out of range")
+    if count > max_count:
+        raise FilterError(f"the filter claims {count} values, more than the {max_count} allowed")
     try:
         planes = zstandard.ZstdDecompressor().decompress(
             data[_HEADER.size :], max_output_size=width * count
@@ -138,8 +146,8 @@ class TagFilter:
         self._values = values
 
     @classmethod
-    def decode(cls, data: bytes) -> TagFilter:
-        return cls(*decode_values(data))
+    def decode(cls, data: bytes, max_count: int = MAX_COUNT) -> TagFilter:
+        return cls(*decode_values(data, max_count))
 
     def __len__(self) -> int:
         return len(self._values)

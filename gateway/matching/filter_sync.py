@@ -23,6 +23,7 @@ from gateway.crypto.ed25519 import ed25519_verifies
 from gateway.crypto.signer import Ed25519Signing
 from gateway.envelope.build import now_ms
 from gateway.matching.filter import (
+    MAX_COUNT,
     FilterError,
     TagFilter,
     decode_values,
@@ -150,8 +151,17 @@ class _Transfer:
 class FilterReplica:
     """The police's copy of one responder's filter, and the transfer under way, if any."""
 
-    def __init__(self, *, responder: str, recipient: str, responder_key: bytes) -> None:
-        """`responder_key`: the responder's Ed25519 signing key from the signed directory."""
+    def __init__(
+        self,
+        *,
+        responder: str,
+        recipient: str,
+        responder_key: bytes,
+        max_tags: int = MAX_COUNT,
+    ) -> None:
+        """`responder_key`: the responder's Ed25519 signing key from the signed directory;
+        `max_tags`: most values a filter or delta may claim (bounds what is allocated)."""
+        self.max_tags = max_tags
         self.responder = responder
         self.recipient = recipient
         self._key = responder_key
@@ -252,14 +262,14 @@ class FilterReplica:
             raise SyncError("the filter body's length is not the signed length")
         try:
             if statement.from_version == 0:
-                bits, values = decode_values(body)
+                bits, values = decode_values(body, self.max_tags)
                 state = TagFilter(bits, values)
             else:
                 if self.state is None:
                     raise ResyncNeeded("a delta arrived with no filter held")
                 delta = fpb.FilterDeltaBody.FromString(body)
-                added_bits, added = decode_values(delta.added)
-                removed_bits, removed = decode_values(delta.removed)
+                added_bits, added = decode_values(delta.added, self.max_tags)
+                removed_bits, removed = decode_values(delta.removed, self.max_tags)
                 if {added_bits, removed_bits} != {self.state.bits}:
                     raise SyncError("the delta's values have another width than the filter")
                 state = self.state.apply(list(added), list(removed))

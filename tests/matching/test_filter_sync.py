@@ -184,3 +184,16 @@ def test_a_sync_interrupted_by_a_restart_resumes_from_the_database(databases: Da
     with opened(url) as engine:
         held = load_replica(engine, responder=BANK, recipient=POLICE, responder_key=PUBLIC)
         assert held.version == 1 and held.next_chunk is None
+
+
+def test_a_filter_claiming_more_tags_than_allowed_is_refused_before_decompressing() -> None:
+    first = snapshot()
+    held = FilterReplica(
+        responder=BANK, recipient=POLICE, responder_key=PUBLIC, max_tags=len(TAGS) - 1
+    )
+    held.begin(first.signed)
+    for chunk in first.chunks[:-1]:
+        held.add_chunk(chunk)
+    with pytest.raises(SyncError, match=f"claims {len(TAGS)} values, more than the 2999 allowed"):
+        held.add_chunk(first.chunks[-1])
+    assert held.state is None
