@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from gateway.bulk_psi import offers
 from gateway.db import NodeBase
-from gateway.matching import index_store
+from gateway.matching import eval_quota, filter_source, filter_store, index_store
 from gateway.migrate import register_tables
 from nodes import journal, records
 from nodes.actions import accounts, holds, ledger, numbers, outcomes, police
@@ -28,6 +28,9 @@ TABLE_MODULES = (
     police,
     outcomes,
     index_store,
+    eval_quota,
+    filter_source,
+    filter_store,
     offers,
     staff_accounts,
     trail,

@@ -40,6 +40,7 @@ app.command("psi")(psi_cmd.psi)
 app.add_typer(psi_cmd.offers_app, name="psi-offers")
 node_cmd.app.command("ingest")(ingest_cmd.ingest)
 node_cmd.app.command("reindex")(match_cmd.reindex)
+node_cmd.app.command("filters")(match_cmd.filters)
 
 
 @app.callback()

@@ -30,7 +30,7 @@ from nodes.index_build import IndexUpdate
 if TYPE_CHECKING:
     from nodes.matching import ResponderOutcome
 
-__all__ = ["query", "reindex"]
+__all__ = ["filters", "query", "reindex"]
 
 
 @contextmanager
@@ -91,6 +91,36 @@ def reindex(config: Path = typer.Option(..., help="The bank's or carrier's TOML 
     _index(_responder_config(config))
 
 
+def filters(
+    config: Path = typer.Option(..., help="The police node's TOML file."),
+    output: Output = OUTPUT,
+) -> None:
+    """Filter mode: the responders' filters this node holds, and syncs under way."""
+    from gateway.db import make_engine
+    from gateway.matching.filter_store import sync_status
+
+    cfg = node_config(config)
+    if cfg.role != "police":
+        fail(f"{cfg.node_id} is a {cfg.role} node; only police nodes hold responders' filters")
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        rows = sync_status(make_engine(cfg.database))
+    except SQLAlchemyError:
+        fail(
+            f"cannot read the filter tables of {cfg.node_id}'s database: "
+            f"run `gateway db upgrade --config {config}` first"
+        )
+    columns = [
+        Column("responder", "Responder", keep=True),
+        Column("version", "Version"),
+        Column("bytes", "Bytes"),
+        Column("updated_at", "Updated", time=True),
+        Column("transfer", "Transfer under way", fold=True),
+    ]
+    render(rows, columns, output, title="Responders' filters")
+
+
 def query(
     values: list[str] = typer.Argument(None, help="Identifiers to look for."),
     config: Path = typer.Option(..., help="The police node's TOML file."),
@@ -108,6 +138,11 @@ def query(
     A match shows its handle: the responder's own id for the matched record, to name that
     record in a follow-up with the bank or carrier without repeating the identifier. An
     identifier that no responder holds is listed as absent.
+
+    Leakage (bucket mode, what this command sends): each identifier travels with the
+    16-bit bucket of an unkeyed hash, so a responder holding R records learns that the
+    suspect, if a customer, is one of about R / 65,536 of them (15 at a million), and it
+    learns how many identifiers the case asks about. Filter mode hides both (SECURITY.md).
     """
     from gateway.identifiers import (
         IdentifierKind,
