@@ -47,6 +47,7 @@ from nodes.broker_client import BrokerClient
 from nodes.journal import InboundJournal, InboundRow
 from nodes.node_policy import load_node_policy, record_denial
 from nodes.roles.base import Inbound, RoleHandler, RoleRefusal
+from nodes.watchlist.police import WatchlistSweeper
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,7 @@ class RunningNode:
     port: int
     sweeper: HoldSweeper | None = None
     ops: OpsServer | None = None
+    watchlist_sweeper: WatchlistSweeper | None = None
 
     def stop(self, grace: float = 1.0) -> None:
         log.info("node %s stopping (grace %.1f s)", self.ctx.node_id, grace)
@@ -223,6 +225,8 @@ class RunningNode:
             self.ops.close()
         if self.sweeper is not None:
             self.sweeper.stop()
+        if self.watchlist_sweeper is not None:
+            self.watchlist_sweeper.stop()
         self.server.stop(grace).wait()
         self.ctx.client.close()
 
@@ -280,9 +284,13 @@ def serve_node(config: NodeConfig) -> RunningNode:
     if config.role in ("bank", "carrier"):
         sweeper = HoldSweeper(ctx, config.hold_sweep_s)
         sweeper.start()
+    watchlist_sweeper = None
+    if config.role == "police":
+        watchlist_sweeper = WatchlistSweeper(ctx)
+        watchlist_sweeper.start()
     host = config.listen.rsplit(":", 1)[0]
     log.info("node %s (%s) listening on %s:%d", config.node_id, config.role, host, port)
     ops = None
     if config.ops_listen:
         ops = OpsServer(config.ops_listen, database_readiness(ctx.engine))
-    return RunningNode(server, ctx, port, sweeper, ops)
+    return RunningNode(server, ctx, port, sweeper, ops, watchlist_sweeper)

@@ -74,6 +74,8 @@ from gateway.policy.bundle import BUNDLE_FILE, read_policy_folder, sign_bundle
 from gateway.resources import POLICIES
 
 RESPONDER_ROLES = ("bank", "carrier")
+OPRF_KEY_ROLES = (*RESPONDER_ROLES, "police")
+"""Roles with an OPRF key: responders for their records, police for the watchlist."""
 KEY_KINDS = ("signing", "sealing", "oprf", "tls")
 """What `rotate` can replace: Ed25519 signing, X25519 sealing, OPRF key, mTLS certificate."""
 
@@ -328,7 +330,7 @@ class PkiFolder:
             write_secret(bundle.folder / "sign.key", signing_key_uri.strip())
         keys.save(bundle.folder, passphrase=self.key_passphrase)
         oprf_public = b""
-        if role in RESPONDER_ROLES:
+        if role in OPRF_KEY_ROLES:
             if oprf_key_factory is None:
                 raise PkiError(f"role {role} needs an OPRF key factory")
             secret, oprf_public = oprf_key_factory()
@@ -388,7 +390,7 @@ class PkiFolder:
                 raise PkiError(f"no member {node_id} in the directory")
             if not member.active:
                 raise PkiError(f"{node_id} is revoked; issue it again to readmit it")
-            has_oprf = member.role in RESPONDER_ROLES
+            has_oprf = member.role in OPRF_KEY_ROLES
             is_broker = member.role == "broker"
             signing = signing or bool(signing_key_uri)
             wanted = {"signing": signing, "sealing": sealing, "oprf": oprf, "tls": tls}

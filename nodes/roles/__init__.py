@@ -22,9 +22,14 @@ def role_tables() -> Mapping[str, Mapping[str, KindHandler]]:
     from nodes.actions.responder import execute_action
     from nodes.bulk_psi import handle_psi_request
     from nodes.matching import handle_match_query
+    from nodes.watchlist.police import handle_watchlist_check
 
     return {
-        "police": {"PING": pong, "ACTION_RECEIPT": keep_receipt},
+        "police": {
+            "PING": pong,
+            "ACTION_RECEIPT": keep_receipt,
+            "WATCHLIST_CHECK": handle_watchlist_check,
+        },
         "bank": {
             "PING": pong,
             "MATCH_QUERY": handle_match_query,

@@ -1,0 +1,109 @@
+"""The police node's answer to a WATCHLIST_CHECK, and the sweep that keeps the index current.
+
+The check is a match query (`gateway.matching` wire format) against the watchlist
+index: the police node evaluates the blinded elements under its OPRF key with a batch
+proof and returns the asked buckets. It sees the bucket numbers and the batch size, not
+the identifiers nor whether any matched. Logs carry message ids and counts only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Final
+
+import grpc
+
+from gateway.envelope.build import Draft
+from gateway.kinds import Kind
+from gateway.matching.errors import MatchError
+from gateway.matching.index_store import fetch_buckets
+from gateway.matching.responder import ResponderLimits, answer_query
+from gateway.matching.wire import RESPONSE_TYPE
+from nodes.matching import oprf_server
+from nodes.roles.base import Inbound, RoleRefusal
+from nodes.watchlist.store import index_ready, reindex
+
+if TYPE_CHECKING:
+    from nodes.runtime import NodeContext
+
+__all__ = ["CHECKER_ROLES", "MAX_CHECK_BATCH", "WatchlistSweeper", "handle_watchlist_check"]
+
+log = logging.getLogger(__name__)
+
+CHECKER_ROLES: Final = frozenset({"bank", "carrier"})
+MAX_CHECK_BATCH: Final = 256
+"""Identifiers per check message (the policies' cap): a batch of concurrent checks."""
+
+
+def handle_watchlist_check(inbound: Inbound, ctx: NodeContext) -> Draft:
+    """WATCHLIST_CHECK -> WATCHLIST_ANSWER sealed to the checker, or a refusal saying why."""
+    header = inbound.header
+    sender = ctx.client.directory().get(header.sender)
+    if sender is None or sender.role not in CHECKER_ROLES:
+        raise RoleRefusal(
+            grpc.StatusCode.PERMISSION_DENIED, "watchlist: only banks and carriers may check"
+        )
+    cfg = ctx.config
+    server = oprf_server(ctx)
+    problem = index_ready(ctx.engine, server, cfg.match_bucket_bits)
+    if problem is not None:
+        log.warning("watchlist check %s refused: index not ready", header.message_id)
+        raise RoleRefusal(grpc.StatusCode.FAILED_PRECONDITION, f"watchlist: {problem}")
+    try:
+        answered = answer_query(
+            inbound.payload,
+            declared_batch=header.batch_size,
+            server=server,
+            buckets=lambda asked: fetch_buckets(ctx.engine, asked),
+            limits=ResponderLimits(cfg.match_bucket_bits, MAX_CHECK_BATCH),
+        )
+    except MatchError as exc:
+        log.info("watchlist check %s refused: %s", header.message_id, exc.reason)
+        raise RoleRefusal(grpc.StatusCode.INVALID_ARGUMENT, f"watchlist: {exc.reason}") from None
+    log.info(
+        "watchlist check %s from %s answered: %d items",
+        header.message_id,
+        sender.node_id,
+        answered.items,
+    )
+    return ctx.answer(
+        inbound,
+        Kind.WATCHLIST_ANSWER,
+        answered.payload,
+        payload_type=RESPONSE_TYPE,
+        batch_size=answered.items,
+    )
+
+
+class WatchlistSweeper:
+    """Every `interval_s`: remove expired entries and bring the index up to date.
+
+    Entries added or removed by the CLI or console are indexed at once by the command
+    that changed them; this catches expiry, and changes whose indexing was interrupted.
+    """
+
+    def __init__(self, ctx: NodeContext, interval_s: float = 60.0) -> None:
+        self.ctx = ctx
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="watchlist-sweeper", daemon=True)
+
+    def sweep(self) -> None:
+        cfg = self.ctx.config
+        server = oprf_server(self.ctx)
+        reindex(self.ctx.engine, server.private_key_bytes(), cfg.match_bucket_bits, workers=1)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.sweep()
+            except Exception:  # keep sweeping; the error is in the log
+                log.exception("watchlist sweep failed")
