@@ -75,7 +75,8 @@ from gateway.resources import POLICIES
 
 RESPONDER_ROLES = ("bank", "carrier")
 OPRF_KEY_ROLES = (*RESPONDER_ROLES, "police")
-"""Roles with an OPRF key: responders for their records, police for the watchlist."""
+"""Roles with an OPRF key: responders for their records (always), police for the
+watchlist (when issued with a key factory, as `gateway pki issue` does)."""
 KEY_KINDS = ("signing", "sealing", "oprf", "tls")
 """What `rotate` can replace: Ed25519 signing, X25519 sealing, OPRF key, mTLS certificate."""
 
@@ -330,7 +331,7 @@ class PkiFolder:
             write_secret(bundle.folder / "sign.key", signing_key_uri.strip())
         keys.save(bundle.folder, passphrase=self.key_passphrase)
         oprf_public = b""
-        if role in OPRF_KEY_ROLES:
+        if role in RESPONDER_ROLES or (role in OPRF_KEY_ROLES and oprf_key_factory is not None):
             if oprf_key_factory is None:
                 raise PkiError(f"role {role} needs an OPRF key factory")
             secret, oprf_public = oprf_key_factory()
@@ -390,7 +391,9 @@ class PkiFolder:
                 raise PkiError(f"no member {node_id} in the directory")
             if not member.active:
                 raise PkiError(f"{node_id} is revoked; issue it again to readmit it")
-            has_oprf = member.role in OPRF_KEY_ROLES
+            has_oprf = member.role in RESPONDER_ROLES or (
+                member.role in OPRF_KEY_ROLES and bool(member.oprf_key)
+            )
             is_broker = member.role == "broker"
             signing = signing or bool(signing_key_uri)
             wanted = {"signing": signing, "sealing": sealing, "oprf": oprf, "tls": tls}

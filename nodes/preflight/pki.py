@@ -53,7 +53,7 @@ def check_bundle(
         key = serialization.load_pem_private_key(bundle.tls_key.read_bytes(), password=None)
         bundle.directory_verify_key()
         oprf_public = b""
-        if config.role in OPRF_KEY_ROLES:
+        if config.role in OPRF_KEY_ROLES and (config.role != "police" or bundle.oprf_key.exists()):
             oprf_public = OprfServer(read_hex(bundle.oprf_key, 32)).public_key
     except FileNotFoundError as exc:
         return fail(BUNDLE, f"{exc.filename} is missing; {reissue}"), None
