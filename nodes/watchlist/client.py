@@ -13,8 +13,9 @@ police node. The answer is used only once its batch proof verifies under that ke
 a police node (or anyone) answering under another key is refused with `WrongKey`.
 
 Concurrent checks (a payment system's threads) are gathered into one blinded batch:
-the first caller waits `window_s` for others, then sends them all in one message; while
-one batch is in flight the next one gathers. Nothing is cached: every check is a fresh
+the first caller waits `window_s` for others, then sends them all in one message; at most
+`in_flight` batches travel at once, and while they do the next one gathers. Nothing is
+cached: every check is a fresh
 evaluation by the police node, so the node holds no table of what it learnt.
 """
 
@@ -41,12 +42,15 @@ from nodes.watchlist.police import CHECKER_ROLES, MAX_CHECK_BATCH
 if TYPE_CHECKING:
     from nodes.runtime import NodeContext
 
-__all__ = ["DEFAULT_WINDOW_S", "WatchlistClient", "WatchlistError", "WrongKey"]
+__all__ = ["DEFAULT_IN_FLIGHT", "DEFAULT_WINDOW_S", "WatchlistClient", "WatchlistError", "WrongKey"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW_S: Final = 0.002
 """How long the first of a batch waits for concurrent checks to join it."""
+DEFAULT_IN_FLIGHT: Final = 4
+"""Batches travelling at once: enough to keep a slow round trip from queueing checks,
+few enough that a burst still shares messages (and the police node's proofs)."""
 PURPOSE: Final = "watchlist screening"
 
 
@@ -71,6 +75,7 @@ class WatchlistClient:
         *,
         police: str | None = None,
         window_s: float = DEFAULT_WINDOW_S,
+        in_flight: int = DEFAULT_IN_FLIGHT,
         purpose: str = PURPOSE,
     ) -> None:
         if ctx.config.role not in CHECKER_ROLES:
@@ -84,7 +89,7 @@ class WatchlistClient:
         self.purpose = purpose
         self._lock = threading.Lock()
         self._pending: list[tuple[Identifier, Future[CheckResult]]] = []
-        self._sending = threading.Lock()
+        self._sending = threading.BoundedSemaphore(max(1, in_flight))
 
     def check(self, kind: IdentifierKind | str, value: str) -> CheckResult:
         """Listed(reason, advice) or NotListed for one identifier.
@@ -110,7 +115,7 @@ class WatchlistClient:
         return self._send(list(identifiers))
 
     def _lead(self) -> None:
-        """Wait out the window, then take the batch and send it (one batch in flight)."""
+        """Wait out the window, then take the batch and send it (`in_flight` at most)."""
         if self.window_s > 0:
             threading.Event().wait(self.window_s)
         with self._sending:
@@ -120,6 +125,8 @@ class WatchlistClient:
                     self._pending[MAX_CHECK_BATCH:],
                 )
                 rest = bool(self._pending)
+            if not batch:  # taken by a batch that left no rest for us
+                return
             if rest:  # more than a batch gathered: the next one leads itself
                 threading.Thread(target=self._lead, name="watchlist-batch", daemon=True).start()
             try:
