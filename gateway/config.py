@@ -125,6 +125,9 @@ class NodeConfig:
     """A console session unused this long is closed; the user logs in again."""
     time_zone: str = "Asia/Shanghai"
     """The time zone the console shows times in (an IANA name); UTC shows on hover."""
+    watchlist_listen: str = ""
+    """Bank or carrier: loopback host:port or unix:PATH of the local Watchlist.Check
+    gRPC service for the agency's own systems ("" = off)."""
 
     def node_policy(self) -> str:
         """The node's policy file in the signed bundle (`gateway.policy.bundle`)."""
@@ -145,6 +148,7 @@ ENV_KEYS = frozenset(
         "delivery_timeout_s",
         "directory_ttl_s",
         "match_workers",
+        "watchlist_listen",
     }
 )
 """Keys a GATEWAY_<KEY> environment variable may set: where to listen, what to dial,

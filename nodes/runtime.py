@@ -218,6 +218,7 @@ class RunningNode:
     sweeper: HoldSweeper | None = None
     ops: OpsServer | None = None
     watchlist_sweeper: WatchlistSweeper | None = None
+    watchlist_server: grpc.Server | None = None
 
     def stop(self, grace: float = 1.0) -> None:
         log.info("node %s stopping (grace %.1f s)", self.ctx.node_id, grace)
@@ -227,6 +228,8 @@ class RunningNode:
             self.sweeper.stop()
         if self.watchlist_sweeper is not None:
             self.watchlist_sweeper.stop()
+        if self.watchlist_server is not None:
+            self.watchlist_server.stop(grace).wait()
         self.server.stop(grace).wait()
         self.ctx.client.close()
 
@@ -251,6 +254,10 @@ def serve_node(config: NodeConfig) -> RunningNode:
     from nodes.preflight import preflight
     from nodes.roles import handler_for
 
+    if config.watchlist_listen:
+        from nodes.watchlist.local_service import check_local_address
+
+        check_local_address(config.watchlist_listen)  # ConfigError before anything starts
     preflight(config)  # refuses to start, saying why, on what would fail a first request
     ctx = open_node(config)
     handler = handler_for(config.role, ctx)
@@ -288,9 +295,14 @@ def serve_node(config: NodeConfig) -> RunningNode:
     if config.role == "police":
         watchlist_sweeper = WatchlistSweeper(ctx)
         watchlist_sweeper.start()
+    watchlist_server = None
+    if config.watchlist_listen and config.role in ("bank", "carrier"):
+        from nodes.watchlist.local_service import serve_watchlist
+
+        watchlist_server = serve_watchlist(ctx, config.watchlist_listen)
     host = config.listen.rsplit(":", 1)[0]
     log.info("node %s (%s) listening on %s:%d", config.node_id, config.role, host, port)
     ops = None
     if config.ops_listen:
         ops = OpsServer(config.ops_listen, database_readiness(ctx.engine))
-    return RunningNode(server, ctx, port, sweeper, ops, watchlist_sweeper)
+    return RunningNode(server, ctx, port, sweeper, ops, watchlist_sweeper, watchlist_server)

@@ -84,12 +84,17 @@ class WatchlistClient:
                 "the watchlist"
             )
         self.ctx = ctx
-        self.police = police or _the_police_node(ctx)
+        self._police = police
         self.window_s = window_s
         self.purpose = purpose
         self._lock = threading.Lock()
         self._pending: list[tuple[Identifier, Future[CheckResult]]] = []
         self._sending = threading.BoundedSemaphore(max(1, in_flight))
+
+    @property
+    def police(self) -> str:
+        """The police node asked: the one named, else the directory's only police node."""
+        return self._police or _the_police_node(self.ctx)
 
     def check(self, kind: IdentifierKind | str, value: str) -> CheckResult:
         """Listed(reason, advice) or NotListed for one identifier.
@@ -140,10 +145,11 @@ class WatchlistClient:
 
     def _send(self, identifiers: list[Identifier]) -> list[CheckResult]:
         ctx = self.ctx
-        member = ctx.client.directory().get(self.police)
+        police = self.police
+        member = ctx.client.directory().get(police)
         if member is None or not member.active or member.role != "police" or not member.oprf_key:
             raise WatchlistError(
-                f"{self.police} is not an active police node with a registered OPRF key"
+                f"{police} is not an active police node with a registered OPRF key"
             )
         try:
             query = PendingQuery(
@@ -157,7 +163,7 @@ class WatchlistClient:
             raise WatchlistError(exc.reason) from None
         draft = Draft(
             sender=ctx.node_id,
-            recipients=[self.police],
+            recipients=[police],
             kind=Kind.WATCHLIST_CHECK,
             payload=query.payload(),
             payload_type=QUERY_TYPE,
@@ -172,10 +178,10 @@ class WatchlistClient:
             raise WatchlistError(f"the broker refused the check: {code}: {details}") from None
         except AnswerError as exc:
             raise WatchlistError(str(exc)) from None
-        answers = [(h, p) for h, p in submitted.answers if h.sender == self.police]
+        answers = [(h, p) for h, p in submitted.answers if h.sender == police]
         if not answers:
-            refusal = submitted.refusals.get(self.police, "no answer")
-            raise WatchlistError(f"{self.police} did not answer: {refusal}")
+            refusal = submitted.refusals.get(police, "no answer")
+            raise WatchlistError(f"{police} did not answer: {refusal}")
         header, payload = answers[0]
         if header.kind != Kind.WATCHLIST_ANSWER:
             raise WatchlistError(f"answered with {header.kind}, not {Kind.WATCHLIST_ANSWER}")
@@ -183,10 +189,10 @@ class WatchlistClient:
             matches = query.open(payload)
         except KeyMismatch as exc:
             log.warning("watchlist answer %s refused: wrong key", header.message_id)
-            raise WrongKey(f"{self.police}: {exc.reason}") from None
+            raise WrongKey(f"{police}: {exc.reason}") from None
         except MatchError as exc:
             log.warning("watchlist answer %s refused: %s", header.message_id, exc.reason)
-            raise WatchlistError(f"{self.police}: {exc.reason}") from None
+            raise WatchlistError(f"{police}: {exc.reason}") from None
         labels: list[list[dict[str, str]]] = [[] for _ in identifiers]
         for match in matches:
             labels[match.position].append(match.fields)

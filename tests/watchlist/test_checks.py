@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import grpc
 import pytest
 from typer.testing import CliRunner
 
 from gateway.broker.server import RunningBroker
 from gateway.cli import app
+from gateway.config import ConfigError
 from gateway.crypto.oprf import generate_key_pair
 from gateway.db import make_engine
 from gateway.envelope.build import now_ms
@@ -24,11 +27,13 @@ from gateway.identifiers import IdentifierKind, InvalidIdentifier, normalise
 from gateway.localnet import Consortium
 from gateway.matching.index_store import read_state
 from gateway.pki.keys import read_hex
+from gateway.v1 import watchlist_pb2 as wpb
+from gateway.v1 import watchlist_pb2_grpc as wrpc
 from gateway.watchlist import Advice, Listed, NotListed
-from nodes.runtime import NodeContext
+from nodes.runtime import NodeContext, serve_node
 from nodes.watchlist.client import WatchlistClient, WatchlistError, WrongKey
 from nodes.watchlist.store import WatchlistEntry, add_entries, reindex
-from tests.consortium import client, running
+from tests.consortium import client, free_port, running
 
 runner = CliRunner()
 
@@ -68,6 +73,10 @@ def log_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Consortium, str]:
     consortium = Consortium.create(tmp_path_factory.mktemp("watchlist"))
+    bank_config = consortium.config_path("bank-a")
+    bank_config.write_text(
+        bank_config.read_text() + f'\nwatchlist_listen = "127.0.0.1:{free_port()}"\n'
+    )
     path = tmp_path_factory.mktemp("csv") / "watchlist.csv"
     path.write_text(CSV, encoding="utf-8")
     result = runner.invoke(
@@ -324,3 +333,31 @@ def test_an_answer_under_another_key_is_refused(
         key_file.write_text(registered)
         reindex(engine, read_hex(key_file, 32), police.match_bucket_bits)
     assert checker.check("id_card", LISTED_ID) == Listed("MULE_RECRUITER", Advice.REFUSE)
+
+
+def test_the_banks_own_systems_check_through_its_local_grpc_service(
+    net: tuple[Consortium, RunningBroker],
+) -> None:
+    listen = net[0].node_config("bank-a").watchlist_listen
+    with grpc.insecure_channel(listen) as channel:
+        stub = wrpc.WatchlistStub(channel)
+        listed = stub.Check(wpb.WatchlistCheckRequest(kind="id_card", value=LISTED_ID), timeout=20)
+        assert (listed.listed, listed.reason, listed.advice) == (True, "MULE_RECRUITER", "refuse")
+        clear = stub.Check(
+            wpb.WatchlistCheckRequest(kind="id_card", value=NOT_LISTED_ID), timeout=20
+        )
+        assert not clear.listed and clear.reason == ""
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Check(wpb.WatchlistCheckRequest(kind="id_card", value="12345"), timeout=20)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "12345" not in (err.value.details() or "")
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:7001", "10.1.2.3:7001", "bank.example:7001"])
+def test_a_non_local_watchlist_listen_is_refused_at_start(
+    loaded: tuple[Consortium, str], listen: str
+) -> None:
+    consortium, _ = loaded
+    cfg = replace(consortium.node_config("bank-a"), watchlist_listen=listen)
+    with pytest.raises(ConfigError, match="watchlist_listen must be a loopback address"):
+        serve_node(cfg)
