@@ -15,7 +15,10 @@
    approved the same way: inquiry, stop-payment with the holder's name and the transfer
    the inquiry showed, freeze, renewal, and return of the amount to the victim's
    account at the other bank.
-6. The regulator verifies the whole audit log through the broker.
+6. Account opening at Bank A (`gateway.demo_watchlist`): the police list an applicant's
+   ID number on their watchlist; the bank checks two applicants, blinded through the
+   broker, and refuses the listed one.
+7. The regulator verifies the whole audit log through the broker.
 
 Every process started is stopped at the end, whatever happens.
 """
@@ -40,6 +43,7 @@ from gateway.audit.verify import entries_below, verify_log
 from gateway.db import make_engine
 from gateway.demo_data import Suspect, generate, load_responder, suspects
 from gateway.demo_fund import Sender, run_fund_control
+from gateway.demo_watchlist import refuse_listed_applicant
 from gateway.identifiers import IdentifierKind, normalise
 from gateway.localnet import Consortium, Processes, processes
 from gateway.pki.keys import read_hex
@@ -343,12 +347,13 @@ def run_demo(
                 funds = fund_control(police, send, wanted, found)
             finally:
                 police.client.close()
+            refused = refuse_listed_applicant(consortium, console)
             verified = verify_as_regulator(consortium)
             if keep_running is not None:
                 console.print("[bold]consortium and consoles running; Ctrl-C stops them[/]")
                 keep_running()
         expected = {i: s.held_by for i, s in enumerate(wanted) if s.held_by}
-        ok = found == expected and executed == 1 and funds == FUND_STEPS and verified
+        ok = found == expected and executed == 1 and funds == FUND_STEPS and refused and verified
         summary = Table(title="Summary", show_header=False)
         summary.add_row(
             "suspects matched", f"{len(found)} of {len(wanted)} (expected {len(expected)})"
@@ -357,6 +362,7 @@ def run_demo(
         summary.add_row(
             "fund-control steps executed", f"{funds} of {FUND_STEPS}, receipts received"
         )
+        summary.add_row("listed applicant refused", "yes, the other opened" if refused else "NO")
         summary.add_row("audit log", "verified" if verified else "NOT verified")
         console.print(summary)
         console.print("[bold green]demo complete[/]" if ok else "[bold red]demo failed[/]")
