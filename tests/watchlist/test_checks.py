@@ -156,9 +156,10 @@ def _expiry_2099() -> int:
 
 
 def test_concurrent_checks_are_answered_each_with_its_own_result(
-    checker: WatchlistClient,
+    checker: WatchlistClient, bank: NodeContext
 ) -> None:
     values = [LISTED_ID, NOT_LISTED_ID] * 8
+    sent = _sent_checks(bank)
     results: list[object] = [None] * len(values)
 
     def run(i: int) -> None:
@@ -171,6 +172,18 @@ def test_concurrent_checks_are_answered_each_with_its_own_result(
         t.join(30)
     for value, result in zip(values, results, strict=True):
         assert isinstance(result, Listed) == (value == LISTED_ID)
+    # gathered into batches: fewer messages than checks (at most 4 travel at once)
+    assert _sent_checks(bank) - sent < len(values)
+
+
+def test_the_same_identifier_is_asked_afresh_every_time(
+    checker: WatchlistClient, bank: NodeContext
+) -> None:
+    """No cache of the police's evaluations: each check is a message of its own."""
+    sent = _sent_checks(bank)
+    for _ in range(3):
+        assert checker.check("id_card", LISTED_ID) == Listed("MULE_RECRUITER", Advice.REFUSE)
+    assert _sent_checks(bank) - sent == 3
 
 
 def test_a_malformed_identifier_is_refused_before_anything_is_sent(
