@@ -292,7 +292,7 @@ def serve_node(config: NodeConfig) -> RunningNode:
         sweeper = HoldSweeper(ctx, config.hold_sweep_s)
         sweeper.start()
     watchlist_sweeper = None
-    if config.role == "police":
+    if config.role == "police" and ctx.bundle.oprf_key.exists():  # it holds a watchlist
         watchlist_sweeper = WatchlistSweeper(ctx)
         watchlist_sweeper.start()
     watchlist_server = None

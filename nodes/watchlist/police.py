@@ -45,6 +45,11 @@ def handle_watchlist_check(inbound: Inbound, ctx: NodeContext) -> Draft:
             grpc.StatusCode.PERMISSION_DENIED, "watchlist: only banks and carriers may check"
         )
     cfg = ctx.config
+    if not ctx.bundle.oprf_key.exists():
+        raise RoleRefusal(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "watchlist: this police node has no OPRF key and holds no watchlist",
+        )
     server = oprf_server(ctx)
     problem = index_ready(ctx.engine, server, cfg.match_bucket_bits)
     if problem is not None:
