@@ -7,6 +7,7 @@ test wrote into the CSV, never read back from the code under test.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
+from gateway.audit.store import AuditEntryRow
 from gateway.broker.server import RunningBroker
 from gateway.cli import app
 from gateway.config import ConfigError
@@ -374,3 +377,25 @@ def test_a_non_local_watchlist_listen_is_refused_at_start(
     cfg = replace(consortium.node_config("bank-a"), watchlist_listen=listen)
     with pytest.raises(ConfigError, match="watchlist_listen must be a loopback address"):
         serve_node(cfg)
+
+
+def test_every_check_is_audited_with_who_when_and_how_many_never_what(
+    net: tuple[Consortium, RunningBroker], checker: WatchlistClient, bank: NodeContext
+) -> None:
+    consortium, _ = net
+    sent = _sent_checks(bank)
+    started = now_ms()
+    checker.check_many([normalise("id_card", LISTED_ID), normalise("id_card", NOT_LISTED_ID)])
+    assert _sent_checks(bank) == sent + 1
+    engine = make_engine(consortium.broker_database)
+    with engine.connect() as conn:
+        leaves = conn.scalars(select(AuditEntryRow.leaf).where(AuditEntryRow.at_ms >= started))
+        entries = [json.loads(leaf) for leaf in leaves]
+    checks = [e for e in entries if e.get("kind") == "WATCHLIST_CHECK"]
+    answers = [e for e in entries if e.get("kind") == "WATCHLIST_ANSWER"]
+    assert checks and answers, entries
+    last = checks[-1]
+    assert last["sender"] == "bank-a" and last["recipients"] == ["police-1"]
+    assert last["batch_size"] == 2 and last["decision"] == "ALLOW"
+    text = json.dumps(entries)
+    assert LISTED_ID not in text and NOT_LISTED_ID not in text
