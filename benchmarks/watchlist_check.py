@@ -54,7 +54,7 @@ from nodes.index_build import index_params
 from nodes.journal import OutboundRow
 from nodes.records import RecordRow
 from nodes.runtime import NodeContext, open_node
-from nodes.watchlist.client import WatchlistClient
+from nodes.watchlist.client import DEFAULT_IN_FLIGHT, WatchlistClient
 from nodes.watchlist.store import WatchlistEntry, add_entries, reindex
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=15.0, help="Per rate.")
     parser.add_argument("--window-ms", type=float, default=2.0)
+    parser.add_argument("--in-flight", type=int, default=DEFAULT_IN_FLIGHT)
     parser.add_argument("--skip-openmined", action="store_true")
     args = parser.parse_args(argv)
 
@@ -245,13 +246,13 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"watchlist check: {args.entries} entries, {os.cpu_count()} cores, load average "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; broker, police and bank as processes; "
-        f"batching window {args.window_ms} ms"
+        f"batching window {args.window_ms} ms, at most {args.in_flight} batches in flight"
     )
     results = []
     with serving(db, key) as (consortium, pids):
         ctx = open_node(consortium.node_config("bank-a"))
         try:
-            client = WatchlistClient(ctx, window_s=args.window_ms / 1000)
+            client = WatchlistClient(ctx, window_s=args.window_ms / 1000, in_flight=args.in_flight)
             warm = sample(db, args.entries, 50, seed=1)
             run_rate(client, warm, 50)  # connections, directory, first batch
             alone = []

@@ -52,6 +52,9 @@ DEFAULT_IN_FLIGHT: Final = 4
 """Batches travelling at once: enough to keep a slow round trip from queueing checks,
 few enough that a burst still shares messages (and the police node's proofs)."""
 PURPOSE: Final = "watchlist screening"
+BUSY_RETRIES_S: Final = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
+"""Waits before asking again when the broker answers that its deliveries to the police
+node are all in flight (`interactive_per_recipient`): about 0.3 s in all."""
 
 
 class WatchlistError(Exception):
@@ -161,27 +164,39 @@ class WatchlistClient:
             )
         except MatchError as exc:
             raise WatchlistError(exc.reason) from None
-        draft = Draft(
-            sender=ctx.node_id,
-            recipients=[police],
-            kind=Kind.WATCHLIST_CHECK,
-            payload=query.payload(),
-            payload_type=QUERY_TYPE,
-            purpose=self.purpose,
-            batch_size=len(query),
-            seal_to=member.seal_key,
-        )
-        try:
-            submitted = ctx.client.submit(draft)
-        except grpc.RpcError as exc:
-            code, details = exc.code().name, exc.details()  # type: ignore[attr-defined]
-            raise WatchlistError(f"the broker refused the check: {code}: {details}") from None
-        except AnswerError as exc:
-            raise WatchlistError(str(exc)) from None
-        answers = [(h, p) for h, p in submitted.answers if h.sender == police]
-        if not answers:
+        payload = query.payload()
+        for wait_s in (*BUSY_RETRIES_S, None):
+            draft = Draft(
+                sender=ctx.node_id,
+                recipients=[police],
+                kind=Kind.WATCHLIST_CHECK,
+                payload=payload,
+                payload_type=QUERY_TYPE,
+                purpose=self.purpose,
+                batch_size=len(query),
+                seal_to=member.seal_key,
+            )
+            try:
+                submitted = ctx.client.submit(draft)
+            except grpc.RpcError as exc:
+                code, details = exc.code().name, exc.details()  # type: ignore[attr-defined]
+                raise WatchlistError(f"the broker refused the check: {code}: {details}") from None
+            except AnswerError as exc:
+                raise WatchlistError(str(exc)) from None
+            answers = [(h, p) for h, p in submitted.answers if h.sender == police]
+            if answers:
+                break
             refusal = submitted.refusals.get(police, "no answer")
-            raise WatchlistError(f"{police} did not answer: {refusal}")
+            if wait_s is None or "RESOURCE_EXHAUSTED" not in refusal:
+                raise WatchlistError(f"{police} did not answer: {refusal}")
+            # The broker's deliveries to the police node are all taken (other checks,
+            # other members): nothing was delivered, so asking again changes nothing.
+            log.info(
+                "watchlist check %s: police node busy, asking again in %.0f ms",
+                draft.message_id,
+                wait_s * 1000,
+            )
+            threading.Event().wait(wait_s)
         header, payload = answers[0]
         if header.kind != Kind.WATCHLIST_ANSWER:
             raise WatchlistError(f"answered with {header.kind}, not {Kind.WATCHLIST_ANSWER}")
