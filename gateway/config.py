@@ -128,6 +128,14 @@ class NodeConfig:
     watchlist_listen: str = ""
     """Bank or carrier: loopback host:port or unix:PATH of the local Watchlist.Check
     gRPC service for the agency's own systems ("" = off)."""
+    watchlist_advice: dict[str, str] = field(
+        default_factory=lambda: {
+            "bank": "refuse,enhanced_checks,warn_customer",
+            "carrier": "refuse,enhanced_checks,warn_customer",
+        }
+    )
+    """Police: checker role -> the advice levels whose entries it is shown, comma-separated;
+    a role not named is shown none (`nodes.watchlist.police`)."""
 
     def node_policy(self) -> str:
         """The node's policy file in the signed bundle (`gateway.policy.bundle`)."""

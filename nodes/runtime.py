@@ -258,6 +258,11 @@ def serve_node(config: NodeConfig) -> RunningNode:
         from nodes.watchlist.local_service import check_local_address
 
         check_local_address(config.watchlist_listen)  # ConfigError before anything starts
+    if config.role == "police":
+        from nodes.watchlist.police import CHECKER_ROLES, advice_shown
+
+        for role in CHECKER_ROLES:
+            advice_shown(config, role)  # ConfigError for an unknown level, before starting
     preflight(config)  # refuses to start, saying why, on what would fail a first request
     ctx = open_node(config)
     handler = handler_for(config.role, ctx)

@@ -4,36 +4,97 @@ The check is a match query (`gateway.matching` wire format) against the watchlis
 index: the police node evaluates the blinded elements under its OPRF key with a batch
 proof and returns the asked buckets. It sees the bucket numbers and the batch size, not
 the identifiers nor whether any matched. Logs carry message ids and counts only.
+
+Which advice levels a role is shown (`watchlist_advice` in the police node's
+configuration) is enforced here, where the checker cannot undo it: the asked buckets are
+handed out without the entries of levels the checking role may not see, so such an
+entry answers "not listed" to it. The police node filters whole buckets by the level of
+each of their entries; it still learns nothing of which identifier was asked.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from typing import TYPE_CHECKING, Final
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Final, cast
 
 import grpc
+from sqlalchemy import Engine, Table, select
 
+from gateway.config import ConfigError, NodeConfig
 from gateway.envelope.build import Draft
 from gateway.kinds import Kind
 from gateway.matching.errors import MatchError
-from gateway.matching.index_store import fetch_buckets
+from gateway.matching.index_store import MatchIndexRow
 from gateway.matching.responder import ResponderLimits, answer_query
 from gateway.matching.wire import RESPONSE_TYPE
+from gateway.watchlist import Advice
 from nodes.matching import oprf_server
+from nodes.records import RecordRow
 from nodes.roles.base import Inbound, RoleRefusal
 from nodes.watchlist.store import index_ready, reindex
 
 if TYPE_CHECKING:
     from nodes.runtime import NodeContext
 
-__all__ = ["CHECKER_ROLES", "MAX_CHECK_BATCH", "WatchlistSweeper", "handle_watchlist_check"]
+__all__ = [
+    "CHECKER_ROLES",
+    "MAX_CHECK_BATCH",
+    "WatchlistSweeper",
+    "advice_shown",
+    "handle_watchlist_check",
+    "visible_buckets",
+]
 
 log = logging.getLogger(__name__)
 
 CHECKER_ROLES: Final = frozenset({"bank", "carrier"})
 MAX_CHECK_BATCH: Final = 256
 """Identifiers per check message (the policies' cap): a batch of concurrent checks."""
+
+
+_INDEX = cast(Table, MatchIndexRow.__table__)
+_RECORDS = cast(Table, RecordRow.__table__)
+_CHUNK = 2_000
+
+
+def advice_shown(config: NodeConfig, role: str) -> frozenset[Advice]:
+    """The advice levels whose entries `role` is shown; ConfigError for an unknown level."""
+    levels = set()
+    for text in config.watchlist_advice.get(role, "").split(","):
+        if not text.strip():
+            continue
+        try:
+            levels.add(Advice(text.strip()))
+        except ValueError:
+            known = ", ".join(a.value for a in Advice)
+            raise ConfigError(
+                f"watchlist_advice: {role}: unknown advice level {text.strip()!r}; "
+                f"expected some of {known}"
+            ) from None
+    return frozenset(levels)
+
+
+def visible_buckets(
+    engine: Engine, buckets: Collection[int], shown: frozenset[Advice]
+) -> dict[int, list[tuple[bytes, bytes]]]:
+    """bucket -> [(tag, sealed label)] of the entries at the `shown` advice levels."""
+    found: dict[int, list[tuple[bytes, bytes]]] = {b: [] for b in buckets}
+    ordered = sorted(found)
+    levels = {a.value for a in shown}
+    with engine.connect() as conn:
+        for start in range(0, len(ordered), _CHUNK):
+            rows = conn.execute(
+                select(_INDEX.c.bucket, _INDEX.c.tag, _INDEX.c.label, _RECORDS.c.attributes)
+                .join(_RECORDS, _RECORDS.c.id == _INDEX.c.record_id)
+                .where(_INDEX.c.bucket.in_(ordered[start : start + _CHUNK]))
+            )
+            for bucket, tag, label, attributes in rows:
+                if json.loads(attributes).get("advice") in levels:
+                    found[bucket].append((bytes(tag), bytes(label)))
+    return found
 
 
 def handle_watchlist_check(inbound: Inbound, ctx: NodeContext) -> Draft:
@@ -55,12 +116,13 @@ def handle_watchlist_check(inbound: Inbound, ctx: NodeContext) -> Draft:
     if problem is not None:
         log.warning("watchlist check %s refused: index not ready", header.message_id)
         raise RoleRefusal(grpc.StatusCode.FAILED_PRECONDITION, f"watchlist: {problem}")
+    shown = advice_shown(cfg, sender.role)
     try:
         answered = answer_query(
             inbound.payload,
             declared_batch=header.batch_size,
             server=server,
-            buckets=lambda asked: fetch_buckets(ctx.engine, asked),
+            buckets=lambda asked: visible_buckets(ctx.engine, asked, shown),
             limits=ResponderLimits(cfg.match_bucket_bits, MAX_CHECK_BATCH),
         )
     except MatchError as exc:

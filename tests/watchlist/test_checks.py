@@ -80,6 +80,11 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Consortium, str]:
     bank_config.write_text(
         bank_config.read_text() + f'\nwatchlist_listen = "127.0.0.1:{free_port()}"\n'
     )
+    police_config = consortium.config_path("police-1")
+    police_config.write_text(
+        police_config.read_text()
+        + '\n[watchlist_advice]\nbank = "refuse,enhanced_checks,warn_customer"\ncarrier = "refuse"\n'
+    )
     path = tmp_path_factory.mktemp("csv") / "watchlist.csv"
     path.write_text(CSV, encoding="utf-8")
     result = runner.invoke(
@@ -142,14 +147,30 @@ def test_an_unlisted_id_card_is_not_listed(checker: WatchlistClient) -> None:
     assert checker.check("id_card", NOT_LISTED_ID) == NotListed()
 
 
-def test_a_carrier_checks_too(net: tuple[Consortium, RunningBroker]) -> None:
+def test_a_carrier_is_shown_only_the_advice_levels_its_role_may_see(
+    net: tuple[Consortium, RunningBroker], checker: WatchlistClient
+) -> None:
+    """The police node's watchlist_advice shows carriers "refuse" entries only: the
+    enhanced-checks phone entry a bank sees answers "not listed" to the carrier."""
     ctx = client(net[0], "carrier-1")
     try:
-        assert WatchlistClient(ctx).check("phone", LISTED_PHONE) == Listed(
-            "SCAM_CALLS", Advice.ENHANCED_CHECKS, _expiry_2099()
-        )
+        carrier = WatchlistClient(ctx)
+        assert carrier.check("id_card", LISTED_ID) == Listed("MULE_RECRUITER", Advice.REFUSE)
+        assert carrier.check("phone", LISTED_PHONE) == NotListed()
     finally:
         ctx.client.close()
+    assert checker.check("phone", LISTED_PHONE) == Listed(
+        "SCAM_CALLS", Advice.ENHANCED_CHECKS, _expiry_2099()
+    )
+
+
+def test_an_unknown_advice_level_in_the_police_configuration_is_refused_at_start(
+    loaded: tuple[Consortium, str],
+) -> None:
+    consortium, _ = loaded
+    cfg = replace(consortium.node_config("police-1"), watchlist_advice={"bank": "refuse,block"})
+    with pytest.raises(ConfigError, match="watchlist_advice: bank: unknown advice level 'block'"):
+        serve_node(cfg)
 
 
 def _expiry_2099() -> int:
