@@ -85,10 +85,8 @@ _POLICE_EXTRA = """
 # return_working_days = 3
 # holiday_calendar = "holidays.toml"
 # Watchlist: the advice levels whose entries each checking role is shown (an entry at
-# another level answers "not listed" to that role). Defaults shown.
-# [watchlist_advice]
-# bank = "refuse,enhanced_checks,warn_customer"
-# carrier = "refuse,enhanced_checks,warn_customer"
+# another level answers "not listed" to that role), e.g. carriers only "refuse" ones:
+# watchlist_advice = { bank = "refuse,enhanced_checks,warn_customer", carrier = "refuse" }
 """
 
 _MATCH_EXTRA = """
