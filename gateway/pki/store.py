@@ -399,7 +399,7 @@ class PkiFolder:
             wanted = {"signing": signing, "sealing": sealing, "oprf": oprf, "tls": tls}
             if not any(wanted.values()):  # everything this member has and may rotate
                 wanted = {"signing": not is_broker, "sealing": True, "oprf": has_oprf, "tls": True}
-            if wanted["oprf"] and not has_oprf:
+            if wanted["oprf"] and not has_oprf and member.role not in OPRF_KEY_ROLES:
                 raise PkiError(f"{node_id} is a {member.role} node, which holds no OPRF key")
             if wanted["signing"] and is_broker:
                 raise PkiError(
