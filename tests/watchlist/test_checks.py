@@ -30,6 +30,7 @@ from gateway.identifiers import IdentifierKind, InvalidIdentifier, normalise
 from gateway.localnet import Consortium
 from gateway.matching.index_store import read_state
 from gateway.pki.keys import read_hex
+from gateway.synthetic import luhn_check_digit
 from gateway.v1 import watchlist_pb2 as wpb
 from gateway.v1 import watchlist_pb2_grpc as wrpc
 from gateway.watchlist import Advice, Listed, NotListed
@@ -420,3 +421,34 @@ def test_every_check_is_audited_with_who_when_and_how_many_never_what(
     assert last["batch_size"] == 2 and last["decision"] == "ALLOW"
     text = json.dumps(entries)
     assert LISTED_ID not in text and NOT_LISTED_ID not in text
+
+
+def test_cli_add_and_list_and_their_mistakes(net: tuple[Consortium, RunningBroker]) -> None:
+    consortium, _ = net
+    config = str(consortium.config_path("police-1"))
+    card = "622202555566667777" + luhn_check_digit("622202555566667777")
+    add = ["watchlist", "add", card, "--kind", "bank_card", "--reason", "MULE_CARD"]
+    bad = runner.invoke(app, [*add, "--advice", "block", "--config", config])
+    assert bad.exit_code == 1
+    assert bad.output.strip() == (
+        "error: unknown advice level; expected one of: refuse, enhanced_checks, "
+        "warn_customer; nothing was changed"
+    )
+    not_police = runner.invoke(
+        app,
+        ["watchlist", "list", "--config", str(consortium.config_path("bank-a"))],
+    )
+    assert not_police.exit_code == 1
+    assert not_police.output.startswith("error: bank-a is a bank node; the watchlist is held")
+    added = runner.invoke(
+        app, [*add, "--advice", "warn_customer", "--expires", "2099-01-01", "--config", config]
+    )
+    assert added.exit_code == 0, added.output
+    assert "watchlist: 1 added" in added.output
+    listed = runner.invoke(
+        app, ["watchlist", "list", "--kind", "bank_card", "--config", config, "-o", "json"]
+    )
+    rows = json.loads(listed.output)
+    assert [(r["identifier"], r["reason"], r["advice"]) for r in rows] == [
+        (card, "MULE_CARD", "warn_customer")
+    ]
