@@ -24,7 +24,8 @@ from nodes.matching import oprf_server
 from nodes.watchlist.store import (
     WatchlistEntry,
     add_entries,
-    list_entries,
+    count_entries,
+    recent_entries,
     reindex,
     remove_entries,
 )
@@ -33,7 +34,8 @@ POLICE = ("police",)
 EDITORS = ("officer", "approver")
 READERS = ("officer", "approver", "auditor")
 SHOWN = 500
-"""Entries listed on the page (the newest); the CLI lists them all."""
+"""Entries listed on the page (the newest, read as one page from the database); the
+CLI lists them all."""
 
 
 @dataclass
@@ -64,8 +66,7 @@ def _reindex(page: Page) -> None:
 
 
 def _render(page: Page, form: EntryForm, status: int = 200) -> Response:
-    entries = list(list_entries(page.ctx.engine))
-    entries.sort(key=lambda e: e.listed_at_ms, reverse=True)
+    entries = recent_entries(page.ctx.engine, SHOWN)
     rows = [
         {
             "kind": e.identifier.kind.value,
@@ -76,7 +77,7 @@ def _render(page: Page, form: EntryForm, status: int = 200) -> Response:
             "listed_by": e.listed_by,
             "listed_at_ms": e.listed_at_ms,
         }
-        for e in entries[:SHOWN]
+        for e in entries
     ]
     return page.render(
         "watchlist/watchlist.html",
@@ -85,7 +86,7 @@ def _render(page: Page, form: EntryForm, status: int = 200) -> Response:
         kinds=KIND_NAMES,
         advice_levels=[a.value for a in Advice],
         entries=rows,
-        total=len(entries),
+        total=count_entries(page.ctx.engine),
         can_edit=page.user.role in EDITORS,
     )
 
