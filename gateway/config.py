@@ -128,6 +128,17 @@ class NodeConfig:
     alert_region: str = ""
     """Bank or carrier: the GB/T 2260 code its alerts name unless told otherwise (checked
     at start against the police jurisdictions in the directory); "" none."""
+    watchlist_listen: str = ""
+    """Bank or carrier: loopback host:port or unix:PATH of the local Watchlist.Check
+    gRPC service for the agency's own systems ("" = off)."""
+    watchlist_advice: dict[str, str] = field(
+        default_factory=lambda: {
+            "bank": "refuse,enhanced_checks,warn_customer",
+            "carrier": "refuse,enhanced_checks,warn_customer",
+        }
+    )
+    """Police: checker role -> the advice levels whose entries it is shown, comma-separated;
+    a role not named is shown none (`nodes.watchlist.police`)."""
 
     def node_policy(self) -> str:
         """The node's policy file in the signed bundle (`gateway.policy.bundle`)."""
@@ -148,6 +159,7 @@ ENV_KEYS = frozenset(
         "delivery_timeout_s",
         "directory_ttl_s",
         "match_workers",
+        "watchlist_listen",
     }
 )
 """Keys a GATEWAY_<KEY> environment variable may set: where to listen, what to dial,

@@ -18,7 +18,10 @@
 6. A bank teller's alert about another matched account (`gateway.demo_alert`): sealed
    to the police node of the branch's region, opened on the police desk, a stop-payment
    drafted from it in one step, approved by a second officer and executed.
-7. The regulator verifies the whole audit log through the broker.
+7. Account opening at Bank A (`gateway.demo_watchlist`): the police list an applicant's
+   ID number on their watchlist; the bank checks two applicants, blinded through the
+   broker, and refuses the listed one.
+8. The regulator verifies the whole audit log through the broker.
 
 Every process started is stopped at the end, whatever happens.
 """
@@ -43,6 +46,7 @@ from gateway.audit.verify import entries_below, verify_log
 from gateway.db import make_engine
 from gateway.demo_data import Suspect, generate, load_responder, suspects
 from gateway.demo_fund import Sender, run_fund_control
+from gateway.demo_watchlist import refuse_listed_applicant
 from gateway.identifiers import IdentifierKind, normalise
 from gateway.localnet import Consortium, Processes, processes
 from gateway.pki.keys import read_hex
@@ -373,12 +377,20 @@ def run_demo(
                 alerted = teller_alert(consortium, police, officer, approver, wanted, found)
             finally:
                 police.client.close()
+            refused = refuse_listed_applicant(consortium, console)
             verified = verify_as_regulator(consortium)
             if keep_running is not None:
                 console.print("[bold]consortium and consoles running; Ctrl-C stops them[/]")
                 keep_running()
         expected = {i: s.held_by for i, s in enumerate(wanted) if s.held_by}
-        ok = found == expected and executed == 1 and funds == FUND_STEPS and alerted and verified
+        ok = (
+            found == expected
+            and executed == 1
+            and funds == FUND_STEPS
+            and alerted
+            and refused
+            and verified
+        )
         summary = Table(title="Summary", show_header=False)
         summary.add_row(
             "suspects matched", f"{len(found)} of {len(wanted)} (expected {len(expected)})"
@@ -388,6 +400,7 @@ def run_demo(
             "fund-control steps executed", f"{funds} of {FUND_STEPS}, receipts received"
         )
         summary.add_row("teller's alert", "stop-payment executed" if alerted else "NOT executed")
+        summary.add_row("listed applicant refused", "yes, the other opened" if refused else "NO")
         summary.add_row("audit log", "verified" if verified else "NOT verified")
         console.print(summary)
         console.print("[bold green]demo complete[/]" if ok else "[bold red]demo failed[/]")

@@ -33,12 +33,15 @@ class Kind(StrEnum):
     AUDIT_READ = "AUDIT_READ"
     AUDIT_READ_OWN = "AUDIT_READ_OWN"
     WITNESS_COSIGN = "WITNESS_COSIGN"
+    # Watchlist checks (issue 14): a bank or carrier asks the police node, blinded.
+    WATCHLIST_CHECK = "WATCHLIST_CHECK"
+    WATCHLIST_ANSWER = "WATCHLIST_ANSWER"
 
 
-INTERACTIVE = frozenset({Kind.PING, Kind.MATCH_QUERY, Kind.PSI_REQUEST})
+INTERACTIVE = frozenset({Kind.PING, Kind.MATCH_QUERY, Kind.PSI_REQUEST} | {Kind.WATCHLIST_CHECK})
 """Delivered at once; the recipients' answers come back in the Submit reply."""
 
-ANSWERS = frozenset({Kind.PONG, Kind.MATCH_RESPONSE, Kind.PSI_RESPONSE})
+ANSWERS = frozenset({Kind.PONG, Kind.MATCH_RESPONSE, Kind.PSI_RESPONSE} | {Kind.WATCHLIST_ANSWER})
 """Only ever travel as a recipient's direct answer to an interactive message."""
 
 CALLS = frozenset({Kind.AUDIT_READ, Kind.AUDIT_READ_OWN, Kind.WITNESS_COSIGN})
@@ -48,6 +51,7 @@ ANSWER_TO = {
     Kind.PING: Kind.PONG,
     Kind.MATCH_QUERY: Kind.MATCH_RESPONSE,
     Kind.PSI_REQUEST: Kind.PSI_RESPONSE,
+    Kind.WATCHLIST_CHECK: Kind.WATCHLIST_ANSWER,
 }
 """The one kind that may answer each interactive kind."""
 
@@ -79,6 +83,7 @@ SEALED = frozenset(
     | ACTIONS
     | {Kind.ACTION_RECEIPT, Kind.FLAGGED_NUMBERS}
     | ALERTS
+    | {Kind.WATCHLIST_CHECK, Kind.WATCHLIST_ANSWER}
 )
 """Kinds whose payload may carry an identifier in a recoverable form: sealed to the recipient."""
 

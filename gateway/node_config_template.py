@@ -91,6 +91,9 @@ _POLICE_EXTRA = """
 # stop_payment_warning_hours = 6
 # return_working_days = 3
 # holiday_calendar = "holidays.toml"
+# Watchlist: the advice levels whose entries each checking role is shown (an entry at
+# another level answers "not listed" to that role), e.g. carriers only "refuse" ones:
+# watchlist_advice = { bank = "refuse,enhanced_checks,warn_customer", carrier = "refuse" }
 """
 
 _MATCH_EXTRA = """

@@ -47,6 +47,7 @@ from nodes.broker_client import BrokerClient
 from nodes.journal import InboundJournal, InboundRow
 from nodes.node_policy import load_node_policy, record_denial
 from nodes.roles.base import Inbound, RoleHandler, RoleRefusal
+from nodes.watchlist.police import WatchlistSweeper
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,8 @@ class RunningNode:
     port: int
     sweeper: HoldSweeper | None = None
     ops: OpsServer | None = None
+    watchlist_sweeper: WatchlistSweeper | None = None
+    watchlist_server: grpc.Server | None = None
 
     def stop(self, grace: float = 1.0) -> None:
         log.info("node %s stopping (grace %.1f s)", self.ctx.node_id, grace)
@@ -223,6 +226,10 @@ class RunningNode:
             self.ops.close()
         if self.sweeper is not None:
             self.sweeper.stop()
+        if self.watchlist_sweeper is not None:
+            self.watchlist_sweeper.stop()
+        if self.watchlist_server is not None:
+            self.watchlist_server.stop(grace).wait()
         self.server.stop(grace).wait()
         self.ctx.client.close()
 
@@ -247,6 +254,15 @@ def serve_node(config: NodeConfig) -> RunningNode:
     from nodes.preflight import preflight
     from nodes.roles import handler_for
 
+    if config.watchlist_listen:
+        from nodes.watchlist.local_service import check_local_address
+
+        check_local_address(config.watchlist_listen)  # ConfigError before anything starts
+    if config.role == "police":
+        from nodes.watchlist.police import CHECKER_ROLES, advice_shown
+
+        for role in CHECKER_ROLES:
+            advice_shown(config, role)  # ConfigError for an unknown level, before starting
     preflight(config)  # refuses to start, saying why, on what would fail a first request
     ctx = open_node(config)
     handler = handler_for(config.role, ctx)
@@ -280,9 +296,18 @@ def serve_node(config: NodeConfig) -> RunningNode:
     if config.role in ("bank", "carrier"):
         sweeper = HoldSweeper(ctx, config.hold_sweep_s)
         sweeper.start()
+    watchlist_sweeper = None
+    if config.role == "police" and ctx.bundle.oprf_key.exists():  # it holds a watchlist
+        watchlist_sweeper = WatchlistSweeper(ctx)
+        watchlist_sweeper.start()
+    watchlist_server = None
+    if config.watchlist_listen and config.role in ("bank", "carrier"):
+        from nodes.watchlist.local_service import serve_watchlist
+
+        watchlist_server = serve_watchlist(ctx, config.watchlist_listen)
     host = config.listen.rsplit(":", 1)[0]
     log.info("node %s (%s) listening on %s:%d", config.node_id, config.role, host, port)
     ops = None
     if config.ops_listen:
         ops = OpsServer(config.ops_listen, database_readiness(ctx.engine))
-    return RunningNode(server, ctx, port, sweeper, ops)
+    return RunningNode(server, ctx, port, sweeper, ops, watchlist_sweeper, watchlist_server)

@@ -20,6 +20,7 @@ from gateway.cli import (
     psi_cmd,
     serve_cmd,
     users_cmd,
+    watchlist_cmd,
 )
 from gateway.cli.errors import guard_commands, state
 
@@ -38,6 +39,8 @@ app.command("demo")(demo_cmd.demo)
 app.command("query")(match_cmd.query)
 app.command("psi")(psi_cmd.psi)
 app.add_typer(psi_cmd.offers_app, name="psi-offers")
+app.add_typer(watchlist_cmd.app, name="watchlist")
+app.command("check")(watchlist_cmd.check)
 node_cmd.app.command("ingest")(ingest_cmd.ingest)
 node_cmd.app.command("reindex")(match_cmd.reindex)
 node_cmd.app.command("filters")(match_cmd.filters)

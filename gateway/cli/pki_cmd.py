@@ -178,7 +178,9 @@ def rotate(
     node: str = typer.Option(..., help="Node id whose keys to replace."),
     signing: bool = typer.Option(False, "--signing", help="New Ed25519 signing key."),
     sealing: bool = typer.Option(False, "--sealing", help="New X25519 sealing key."),
-    oprf: bool = typer.Option(False, "--oprf", help="New OPRF key (banks and carriers)."),
+    oprf: bool = typer.Option(
+        False, "--oprf", help="New OPRF key (banks, carriers; police for the watchlist)."
+    ),
     tls: bool = typer.Option(False, "--tls", help="New mTLS key and certificate."),
     pki_dir: Path = PKI_DIR,
     signing_key_uri: str = typer.Option(

@@ -76,6 +76,9 @@ from gateway.regions import check_region
 from gateway.resources import POLICIES
 
 RESPONDER_ROLES = ("bank", "carrier")
+OPRF_KEY_ROLES = (*RESPONDER_ROLES, "police")
+"""Roles with an OPRF key: responders for their records (always), police for the
+watchlist (when issued with a key factory, as `gateway pki issue` does)."""
 KEY_KINDS = ("signing", "sealing", "oprf", "tls")
 """What `rotate` can replace: Ed25519 signing, X25519 sealing, OPRF key, mTLS certificate."""
 
@@ -343,7 +346,7 @@ class PkiFolder:
             write_secret(bundle.folder / "sign.key", signing_key_uri.strip())
         keys.save(bundle.folder, passphrase=self.key_passphrase)
         oprf_public = b""
-        if role in RESPONDER_ROLES:
+        if role in RESPONDER_ROLES or (role in OPRF_KEY_ROLES and oprf_key_factory is not None):
             if oprf_key_factory is None:
                 raise PkiError(f"role {role} needs an OPRF key factory")
             secret, oprf_public = oprf_key_factory()
@@ -404,13 +407,15 @@ class PkiFolder:
                 raise PkiError(f"no member {node_id} in the directory")
             if not member.active:
                 raise PkiError(f"{node_id} is revoked; issue it again to readmit it")
-            has_oprf = member.role in RESPONDER_ROLES
+            has_oprf = member.role in RESPONDER_ROLES or (
+                member.role in OPRF_KEY_ROLES and bool(member.oprf_key)
+            )
             is_broker = member.role == "broker"
             signing = signing or bool(signing_key_uri)
             wanted = {"signing": signing, "sealing": sealing, "oprf": oprf, "tls": tls}
             if not any(wanted.values()):  # everything this member has and may rotate
                 wanted = {"signing": not is_broker, "sealing": True, "oprf": has_oprf, "tls": True}
-            if wanted["oprf"] and not has_oprf:
+            if wanted["oprf"] and not has_oprf and member.role not in OPRF_KEY_ROLES:
                 raise PkiError(f"{node_id} is a {member.role} node, which holds no OPRF key")
             if wanted["signing"] and is_broker:
                 raise PkiError(

@@ -44,6 +44,8 @@ MESSAGE_KINDS: Final = (
     "AUDIT_READ",
     "AUDIT_READ_OWN",
     "WITNESS_COSIGN",
+    "WATCHLIST_CHECK",
+    "WATCHLIST_ANSWER",
 )
 """Every message kind; each is a Cedar action ``Gateway::Action::"<KIND>"``."""
 

@@ -20,7 +20,7 @@ from gateway.crypto.blinded import OprfServer
 from gateway.pki.ca import certificate_fingerprint, node_id_from_spiffe
 from gateway.pki.directory import Directory, DirectoryError, SignedDirectoryBlob, verify_directory
 from gateway.pki.keys import NodeKeys, read_hex
-from gateway.pki.store import RESPONDER_ROLES, NodeBundle
+from gateway.pki.store import OPRF_KEY_ROLES, NodeBundle
 from gateway.transport import TlsFiles, secure_channel
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as rpc
@@ -53,7 +53,7 @@ def check_bundle(
         key = serialization.load_pem_private_key(bundle.tls_key.read_bytes(), password=None)
         bundle.directory_verify_key()
         oprf_public = b""
-        if config.role in RESPONDER_ROLES:
+        if config.role in OPRF_KEY_ROLES and (config.role != "police" or bundle.oprf_key.exists()):
             oprf_public = OprfServer(read_hex(bundle.oprf_key, 32)).public_key
     except FileNotFoundError as exc:
         return fail(BUNDLE, f"{exc.filename} is missing; {reissue}"), None
@@ -168,7 +168,7 @@ def check_member(
             ("sealing key", facts.keys.seal_public, member.seal_key),
             ("OPRF key", facts.oprf_public, member.oprf_key),
         )
-        if config.role in RESPONDER_ROLES or name != "OPRF key"
+        if config.role in OPRF_KEY_ROLES or name != "OPRF key"
         if mine != listed
     ]
     if certificate_fingerprint(facts.cert_pem) != member.cert_sha256:

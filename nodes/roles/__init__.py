@@ -23,6 +23,7 @@ def role_tables() -> Mapping[str, Mapping[str, KindHandler]]:
     from nodes.alerts.inbox import take_alert
     from nodes.bulk_psi import handle_psi_request
     from nodes.matching import handle_match_query
+    from nodes.watchlist.police import handle_watchlist_check
 
     return {
         "police": {
@@ -30,6 +31,7 @@ def role_tables() -> Mapping[str, Mapping[str, KindHandler]]:
             "ACTION_RECEIPT": keep_receipt,
             "SUSPICIOUS_ACCOUNT": take_alert,
             "SUSPICIOUS_NUMBER": take_alert,
+            "WATCHLIST_CHECK": handle_watchlist_check,
         },
         "bank": {
             "PING": pong,

@@ -90,6 +90,11 @@ ALLOWED = [
     Row("police ping at the bytes quota", POLICE, BANK_A, "PING", bare(sender_bytes_last_hour=256 * 2**20), True, ("members-ping",)),
     Row("police ping of 256 bytes", POLICE, BANK_A, "PING", bare(payload_bytes=256), True, ("members-ping",)),
     Row("bank answers a PSI chunk over the bytes quota", BANK_A, POLICE, "PSI_RESPONSE", bare(reply_to="m-1", sender_bytes_last_hour=2**40), True, ("member-psi-response-to-police",)),
+    # watchlist checks (issue 14)
+    Row("bank checks the watchlist", BANK_A, POLICE, "WATCHLIST_CHECK", bare(batch_size=1), True, ("member-watchlist-check",)),
+    Row("carrier checks a batch at the cap", CARRIER, POLICE, "WATCHLIST_CHECK", bare(batch_size=256), True, ("member-watchlist-check",)),
+    Row("bank checks at the hourly quota", BANK_A, POLICE, "WATCHLIST_CHECK", bare(batch_size=1, sender_kind_last_hour=360000), True, ("member-watchlist-check",)),
+    Row("police answer a check", POLICE, BANK_A, "WATCHLIST_ANSWER", bare(reply_to="m-1", batch_size=1), True, ("police-watchlist-answer",)),
 ]
 
 DENIED = [
@@ -178,6 +183,15 @@ DENIED = [
     Row("police ping themselves", POLICE, POLICE, "PING", bare(), False, ("forbid-self-addressed",)),
     Row("non-member pings a bank", Party("x-1", "auditor", "Someone"), BANK_A, "PING", bare(), False, ("forbid-non-members-send",)),
     Row("broker sends a ping", BROKER_NODE, BANK_A, "PING", bare(), False, ("forbid-non-members-send",)),
+    # watchlist checks (issue 14)
+    Row("bank checks above the hourly quota", BANK_A, POLICE, "WATCHLIST_CHECK", bare(batch_size=1, sender_kind_last_hour=360001), False, ("forbid-watchlist-checks-over-quota",)),
+    Row("bank checks a batch above the cap", BANK_A, POLICE, "WATCHLIST_CHECK", bare(batch_size=257), False, ("forbid-oversized-watchlist-check",)),
+    Row("bank check larger than its batch", BANK_A, POLICE, "WATCHLIST_CHECK", bare(batch_size=1, payload_bytes=41 + 1025), False, ("forbid-oversized-watchlist-check",)),
+    Row("police answer larger than its batch", POLICE, BANK_A, "WATCHLIST_ANSWER", bare(reply_to="m-1", batch_size=1, payload_bytes=8192 + 4097), False, ("forbid-oversized-watchlist-answer",)),
+    Row("police answer without reply-to", POLICE, BANK_A, "WATCHLIST_ANSWER", bare(batch_size=1), False, ("forbid-answers-without-reply-to",)),
+    Row("police check the watchlist", POLICE, BANK_A, "WATCHLIST_CHECK", bare(batch_size=1), False),
+    Row("bank checks another bank", BANK_A, BANK_B, "WATCHLIST_CHECK", bare(batch_size=1), False),
+    Row("regulator checks the watchlist", REGULATOR, POLICE, "WATCHLIST_CHECK", bare(batch_size=1), False, ("forbid-regulator-sends-other-than-audit-read-or-ping",)),
 ]
 # fmt: on
 

@@ -65,3 +65,14 @@ def test_largest_action_request_passes(broker_engine: PolicyEngine) -> None:
 def test_largest_pong_passes(broker_engine: PolicyEngine) -> None:
     ctx = bare(payload_bytes=len(largest.pong()))
     assert decide(broker_engine, BANK_A, POLICE, "PONG", ctx)[0]
+
+
+@pytest.mark.parametrize("items", [1, 7, 256])
+def test_largest_watchlist_check_passes(broker_engine: PolicyEngine, items: int) -> None:
+    """A check is a match query (the same encoder), at most 256 identifiers a message."""
+    size = len(largest.match_query(items))
+    ctx = bare(batch_size=items, payload_bytes=size)
+    assert decide(broker_engine, BANK_A, POLICE, "WATCHLIST_CHECK", ctx) == (
+        True,
+        ("member-watchlist-check",),
+    )

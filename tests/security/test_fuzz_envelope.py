@@ -404,6 +404,8 @@ PAIRS: dict[str, frozenset[tuple[str, str]]] = {
     "AUDIT_READ": frozenset({("regulator", "broker")}),
     "AUDIT_READ_OWN": frozenset({("police", "broker"), ("bank", "broker"), ("carrier", "broker")}),
     "WITNESS_COSIGN": frozenset((r, "broker") for r in MEMBER_ROLES),
+    "WATCHLIST_CHECK": MEMBERS_TO_POLICE,
+    "WATCHLIST_ANSWER": POLICE_TO_MEMBERS,
 }
 """Which (sender role, recipient role) pairs may carry each kind, read off the rules."""
 HOURS = {
@@ -416,7 +418,7 @@ HOURS = {
 """Longest duration of the kinds that carry one (the shortest is always 1 hour)."""
 QUERIES = {"MATCH_QUERY", "PSI_REQUEST"}
 ACTION_REQUESTS = {*HOURS, "RELEASE", "RETURN_FUNDS", "RESTORE_NUMBER"}
-ANSWERS = {"MATCH_RESPONSE", "PSI_RESPONSE", "ACTION_RECEIPT"}
+ANSWERS = {"MATCH_RESPONSE", "PSI_RESPONSE", "ACTION_RECEIPT", "WATCHLIST_ANSWER"}
 ALERTS = {"SUSPICIOUS_ACCOUNT", "SUSPICIOUS_NUMBER"}
 BYTES_QUOTA = 256 * 2**20
 
@@ -441,6 +443,10 @@ def payload_fits(kind: str, payload: int, batch: int) -> bool:
         return payload <= 8192
     if kind == "ACTION_RECEIPT":
         return payload <= 16_384
+    if kind == "WATCHLIST_CHECK":
+        return 0 <= batch <= 256 and payload <= 41 * batch + 1024
+    if kind == "WATCHLIST_ANSWER":
+        return 0 <= batch <= 256 and payload <= 8192 * batch + 4096
     return True  # AUDIT_READ carries nothing the broker stores
 
 
@@ -482,6 +488,10 @@ def oracle(sender: str, recipient: str, kind: str, c: dict[str, str | int | bool
         return True
     if kind == "PING":
         return rate <= 36_000
+    if kind == "WATCHLIST_CHECK":  # screening: no case; 1..256 identifiers, 360,000 an hour
+        return 1 <= int(c["batch_size"]) <= 256 and rate <= 360_000
+    if kind == "WATCHLIST_ANSWER":
+        return c["reply_to"] != ""
     return True  # PONG and AUDIT_READ have no condition beyond who sends them to whom
 
 
@@ -496,13 +506,13 @@ CONTEXTS = st.fixed_dictionaries(
         "purpose": st.sampled_from(["", "fraud"]),
         "legal_basis": st.sampled_from(["", "art. 11"]),
         "case_ref": st.sampled_from(["", "C-1"]),
-        "batch_size": edges(1, 10_000),
+        "batch_size": edges(1, 256, 10_000),
         "amount_minor": edges(0),
         "whole_balance": st.booleans(),
         "duration_hours": edges(1, 48, 720, 4320, 8784),
         "reply_to": st.sampled_from(["", "0123456789abcdef" * 2]),
         "payload_bytes": edges(0, 256, 1024, 16_384, 644_096),
-        "sender_kind_last_hour": edges(0, 100, 200, 36_000),
+        "sender_kind_last_hour": edges(0, 100, 200, 36_000, 360_000),
         "sender_actions_last_hour": edges(0, 200),
         "sender_bytes_last_hour": edges(0, BYTES_QUOTA),
         "account_stop_payments": st.just(0),
@@ -518,7 +528,7 @@ BOUNDARIES: dict[str, tuple[object, ...]] = {
     "legal_basis": ("",),
     "case_ref": ("",),
     "reply_to": ("",),
-    "batch_size": (*INT64_EDGES, 2, 9_999, 10_000, 10_001),
+    "batch_size": (*INT64_EDGES, 2, 255, 256, 257, 9_999, 10_000, 10_001),
     "amount_minor": INT64_EDGES,
     "whole_balance": (True,),
     "duration_hours": (
@@ -528,6 +538,7 @@ BOUNDARIES: dict[str, tuple[object, ...]] = {
     "sender_kind_last_hour": (
         *INT64_EDGES,
         *(59, 60, 61, 99, 100, 101, 199, 200, 201, 35_999, 36_000, 36_001),
+        *(359_999, 360_000, 360_001),
     ),
     # the size bounds at batch size 1 (FULL_CONTEXT's): 256, 41 + 1024, 32 + 4096,
     # 8192 + 4096, 64 + 4096, 1024, 16384, 644096, and an alert's 8192

@@ -84,7 +84,7 @@ def test_rotating_without_naming_keys_rotates_all_the_member_holds(pki: PkiFolde
 def test_rotation_refuses_what_it_cannot_do(pki: PkiFolder) -> None:
     serial = pki.directory().serial
     with pytest.raises(PkiError, match="holds no OPRF key"):
-        pki.rotate("police-1", oprf=True)
+        pki.rotate("broker", oprf=True)
     with pytest.raises(PkiError, match="needs an OPRF key factory"):
         pki.rotate("bank-a", oprf=True)
     with pytest.raises(PkiError, match="broker's signing key signs the audit log"):
@@ -133,7 +133,13 @@ def test_cli_rotate(pki: PkiFolder) -> None:
     assert new.key_version == old.key_version + 1 and new.sign_key == old.sign_key
 
     result = runner.invoke(
-        app, ["pki", "rotate", "--node", "police-1", "--oprf", "--dir", str(pki.root)]
+        app, ["pki", "rotate", "--node", "broker", "--oprf", "--dir", str(pki.root)]
     )
     assert result.exit_code == 1
     assert "holds no OPRF key" in result.output
+    # a police node issued without one gets one for the watchlist (docs/watchlist.md)
+    result = runner.invoke(
+        app, ["pki", "rotate", "--node", "police-1", "--oprf", "--dir", str(pki.root)]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(pki.directory().get("police-1").oprf_key) == 32  # type: ignore[union-attr]

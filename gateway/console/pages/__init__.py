@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from gateway.console.pages import admin, alerts, compliance, desk, police
+from gateway.console.pages import admin, alerts, compliance, desk, police, watchlist
 
-PAGES: tuple[ModuleType, ...] = (police, desk, admin, compliance, alerts)
+PAGES: tuple[ModuleType, ...] = (police, desk, admin, compliance, alerts, watchlist)
