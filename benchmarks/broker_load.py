@@ -28,7 +28,8 @@ The machine's speed drifts by a third within minutes, so to judge a change compa
 with another version in interleaved pairs of short runs (the order alternating), by the
 median of the per-pair ratios of throughput and of the broker's CPU per round trip. The
 other version is a checkout's directory or a git ref, which is checked out into a scratch
-worktree for the run and removed after it:
+worktree for the run and removed after it; both versions run under this checkout's
+benchmark code, so they get the same load and broker settings:
 
     python -m benchmarks.broker_load --against main [--pairs 8] [--sqlite]
 """
