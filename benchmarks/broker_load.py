@@ -28,7 +28,8 @@ The machine's speed drifts by a third within minutes, so to judge a change compa
 with another version in interleaved pairs of short runs (the order alternating), by the
 median of the per-pair ratios of throughput and of the broker's CPU per round trip. The
 other version is a checkout's directory or a git ref, which is checked out into a scratch
-worktree for the run and removed after it:
+worktree for the run and removed after it; both versions run under this checkout's
+benchmark code, so they get the same load and broker settings:
 
     python -m benchmarks.broker_load --against main [--pairs 8] [--sqlite]
 """
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -88,12 +90,13 @@ def consortium(database: str | None, brokers: int = 1) -> Iterator[tuple[Consort
         urls = {"broker": database} if database else None
         c = Consortium.create(Path(folder), database_urls=urls)
         with processes(c) as running:
-            if brokers == 1:
-                running.start_broker()
-            else:
+            if brokers > 1:
                 c.add_brokers(brokers)
-                for index in range(brokers):
-                    running.start_broker_process(index, c.broker_config_file(index))
+            for index in range(brokers):
+                # Every client's PING may be in flight to the one bank at once: the
+                # default bound of 4 per recipient would answer the rest undelivered.
+                config = c.broker_config_file(index, interactive_per_recipient=IN_FLIGHT)
+                running.start_broker_process(index, config)
             running.start_node("bank-a")
             yield c, running
 
@@ -120,6 +123,10 @@ def _stat_cpu_seconds(stat: str) -> float:
     """utime + stime of a /proc/<pid>/stat line (fields after the command's parenthesis)."""
     fields = stat.rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+IN_FLIGHT = 64
+"""The brokers' interactive deliveries per recipient: above any `--clients` used here."""
 
 
 def stubs(c: Consortium) -> list[rpc.BrokerStub]:
@@ -319,15 +326,22 @@ class PairFigures:
 
 
 def short_run(tree: Path, code: str) -> PairFigures:
-    """One short run of the code in `tree`, in a process of its own."""
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tree,
-        env={**os.environ, "PYTHONPATH": str(tree)},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    """One short run of the code in `tree`, in a process of its own, measured by this
+    checkout's benchmark (copied beside it, so that both sides run the same load)."""
+    with tempfile.TemporaryDirectory() as folder:
+        shutil.copytree(
+            Path(__file__).resolve().parent,
+            Path(folder) / "benchmarks",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=folder,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([folder, str(tree)])},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     rate = re.search(r"median\s+(\d+)", out)
     cpu = re.search(r"broker (\d+\.\d+)", out)
     if rate is None or cpu is None:

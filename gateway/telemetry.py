@@ -163,6 +163,8 @@ def instrument_channel(channel: grpc.Channel) -> grpc.Channel:
 
 def current_traceparent() -> str:
     """The W3C traceparent of the current span ('' if none), to store with a message."""
+    if not tracing_enabled():  # no span can be current: the propagators' walk finds none
+        return ""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get("traceparent", "")

@@ -302,7 +302,7 @@ class Broker:
             recipient = directory.get(name)
             assert recipient is not None  # the verifier checked every recipient
             decisions.append(
-                self.policy.decide(
+                self.policy.decide_together(
                     PolicyRequest(
                         sender=party(verdict.sender),
                         recipient=party(recipient),

@@ -41,6 +41,8 @@ class DeliveryError(Exception):
 class _Channel:
     channel: grpc.Channel
     checked_at: float
+    stub: rpc.NodeStub
+    """Made once per channel: a stub builds a callable for every method of the service."""
 
 
 class NodeDialer:
@@ -73,15 +75,14 @@ class NodeDialer:
         with self._lock:
             entry = self._channels.get(key)
             if entry is None:
-                entry = self._channels[key] = _Channel(
-                    secure_channel(member.endpoint, member.node_id, self._tls), now
-                )
+                channel = secure_channel(member.endpoint, member.node_id, self._tls)
+                entry = self._channels[key] = _Channel(channel, now, rpc.NodeStub(channel))
             entry.checked_at = max(entry.checked_at, now)
             for other in [k for k in self._channels if k[0] == member.node_id and k != key]:
                 stale.append(self._channels.pop(other).channel)  # rotated or moved
         for channel in stale:
             channel.close()
-        return rpc.NodeStub(entry.channel)
+        return entry.stub
 
     def _drop(self, which: Callable[[tuple[str, str, str]], bool]) -> None:
         with self._lock:

@@ -13,7 +13,10 @@ the statement rolls them over as a new window starts, so no old window is ever l
 prune (`gateway.policy.rates` turns the two into a sliding hour).
 
 The counters have their own engine in autocommit mode, without the pool's liveness
-check: one round trip per message, no lock held across it. On SQLite they have a file of
+check. Counts that arrive together share their statement (`gateway.group_commit`): the
+messages of one sender in one window waiting at that moment are counted by one upsert
+of their sum, and each is told the count as if they had come one after the other, in
+queue order; no lock is held across the statement but the group's own. On SQLite they have a file of
 their own beside the database (`counter_engine`). Their commits do not wait for
 the disk (SQLite ``synchronous=NORMAL``, PostgreSQL ``synchronous_commit=off``): a crash
 of the broker loses nothing, since the database has the count; a crash of the database
@@ -33,6 +36,7 @@ from sqlalchemy.schema import CreateTable
 from gateway.broker.models import QuotaRow
 from gateway.db import use_wal
 from gateway.envelope.build import now_ms
+from gateway.group_commit import GroupCommitter
 from gateway.kinds import ACTIONS, ANSWERS, Kind
 from gateway.policy.rates import WINDOW_MS, Windows, last_window, window_no
 
@@ -48,6 +52,17 @@ _TABLE = cast(Table, QuotaRow.__table__)
 _POOL_SIZE = 16
 """Connections kept for counting: the broker serves 32 requests at once, and a count
 holds its connection for one round trip only."""
+
+
+@dataclass(frozen=True)
+class _Hit:
+    """One caller's count, waiting to share an upsert."""
+
+    sender: str
+    scopes: tuple[str, ...]
+    number: int
+    messages: int
+    size: int
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,7 @@ class QuotaCounter:
             raise ValueError(f"quota counters need SQLite or PostgreSQL, not {dialect.name}")
         self._statements = {n: upsert_sql(n, dialect.paramstyle) for n in (1, 2, 3)}
         self._dbapi_error: Any = dialect.loaded_dbapi.Error
+        self._counts: GroupCommitter[_Hit] = GroupCommitter(self._count_group)
 
     @classmethod
     def beside(cls, engine: Engine, *, clock_ms: Callable[[], int] = now_ms) -> QuotaCounter:
@@ -98,8 +114,8 @@ class QuotaCounter:
         total = kind if kind in REPLIES else ALL
         if total != kind:
             scopes.append(total)
-        rows = self._upsert(sender, scopes, window_no(now, self.window_ms), messages, size)
-        found = {scope: stored for scope, *stored in rows}
+        hit = _Hit(sender, tuple(scopes), window_no(now, self.window_ms), messages, size)
+        found: dict[str, tuple[int, ...]] = self._counts.submit(hit)
 
         def sliding(scope: str, column: int) -> int:
             number, *values = found[scope]
@@ -112,6 +128,27 @@ class QuotaCounter:
             action_messages=sliding(ACTION_REQUESTS, 0) if kind in ACTIONS else 0,
             bytes=sliding(total, 1),
         )
+
+    def _count_group(self, hits: Sequence[_Hit]) -> list[dict[str, tuple[int, ...]]]:
+        """One upsert per sender, scopes and window among `hits`; each hit's rows as they
+        stood just after it (the later hits' messages and bytes taken off again)."""
+        alike: dict[tuple[str, tuple[str, ...], int], list[int]] = {}
+        for position, hit in enumerate(hits):
+            alike.setdefault((hit.sender, hit.scopes, hit.number), []).append(position)
+        found: list[dict[str, tuple[int, ...]]] = [{} for _ in hits]
+        for (sender, scopes, number), positions in alike.items():
+            messages = sum(hits[p].messages for p in positions)
+            size = sum(hits[p].size for p in positions)
+            rows = self._upsert(sender, scopes, number, messages, size)
+            later_messages = later_bytes = 0
+            for position in reversed(positions):
+                found[position] = {
+                    scope: (window, count - later_messages, total - later_bytes, *previous)
+                    for scope, window, count, total, *previous in rows
+                }
+                later_messages += hits[position].messages
+                later_bytes += hits[position].size
+        return found
 
     def _upsert(
         self, sender: str, scopes: Sequence[str], number: int, messages: int, size: int

@@ -30,6 +30,7 @@ from typing import Any, Final
 import cedarpy
 from cedarpy import pst
 
+from gateway.group_commit import GroupCommitter
 from gateway.policy.decision import PolicyDecision
 from gateway.policy.request import (
     CONTEXT_FIELDS,
@@ -98,6 +99,7 @@ class PolicyEngine:
         self._lock = threading.Lock()
         self._pairs: dict[tuple[Party, Party], _Pair] = {}
         self._subsets: dict[tuple[str, frozenset[str]], _Plan] = {}
+        self._together: GroupCommitter[PolicyRequest] = GroupCommitter(self.decide_many)
 
     @classmethod
     def load(
@@ -213,42 +215,79 @@ class PolicyEngine:
 
     def decide(self, request: PolicyRequest) -> PolicyDecision:
         """Allow or deny ``request``; never raises, and denies whenever in doubt."""
-        try:
-            subject = request.summary
-        except Exception:
-            subject = "a malformed request"
-        try:
-            _check_request(request)
-            sender, recipient, kind = request.sender, request.recipient, request.kind
-            pair = self._pairs.get((sender, recipient)) or self._add_pair(sender, recipient)
-            plan = pair.plans.get(kind) or self._plan_for(pair, sender, recipient, kind)
-            context = request.context
-            # No schema here: load() proved that every well-formed request fits the schema,
-            # _check_request() proved this one is well formed, and the entities were
-            # validated when cached. Skipping Cedar's per-request validation saves ~20 us,
-            # and leaving out the context fields no remaining policy reads ~2 us each.
-            result = cedarpy.is_authorized(
-                {
-                    "principal": {"type": NODE_TYPE, "id": sender.node_id},
-                    "action": plan.action,
-                    "resource": {"type": NODE_TYPE, "id": recipient.node_id},
-                    "context": json.dumps({name: context[name] for name in plan.fields}),
-                },
-                plan.policies,
-                pair.entities,
-            )
-            decision = result.decision
-            # Cedar reports reasons as a set; file order keeps audit entries reproducible.
-            found = result.diagnostics.reasons
-            if len(found) > 1:
-                found = sorted(found, key=lambda r: self._rank.get(r, -1))
-            reasons = tuple(self._ids.get(r, r) for r in found)
-            errors = tuple(self._rename(e) for e in result.diagnostics.errors)
-        except _Refused as exc:
-            return self._deny(subject, errors=(str(exc),))
-        except Exception as exc:  # deny by default, whatever went wrong
-            return self._deny(subject, errors=(f"evaluation failed: {exc!r}",))
+        return self.decide_many([request])[0]
 
+    def decide_together(self, request: PolicyRequest) -> PolicyDecision:
+        """`decide`, sharing one Cedar call with the requests other threads are deciding
+        at the same moment (`gateway.group_commit`): a Cedar call's fixed cost is most
+        of a lone decision on a busy server (about 165 of 175 us with cold caches, 40
+        of 90 us a decision in calls of four)."""
+        decision: PolicyDecision = self._together.submit(request)
+        return decision
+
+    def decide_many(self, requests: Sequence[PolicyRequest]) -> list[PolicyDecision]:
+        """Decide each request as `decide` would, with one Cedar call per plan and pair."""
+        subjects = [_subject(request) for request in requests]
+        decided: dict[int, PolicyDecision] = {}
+        groups: dict[tuple[int, int], tuple[_Plan, cedarpy.Entities, list[int], list[Any]]] = {}
+        for position, request in enumerate(requests):
+            try:
+                plan, entities, asked = self._ask(request)
+            except _Refused as exc:
+                decided[position] = self._deny(subjects[position], errors=(str(exc),))
+                continue
+            except Exception as exc:  # deny by default, whatever went wrong
+                decided[position] = self._failed(subjects[position], exc)
+                continue
+            group = groups.setdefault((id(plan.policies), id(entities)), (plan, entities, [], []))
+            group[2].append(position)
+            group[3].append(asked)
+        for plan, entities, positions, asked_all in groups.values():
+            try:
+                # No schema here: load() proved that every well-formed request fits the
+                # schema, _check_request() proved these are well formed, and the entities
+                # were validated when cached. Skipping Cedar's per-request validation
+                # saves ~20 us.
+                results = cedarpy.is_authorized_batch(asked_all, plan.policies, entities)
+            except Exception as exc:
+                if len(positions) > 1:  # one bad request must not deny the others
+                    for position in positions:
+                        decided[position] = self.decide(requests[position])
+                    continue
+                decided[positions[0]] = self._failed(subjects[positions[0]], exc)
+                continue
+            for position, result in zip(positions, results, strict=True):
+                try:
+                    decided[position] = self._conclude(subjects[position], result)
+                except Exception as exc:
+                    decided[position] = self._failed(subjects[position], exc)
+        return [decided[position] for position in range(len(requests))]
+
+    def _ask(self, request: PolicyRequest) -> tuple[_Plan, cedarpy.Entities, dict[str, Any]]:
+        """The plan, entities and Cedar request for a well-formed request."""
+        _check_request(request)
+        sender, recipient, kind = request.sender, request.recipient, request.kind
+        pair = self._pairs.get((sender, recipient)) or self._add_pair(sender, recipient)
+        plan = pair.plans.get(kind) or self._plan_for(pair, sender, recipient, kind)
+        context = request.context
+        # Leaving out the context fields no remaining policy reads saves ~2 us each.
+        asked = {
+            "principal": {"type": NODE_TYPE, "id": sender.node_id},
+            "action": plan.action,
+            "resource": {"type": NODE_TYPE, "id": recipient.node_id},
+            "context": json.dumps({name: context[name] for name in plan.fields}),
+        }
+        return plan, pair.entities, asked
+
+    def _conclude(self, subject: str, result: cedarpy.AuthzResult) -> PolicyDecision:
+        """Cedar's answer as a decision: an allow with errors or without reasons denies."""
+        decision = result.decision
+        # Cedar reports reasons as a set; file order keeps audit entries reproducible.
+        found = result.diagnostics.reasons
+        if len(found) > 1:
+            found = sorted(found, key=lambda r: self._rank.get(r, -1))
+        reasons = tuple(self._ids.get(r, r) for r in found)
+        errors = tuple(self._rename(e) for e in result.diagnostics.errors)
         if decision is cedarpy.Decision.Allow and reasons and not errors:
             return PolicyDecision(True, reasons, (), self._hash, subject)
         if decision is cedarpy.Decision.Deny:
@@ -257,6 +296,9 @@ class PolicyEngine:
             overridden = f"errors override the allow by {', '.join(reasons)}"
             return self._deny(subject, errors=(*errors, overridden))
         return self._deny(subject, errors=errors or (f"no decision ({decision.value})",))
+
+    def _failed(self, subject: str, exc: Exception) -> PolicyDecision:
+        return self._deny(subject, errors=(f"evaluation failed: {exc!r}",))
 
     def _deny(
         self, subject: str, policy_ids: tuple[str, ...] = (), errors: tuple[str, ...] = ()
@@ -538,6 +580,13 @@ def _context_fields(node: pst.Template | pst.Expr) -> frozenset[str] | None:
         elif dataclasses.is_dataclass(item) and not isinstance(item, type):
             stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
     return frozenset(found)
+
+
+def _subject(request: PolicyRequest) -> str:
+    try:
+        return request.summary
+    except Exception:
+        return "a malformed request"
 
 
 def _entity_json(party: Party) -> dict[str, object]:

@@ -280,3 +280,49 @@ def test_count_survives_the_database_dropping_a_connection(
             assert admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
         assert counter.hit("bank-b", "PSI_REQUEST", 5).kind_messages == 2
         counter.close()
+
+
+def test_counts_sharing_one_upsert_are_told_apart_in_order(
+    backend_consortium: Consortium,
+) -> None:
+    """Concurrent hits of one sender share upserts (fewer statements than hits), yet each
+    is told the counts as if the hits had come one at a time: its bytes are the previous
+    hit's plus its own size, whatever order they were queued in."""
+    clock = own_hour()
+    with migrated(backend_consortium.broker_database) as engine:
+        counter = QuotaCounter.beside(engine, clock_ms=clock)
+        statements = [0]
+        upsert = counter._upsert
+
+        def counted(*args: object) -> list[object]:
+            statements[0] += 1
+            return upsert(*args)  # type: ignore[arg-type]
+
+        counter._upsert = counted  # type: ignore[method-assign]
+        threads, hits, seen = 8, 40, {}
+        lock = threading.Lock()
+        go = threading.Barrier(threads)
+
+        def count(size: int) -> None:
+            go.wait()
+            for _ in range(hits):
+                usage = counter.hit("carrier-1", "PING", size)
+                with lock:
+                    seen[usage.kind_messages] = (usage.bytes, size)
+
+        workers = [threading.Thread(target=count, args=(n + 1,)) for n in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        assert not any(worker.is_alive() for worker in workers)
+        total = threads * hits
+        assert sorted(seen) == list(range(1, total + 1))
+        previous = 0
+        for n in range(1, total + 1):
+            after, size = seen[n]
+            assert after == previous + size, f"hit {n}"
+            previous = after
+        assert previous == hits * sum(range(1, threads + 1))
+        assert statements[0] < total
+        counter.close()

@@ -48,3 +48,16 @@ def test_a_request_cedar_cannot_build_is_denied(broker_engine: PolicyEngine) -> 
     assert decision.policy_ids == ()
     assert len(decision.errors) == 1
     assert decision.errors[0].startswith("failed to build request:")
+
+
+def test_a_request_cedar_cannot_build_denies_only_itself_among_others(
+    broker_engine: PolicyEngine,
+) -> None:
+    """Decided in one Cedar call with well-formed requests of the same plan and pair,
+    the unreadable request is denied as alone, and the others are decided as alone."""
+    good = PolicyRequest(POLICE, BANK_A, "MATCH_QUERY", case(batch_size=1))
+    bad = PolicyRequest(POLICE, BANK_A, "MATCH_QUERY", case(batch_size=1, case_ref="C-\ud800"))
+    first, unreadable, last = broker_engine.decide_many([good, bad, good])
+    assert first.allowed and last.allowed
+    assert not unreadable.allowed
+    assert unreadable.errors[0].startswith("failed to build request:")

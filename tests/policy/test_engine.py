@@ -323,3 +323,70 @@ def test_engine_keeps_the_policies_it_validated(tmp_path: Path) -> None:
     engine = PolicyEngine.load(path, SCHEMA)
     path.write_text("")
     assert engine.decide(PolicyRequest(POLICE, BANK_A, "PING", case())).allowed
+
+
+def test_decisions_made_together_are_each_decided_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`decide_many` makes one Cedar call per plan and pair, and each answer is what
+    Cedar says of that request alone against the whole policy set; a malformed request
+    among them is denied without touching the others."""
+    engine = SHIPPED["broker.cedar"]
+    well_formed = [
+        PolicyRequest(sender, recipient, kind, case(batch_size=size, sender_kind_last_hour=n))
+        for sender, recipient in ((POLICE, BANK_A), (BANK_A, POLICE), (CARRIER, BANK_A))
+        for kind in ("PING", "MATCH_QUERY")
+        for size, n in ((1, 0), (5, 10), (10_001, 3), (2, 50_000))
+    ]
+    malformed = PolicyRequest(POLICE, BANK_A, "PING", without("reply_to"))
+    requests = [*well_formed[:5], malformed, *well_formed[5:]]
+    engine.decide_many(requests)  # plans are made (with calls of their own) once per pair
+    calls: list[int] = []
+    batch = cedarpy.is_authorized_batch
+
+    def counted(asked: list[Any], *args: Any, **kwargs: Any) -> Any:
+        calls.append(len(asked))
+        return batch(asked, *args, **kwargs)
+
+    monkeypatch.setattr(cedarpy, "is_authorized_batch", counted)
+    decisions = engine.decide_many(requests)
+    monkeypatch.undo()
+    assert len(calls) <= 6  # three pairs, two kinds
+    assert sum(calls) == len(well_formed)
+    assert not decisions[5].allowed
+    assert decisions[5].errors[0].startswith("context fields missing ['reply_to']")
+    alone = [d for i, d in enumerate(decisions) if i != 5]
+    expected = [reference_decision("broker.cedar", r) for r in well_formed]
+    assert [(d.allowed, set(d.policy_ids)) for d in alone] == expected
+    assert {d.allowed for d in alone} == {True, False}
+
+
+def test_decisions_shared_between_threads_match_the_lone_ones(
+    broker_engine: PolicyEngine,
+) -> None:
+    requests = [
+        PolicyRequest(sender, recipient, kind, case(batch_size=3, sender_kind_last_hour=n))
+        for sender in SEEDS
+        for recipient in SEEDS
+        for kind in ("MATCH_QUERY", "PING")
+        for n in (1, 50_000)
+    ]
+    expected = [reference_decision("broker.cedar", r) for r in requests]
+    failures: list[int] = []
+    go = threading.Barrier(4)
+
+    def run() -> None:
+        go.wait()
+        got = [broker_engine.decide_together(r) for r in requests]
+        failures.extend(
+            i
+            for i, (a, b) in enumerate(zip(got, expected, strict=True))
+            if (a.allowed, set(a.policy_ids)) != b
+        )
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
