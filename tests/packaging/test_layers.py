@@ -19,6 +19,7 @@ APPLICATION = (
     "gateway/demo.py",
     "gateway/demo_data.py",
     "gateway/demo_fund.py",
+    "gateway/demo_alert.py",
     "gateway/demo_watchlist.py",
     "gateway/localnet.py",
 )
