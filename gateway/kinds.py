@@ -31,12 +31,24 @@ class Kind(StrEnum):
     AUDIT_READ = "AUDIT_READ"
     AUDIT_READ_OWN = "AUDIT_READ_OWN"
     WITNESS_COSIGN = "WITNESS_COSIGN"
+    # Filter mode (tip-off-proof matching): gateway/matching/filter_query.py, filter_sync.py.
+    FILTER_QUERY = "FILTER_QUERY"
+    FILTER_ANSWER = "FILTER_ANSWER"
+    LABEL_REQUEST = "LABEL_REQUEST"
+    LABEL_ANSWER = "LABEL_ANSWER"
+    FILTER_SYNC = "FILTER_SYNC"
+    FILTER_CHUNK = "FILTER_CHUNK"
 
 
-INTERACTIVE = frozenset({Kind.PING, Kind.MATCH_QUERY, Kind.PSI_REQUEST})
+FILTER_REQUESTS = frozenset({Kind.FILTER_QUERY, Kind.LABEL_REQUEST, Kind.FILTER_SYNC})
+"""Filter mode's requests: interactive, sealed, each answered by its own kind."""
+
+FILTER_ANSWERS = frozenset({Kind.FILTER_ANSWER, Kind.LABEL_ANSWER, Kind.FILTER_CHUNK})
+
+INTERACTIVE = frozenset({Kind.PING, Kind.MATCH_QUERY, Kind.PSI_REQUEST}) | FILTER_REQUESTS
 """Delivered at once; the recipients' answers come back in the Submit reply."""
 
-ANSWERS = frozenset({Kind.PONG, Kind.MATCH_RESPONSE, Kind.PSI_RESPONSE})
+ANSWERS = frozenset({Kind.PONG, Kind.MATCH_RESPONSE, Kind.PSI_RESPONSE}) | FILTER_ANSWERS
 """Only ever travel as a recipient's direct answer to an interactive message."""
 
 CALLS = frozenset({Kind.AUDIT_READ, Kind.AUDIT_READ_OWN, Kind.WITNESS_COSIGN})
@@ -46,6 +58,9 @@ ANSWER_TO = {
     Kind.PING: Kind.PONG,
     Kind.MATCH_QUERY: Kind.MATCH_RESPONSE,
     Kind.PSI_REQUEST: Kind.PSI_RESPONSE,
+    Kind.FILTER_QUERY: Kind.FILTER_ANSWER,
+    Kind.LABEL_REQUEST: Kind.LABEL_ANSWER,
+    Kind.FILTER_SYNC: Kind.FILTER_CHUNK,
 }
 """The one kind that may answer each interactive kind."""
 
@@ -72,6 +87,8 @@ SEALED = frozenset(
     {Kind.MATCH_QUERY, Kind.MATCH_RESPONSE, Kind.PSI_REQUEST, Kind.PSI_RESPONSE}
     | ACTIONS
     | {Kind.ACTION_RECEIPT, Kind.FLAGGED_NUMBERS}
+    | FILTER_REQUESTS
+    | FILTER_ANSWERS
 )
 """Kinds whose payload may carry an identifier in a recoverable form: sealed to the recipient."""
 

@@ -42,6 +42,12 @@ MESSAGE_KINDS: Final = (
     "AUDIT_READ",
     "AUDIT_READ_OWN",
     "WITNESS_COSIGN",
+    "FILTER_QUERY",
+    "FILTER_ANSWER",
+    "LABEL_REQUEST",
+    "LABEL_ANSWER",
+    "FILTER_SYNC",
+    "FILTER_CHUNK",
 )
 """Every message kind; each is a Cedar action ``Gateway::Action::"<KIND>"``."""
 
