@@ -49,6 +49,7 @@ __all__ = [
     "SyncOutcome",
     "filter_query_responders",
     "held_filter",
+    "sync_and_query",
     "sync_filter",
 ]
 
@@ -260,3 +261,43 @@ def filter_query_responders(
         return [ask(recipients[0])]
     with ThreadPoolExecutor(len(recipients), thread_name_prefix="filter-match") as pool:
         return list(pool.map(ask, recipients))
+
+
+def sync_and_query(
+    ctx: NodeContext,
+    identifiers: Sequence[Identifier],
+    recipients: Sequence[str],
+    *,
+    case_ref: str,
+    legal_basis: str,
+    purpose: str = "targeted match",
+    synced: Callable[[SyncOutcome], None] | None = None,
+    progress: Progress | None = None,
+) -> list[ResponderOutcome]:
+    """Bring each recipient's filter up to date, then ask those in filter mode.
+
+    A recipient whose filter cannot be synced gets an outcome saying why; it is not
+    asked in bucket mode instead (that leaks more, and is the user's choice to make).
+    """
+    check_batch(identifiers, ctx.config.filter_max_batch)
+    if not recipients:
+        raise MatchError("there is no responder to ask")
+    failed: dict[str, ResponderOutcome] = {}
+    for node_id in recipients:
+        try:
+            outcome = sync_filter(ctx, node_id, progress)
+        except FilterModeError as exc:
+            failed[node_id] = ResponderOutcome(node_id, error=f"filter sync failed: {exc.reason}")
+            continue
+        if synced is not None:
+            synced(outcome)
+    ready = [node_id for node_id in recipients if node_id not in failed]
+    asked = (
+        filter_query_responders(
+            ctx, identifiers, ready, case_ref=case_ref, legal_basis=legal_basis, purpose=purpose
+        )
+        if ready
+        else []
+    )
+    answers = {outcome.node_id: outcome for outcome in asked} | failed
+    return [answers[node_id] for node_id in recipients]

@@ -114,6 +114,23 @@ def test_query_prints_matches_as_a_table(net: Consortium, tmp_path: Path) -> Non
         "+8613987654321": "match",
     }
     assert all(r["handle"] for r in rows if r["result"] == "match")
+    assert "filter version" in result.output and "chunks pulled" in result.output
+    bucket = runner.invoke(
+        app,
+        [
+            *args,
+            "--case",
+            "CASE-1",
+            "--basis",
+            "CPL art. 143",
+            "--mode",
+            "bucket",
+            "--output",
+            "json",
+        ],
+    )
+    assert bucket.exit_code == 0, bucket.output
+    assert json.loads(bucket.stdout) == rows, "both modes find the same matches"
 
 
 def test_query_refuses_malformed_identifiers_and_sends_nothing(net: Consortium) -> None:
@@ -134,11 +151,18 @@ def test_query_needs_exactly_one_way_to_name_responders(net: Consortium) -> None
 
 def test_a_responder_without_an_index_is_reported(net: Consortium) -> None:
     args = ["query", "--config", config(net, "police-1"), "--kind", "phone", HELD]
-    result = runner.invoke(app, [*args, "--to", "bank-a", "--case", "C", "--basis", "B"])
+    bucket = ["--mode", "bucket", "--to", "bank-a", "--case", "C", "--basis", "B"]
+    result = runner.invoke(app, [*args, *bucket])
     assert result.exit_code == 1
     assert (
         "bank-a: no answer: bank-a: FAILED_PRECONDITION match: this node has no match index yet"
         in flat(result.output)
+    )
+    result = runner.invoke(app, [*args, "--to", "bank-a", "--case", "C", "--basis", "B"])
+    assert result.exit_code == 1
+    assert (
+        "bank-a: filter sync failed: no answer: bank-a: FAILED_PRECONDITION filter: this node "
+        "has no match index yet; run `gateway node ingest`" in flat(result.output)
     )
 
 
