@@ -102,6 +102,8 @@ class NodeConfig:
     """Filter mode (bank, carrier): OPRF evaluations per querier per clock hour."""
     filter_eval_per_day: int = 32768
     """Filter mode (bank, carrier): OPRF evaluations per querier per UTC day."""
+    filter_sync_s: float = 300.0
+    """Filter mode (police): how often every responder's filter is synced; 0: only on query."""
     hold_sweep_s: float = 5.0
     """How often a bank or carrier releases holds and suspensions whose time is up."""
     freeze_warning_hours: int = 7 * 24

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -47,6 +48,9 @@ from nodes.broker_client import BrokerClient
 from nodes.journal import InboundJournal, InboundRow
 from nodes.node_policy import load_node_policy, record_denial
 from nodes.roles.base import Inbound, RoleHandler, RoleRefusal
+
+if TYPE_CHECKING:
+    from nodes.filter_syncer import FilterSyncer
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +220,7 @@ class RunningNode:
     port: int
     sweeper: HoldSweeper | None = None
     ops: OpsServer | None = None
+    filter_syncer: FilterSyncer | None = None
 
     def stop(self, grace: float = 1.0) -> None:
         log.info("node %s stopping (grace %.1f s)", self.ctx.node_id, grace)
@@ -223,6 +228,8 @@ class RunningNode:
             self.ops.close()
         if self.sweeper is not None:
             self.sweeper.stop()
+        if self.filter_syncer is not None:
+            self.filter_syncer.stop()
         self.server.stop(grace).wait()
         self.ctx.client.close()
 
@@ -280,9 +287,15 @@ def serve_node(config: NodeConfig) -> RunningNode:
     if config.role in ("bank", "carrier"):
         sweeper = HoldSweeper(ctx, config.hold_sweep_s)
         sweeper.start()
+    filter_syncer = None
+    if config.role == "police" and config.filter_sync_s > 0:
+        from nodes.filter_syncer import FilterSyncer
+
+        filter_syncer = FilterSyncer(ctx, config.filter_sync_s)
+        filter_syncer.start()
     host = config.listen.rsplit(":", 1)[0]
     log.info("node %s (%s) listening on %s:%d", config.node_id, config.role, host, port)
     ops = None
     if config.ops_listen:
         ops = OpsServer(config.ops_listen, database_readiness(ctx.engine))
-    return RunningNode(server, ctx, port, sweeper, ops)
+    return RunningNode(server, ctx, port, sweeper, ops, filter_syncer)

@@ -8,6 +8,7 @@ databases, never from the code under test.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -21,7 +22,7 @@ from gateway.kinds import Kind
 from gateway.localnet import Consortium
 from gateway.matching.filter import TagFilter, bits_for, encode_snapshot
 from gateway.matching.filter_query import LABEL_TYPE, QUERY_TYPE
-from gateway.matching.filter_store import save_state
+from gateway.matching.filter_store import save_state, sync_status
 from gateway.synthetic import generate_bank_records, generate_carrier_records
 from gateway.v1 import filter_pb2 as fpb
 from gateway.v1 import gateway_pb2 as pb
@@ -33,10 +34,12 @@ from nodes.filter_police import (
     held_filter,
     sync_filter,
 )
+from nodes.filter_syncer import FilterSyncer
 from nodes.journal import InboundRow
 from nodes.runtime import NodeContext
 from tests.consortium import client, running
 from tests.matching.test_broker_query import expected_label, ident, load
+from tests.waiting import wait_for
 
 BANK = generate_bank_records(120, seed=31)
 CARRIER = generate_carrier_records(60, seed=32)
@@ -193,3 +196,20 @@ def test_a_responder_restart_means_a_new_snapshot(net: Consortium, police: NodeC
     filter_responder._states.clear()  # what a restart of the responder loses
     synced = sync_filter(police, "bank-a")
     assert synced.version > held.version and synced.tags == held.tags and not synced.resynced
+
+
+def test_the_background_sync_keeps_every_responders_filter(
+    net: Consortium, police: NodeContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="nodes.filter_syncer")
+    filter_responder._states.clear()  # both responders publish a new snapshot
+    syncer = FilterSyncer(police, 0.05)
+    syncer.start()
+    try:
+        wait_for(lambda: "filter of carrier-1 synced" in caplog.text, timeout=30)
+    finally:
+        syncer.stop()
+    versions = {row["responder"]: row["version"] for row in sync_status(police.engine)}
+    assert set(versions) == {"bank-a", "carrier-1"}
+    assert "filter of bank-a synced" in caplog.text
+    assert sync_filter(police, "bank-a").chunks == 0, "the background sync left it current"
