@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Final
 
 import grpc
 from google.protobuf.message import DecodeError
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.envelope.build import Draft
 from gateway.identifiers import Identifier
@@ -175,14 +176,20 @@ def sync_filter(ctx: NodeContext, node_id: str, progress: Progress | None = None
         except SyncError as exc:
             raise FilterModeError(f"{node_id}'s filter refused: {exc}") from None
         chunks += 1
-        if done:
-            save_state(ctx.engine, replica)
-            log.info("filter of %s now version %d", node_id, replica.version)
-        else:
-            assert replica.signed_statement is not None
-            save_chunk(ctx.engine, node_id, replica.signed_statement, index, answer.chunk)
-            if progress is not None:
-                progress(node_id, *replica.progress())
+        try:
+            if done:
+                save_state(ctx.engine, replica)
+                log.info("filter of %s now version %d", node_id, replica.version)
+            else:
+                assert replica.signed_statement is not None
+                save_chunk(ctx.engine, node_id, replica.signed_statement, index, answer.chunk)
+        except SQLAlchemyError as exc:
+            raise FilterModeError(
+                f"cannot store {node_id}'s filter ({type(exc).__name__}; another sync of it "
+                "may be under way): try again"
+            ) from None
+        if not done and progress is not None:
+            progress(node_id, *replica.progress())
     raise FilterModeError(f"{node_id} sent more than {_MAX_ROUNDS} filter chunks in one sync")
 
 
