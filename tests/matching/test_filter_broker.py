@@ -8,6 +8,7 @@ databases, never from the code under test.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -109,6 +110,16 @@ def test_the_responder_receives_the_same_padded_query_for_matching_and_non_match
     headers = [pb.Header.FromString(row.header) for row in (matching, non_matching)]
     assert [h.batch_size for h in headers] == [64, 64]
     assert len(matching.payload) == len(non_matching.payload)
+    regulator = client(net, "regulator-1")
+    try:
+        log = [json.loads(e.leaf) for e in regulator.client.read_audit()]
+    finally:
+        regulator.client.close()
+    audited = {e["message_id"]: e for e in log if e.get("kind") == "FILTER_QUERY"}
+    for header in headers:
+        entry = audited[header.message_id]
+        assert (entry["batch_size"], entry["payload_bytes"]) == (64, len(matching.payload))
+        assert "payload" not in entry, "the audit log records the padded size, not the payload"
 
 
 def test_a_label_request_naming_no_answered_query_is_refused(

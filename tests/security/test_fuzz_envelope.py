@@ -402,6 +402,12 @@ PAIRS: dict[str, frozenset[tuple[str, str]]] = {
     "AUDIT_READ": frozenset({("regulator", "broker")}),
     "AUDIT_READ_OWN": frozenset({("police", "broker"), ("bank", "broker"), ("carrier", "broker")}),
     "WITNESS_COSIGN": frozenset((r, "broker") for r in MEMBER_ROLES),
+    "FILTER_QUERY": POLICE_TO_MEMBERS,
+    "LABEL_REQUEST": POLICE_TO_MEMBERS,
+    "FILTER_SYNC": POLICE_TO_MEMBERS,
+    "FILTER_ANSWER": MEMBERS_TO_POLICE,
+    "LABEL_ANSWER": MEMBERS_TO_POLICE,
+    "FILTER_CHUNK": MEMBERS_TO_POLICE,
 }
 """Which (sender role, recipient role) pairs may carry each kind, read off the rules."""
 HOURS = {
@@ -414,7 +420,10 @@ HOURS = {
 """Longest duration of the kinds that carry one (the shortest is always 1 hour)."""
 QUERIES = {"MATCH_QUERY", "PSI_REQUEST"}
 ACTION_REQUESTS = {*HOURS, "RELEASE", "RETURN_FUNDS", "RESTORE_NUMBER"}
-ANSWERS = {"MATCH_RESPONSE", "PSI_RESPONSE", "ACTION_RECEIPT"}
+FILTER_ANSWERS = {"FILTER_ANSWER", "LABEL_ANSWER", "FILTER_CHUNK"}
+ANSWERS = {"MATCH_RESPONSE", "PSI_RESPONSE", "ACTION_RECEIPT", *FILTER_ANSWERS}
+SIZE_CLASSES = {64, 128, 256, 512, 1024, 2048, 4096, 8192}
+"""The padded batch sizes a filter query may have (README, filter mode)."""
 BYTES_QUOTA = 256 * 2**20
 
 
@@ -436,6 +445,18 @@ def payload_fits(kind: str, payload: int, batch: int) -> bool:
         return payload <= 1024
     if kind == "ACTION_RECEIPT":
         return payload <= 16_384
+    if kind == "FILTER_QUERY":
+        return payload <= 35 * batch + 1024
+    if kind == "FILTER_ANSWER":
+        return 0 <= batch <= 8192 and payload <= 35 * batch + 4096
+    if kind == "LABEL_REQUEST":
+        return payload <= 10 * batch + 1024
+    if kind == "LABEL_ANSWER":
+        return 0 <= batch <= 8192 and payload <= 8192 * batch + 4096
+    if kind == "FILTER_SYNC":
+        return payload <= 1024
+    if kind == "FILTER_CHUNK":
+        return payload <= 3 * 2**20 + 65_536
     return True  # AUDIT_READ carries nothing the broker stores
 
 
@@ -454,6 +475,14 @@ def oracle(sender: str, recipient: str, kind: str, c: dict[str, str | int | bool
     rate = int(c["sender_kind_last_hour"])
     if kind in QUERIES:
         return case and 1 <= int(c["batch_size"]) <= 10_000 and rate <= 200
+    if kind == "FILTER_QUERY":
+        return case and int(c["batch_size"]) in SIZE_CLASSES and rate <= 200
+    if kind == "LABEL_REQUEST":
+        return case and 0 <= int(c["batch_size"]) <= 8192 and rate <= 200
+    if kind == "FILTER_SYNC":
+        return rate <= 600
+    if kind in FILTER_ANSWERS:
+        return c["reply_to"] != ""
     if answer_to_police:
         to_peer = kind == "PSI_RESPONSE" and recipient != "police"
         return c["reply_to"] != "" and (case or not to_peer)
@@ -511,19 +540,24 @@ BOUNDARIES: dict[str, tuple[object, ...]] = {
     "legal_basis": ("",),
     "case_ref": ("",),
     "reply_to": ("",),
-    "batch_size": (*INT64_EDGES, 2, 9_999, 10_000, 10_001),
+    "batch_size": (*INT64_EDGES, 2, 9_999, 10_000, 10_001, 63, 64, 65, 8191, 8192, 8193),
     "amount_minor": INT64_EDGES,
     "whole_balance": (True,),
     "duration_hours": (
         *INT64_EDGES,
         *(2, 47, 48, 49, 719, 720, 721, 4319, 4320, 4321, 8783, 8784, 8785),
     ),
-    "sender_kind_last_hour": (*INT64_EDGES, 99, 100, 101, 199, 200, 201, 35_999, 36_000, 36_001),
+    "sender_kind_last_hour": (
+        *INT64_EDGES,
+        *(99, 100, 101, 199, 200, 201, 599, 600, 601, 35_999, 36_000, 36_001),
+    ),
     # the size bounds at batch size 1 (FULL_CONTEXT's): 256, 41 + 1024, 32 + 4096,
-    # 8192 + 4096, 64 + 4096, 1024, 16384, 644096
+    # 8192 + 4096, 64 + 4096, 1024, 16384, 644096; filter mode's 35 + 1024, 35 + 4096,
+    # 10 + 1024, 3 MiB + 64 KiB
     "payload_bytes": (
         *INT64_EDGES,
         *(b + d for b in (256, 1065, 4128, 12_288, 4160, 1024, 16_384, 644_096) for d in (0, 1)),
+        *(b + d for b in (1059, 4131, 1034, 3 * 2**20 + 65_536) for d in (0, 1)),
     ),
     "sender_actions_last_hour": (*INT64_EDGES, 199, 200, 201),
     "sender_bytes_last_hour": (*INT64_EDGES, BYTES_QUOTA, BYTES_QUOTA + 1),
