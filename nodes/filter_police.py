@@ -235,7 +235,7 @@ def filter_query_responders(
             replica = held_filter(ctx, node_id)
             if replica.state is None:
                 raise FilterModeError(
-                    f"this node holds no filter of {node_id}; run `gateway node sync-filters`"
+                    f"this node holds no filter of {node_id}; run `gateway node filters --sync`"
                 )
             query = FilterQuery(identifiers, member.oprf_key, max_batch=cfg.filter_max_batch)
             draft = case(Kind.FILTER_QUERY, query.payload(), QUERY_TYPE, query.size)

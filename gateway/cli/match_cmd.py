@@ -95,6 +95,9 @@ def reindex(config: Path = typer.Option(..., help="The bank's or carrier's TOML 
 
 def filters(
     config: Path = typer.Option(..., help="The police node's TOML file."),
+    sync: bool = typer.Option(
+        False, "--sync", help="First bring every responder's filter up to date (progress shown)."
+    ),
     output: Output = OUTPUT,
 ) -> None:
     """Filter mode: the responders' filters this node holds, and syncs under way."""
@@ -105,6 +108,9 @@ def filters(
     if cfg.role != "police":
         fail(f"{cfg.node_id} is a {cfg.role} node; only police nodes hold responders' filters")
     from sqlalchemy.exc import SQLAlchemyError
+
+    if sync:
+        _sync_every_filter(cfg)
 
     try:
         rows = sync_status(make_engine(cfg.database))
@@ -121,6 +127,40 @@ def filters(
         Column("transfer", "Transfer under way", fold=True),
     ]
     render(rows, columns, output, title="Responders' filters")
+
+
+def _sync_every_filter(cfg: NodeConfig) -> None:
+    """Sync each active responder's filter, one line per chunk and per responder."""
+    from nodes.filter_police import FilterModeError, sync_filter
+    from nodes.matching import RESPONDER_ROLES, responders_of
+    from nodes.runtime import open_node
+
+    ctx = open_node(cfg)
+    failed = []
+    try:
+        directory = ctx.client.directory()
+        for node_id in [n for role in RESPONDER_ROLES for n in responders_of(directory, role)]:
+            try:
+                outcome = sync_filter(
+                    ctx,
+                    node_id,
+                    lambda who, done, total: err_console.print(
+                        f"syncing {who}'s filter: {done}/{total} chunks", markup=False
+                    ),
+                )
+            except FilterModeError as exc:
+                err_console.print(f"{node_id}: {exc.reason}", markup=False)
+                failed.append(node_id)
+                continue
+            err_console.print(
+                f"{node_id}: filter version {outcome.version}, {outcome.tags} tags "
+                f"({outcome.chunks} chunks pulled)",
+                markup=False,
+            )
+    finally:
+        ctx.client.close()
+    if failed:
+        fail(f"the filters of {', '.join(failed)} could not be synced (reasons above)")
 
 
 def query(

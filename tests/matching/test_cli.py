@@ -233,3 +233,21 @@ def test_ingest_reads_a_gbk_export_given_its_encoding(net: Consortium, tmp_path:
     result = runner.invoke(app, [*args, "--encoding", "klingon"])
     assert result.exit_code == 1
     assert "unknown encoding 'klingon'" in result.output.strip().splitlines()[-1]
+
+
+def test_filters_sync_pulls_each_responders_filter_and_names_those_that_fail(
+    net: Consortium, ingested: str
+) -> None:
+    police = config(net, "police-1")
+    result = runner.invoke(app, ["node", "filters", "--config", police, "--sync"])
+    out = flat(result.output)
+    assert "carrier-1: filter version" in out and ", 2 tags (" in out, result.output
+    assert "bank-a: no answer: bank-a: FAILED_PRECONDITION filter: this node has no match" in out
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error: the filters of ") and "bank-a" in last
+    assert last.endswith("could not be synced (reasons above)")
+    listed = runner.invoke(app, ["node", "filters", "--config", police, "--output", "json"])
+    assert listed.exit_code == 0, listed.output
+    rows = {row["responder"]: row for row in json.loads(listed.stdout)}
+    assert rows["carrier-1"]["version"] > 0 and "bank-a" not in rows
