@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FilterModeError",
     "SyncOutcome",
+    "exchange",
     "filter_query_responders",
     "held_filter",
     "sync_and_query",
@@ -89,7 +90,7 @@ def _responder(ctx: NodeContext, node_id: str) -> Member:
     return member
 
 
-def _exchange(ctx: NodeContext, draft: Draft, answer_kind: Kind) -> tuple[bytes, str]:
+def exchange(ctx: NodeContext, draft: Draft, answer_kind: Kind) -> tuple[bytes, str]:
     """Submit an interactive request; (the recipient's answer payload, its message id)."""
     node_id = draft.recipients[0]
     try:
@@ -149,7 +150,7 @@ def sync_filter(ctx: NodeContext, node_id: str, progress: Progress | None = None
             purpose="filter sync",
             seal_to=member.seal_key,
         )
-        payload, _ = _exchange(ctx, draft, Kind.FILTER_CHUNK)
+        payload, _ = exchange(ctx, draft, Kind.FILTER_CHUNK)
         try:
             answer = fpb.FilterSyncAnswer.FromString(payload)
         except DecodeError:
@@ -240,10 +241,10 @@ def filter_query_responders(
             query = FilterQuery(identifiers, member.oprf_key, max_batch=cfg.filter_max_batch)
             draft = case(Kind.FILTER_QUERY, query.payload(), QUERY_TYPE, query.size)
             outcome.message_id = draft.message_id
-            answer, _ = _exchange(ctx, draft, Kind.FILTER_ANSWER)
+            answer, _ = exchange(ctx, draft, Kind.FILTER_ANSWER)
             candidates = query.test(answer, replica.state)
             request = case(Kind.LABEL_REQUEST, query.label_request(), LABEL_TYPE, candidates)
-            labels, _ = _exchange(ctx, request, Kind.LABEL_ANSWER)
+            labels, _ = exchange(ctx, request, Kind.LABEL_ANSWER)
             result = query.open_labels(labels)
         except KeyMismatch as exc:
             outcome.error, outcome.key_mismatch = exc.reason, True

@@ -30,7 +30,7 @@ from gateway.v1 import gateway_pb2 as pb
 from nodes import filter_responder
 from nodes.filter_police import (
     FilterModeError,
-    _exchange,
+    exchange,
     filter_query_responders,
     held_filter,
     sync_filter,
@@ -140,7 +140,7 @@ def test_a_label_request_naming_no_answered_query_is_refused(
         seal_to=member.seal_key,
     )
     with pytest.raises(FilterModeError, match="names no query this responder answered"):
-        _exchange(police, draft, Kind.LABEL_ANSWER)
+        exchange(police, draft, Kind.LABEL_ANSWER)
 
 
 def test_an_unpadded_batch_is_refused_by_the_broker_policy(
@@ -161,7 +161,7 @@ def test_an_unpadded_batch_is_refused_by_the_broker_policy(
         seal_to=member.seal_key,
     )
     with pytest.raises(FilterModeError, match="no policy allows FILTER_QUERY"):
-        _exchange(police, draft, Kind.FILTER_ANSWER)
+        exchange(police, draft, Kind.FILTER_ANSWER)
 
 
 def test_the_evaluation_quota_refuses_the_query_over_it(
