@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from array import array
 from collections.abc import Iterator
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from gateway.db import make_engine
@@ -24,6 +26,8 @@ from gateway.localnet import Consortium
 from gateway.matching.filter import TagFilter, bits_for, encode_snapshot
 from gateway.matching.filter_query import LABEL_TYPE, QUERY_TYPE
 from gateway.matching.filter_store import save_state, sync_status
+from gateway.matching.filter_sync import publish_snapshot
+from gateway.matching.index_store import read_state
 from gateway.synthetic import generate_bank_records, generate_carrier_records
 from gateway.v1 import filter_pb2 as fpb
 from gateway.v1 import gateway_pb2 as pb
@@ -224,3 +228,32 @@ def test_the_background_sync_keeps_every_responders_filter(
     assert set(versions) == {"bank-a", "carrier-1"}
     assert "filter of bank-a synced" in caplog.text
     assert sync_filter(police, "bank-a").chunks == 0, "the background sync left it current"
+
+
+def test_a_filter_signed_by_another_key_is_refused(net: Consortium, police: NodeContext) -> None:
+    held = sync_filter(police, "bank-a")
+    bank = net.node_config("bank-a")
+    engine = make_engine(bank.database)
+    index = read_state(engine)
+    assert index is not None
+    # bank-a's published chain for police-1, replaced by one signed with a key the
+    # directory does not list for bank-a (what a forger between them would send).
+    tags = [os.urandom(8) for _ in range(10)]
+    forged = publish_snapshot(
+        TagFilter.decode(encode_snapshot(tags, bits_for(len(tags)))),
+        version=held.version + 10,
+        responder="bank-a",
+        recipient="police-1",
+        signer=Ed25519PrivateKey.generate(),
+    )
+    key = f"bank-a@{engine.url.render_as_string(hide_password=True)}"
+    state = filter_responder._states[key]
+    state.chains["police-1"] = filter_responder._Chain(
+        forged.state.bits, array("Q"), index.version, [forged]
+    )
+    try:
+        with pytest.raises(FilterModeError, match="not signed by bank-a's key in the directory"):
+            sync_filter(police, "bank-a")
+        assert held_filter(police, "bank-a").version == held.version, "the held copy stays"
+    finally:
+        filter_responder._states.clear()
