@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 
 from gateway.envelope.build import Draft
 from gateway.kinds import Kind
-from gateway.matching import eval_quota
+from gateway.matching import eval_quota, filter_sync
 from gateway.matching.errors import MatchError, Problem
 from gateway.matching.filter import MAX_BITS, TagFilter, bits_for, value_of
 from gateway.matching.filter_query import (
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANSWER_TYPE",
+    "CHUNK_BYTES",
     "CHUNK_TYPE",
     "LABELS_TYPE",
     "SYNC_TYPE",
@@ -63,6 +64,8 @@ LABELS_TYPE: Final = "application/vnd.gateway.v1.LabelAnswer+protobuf"
 SYNC_TYPE: Final = "application/vnd.gateway.v1.FilterSyncRequest+protobuf"
 CHUNK_TYPE: Final = "application/vnd.gateway.v1.FilterSyncAnswer+protobuf"
 _VERSION: Final = 1
+CHUNK_BYTES = filter_sync.CHUNK_BYTES
+"""Bytes of filter per FILTER_CHUNK (a chunk and its sealing fit one 4 MiB envelope)."""
 _KEEP: Final = 64
 """Published states kept per police node: a police node further behind gets a snapshot."""
 
@@ -250,6 +253,7 @@ def _current_chain(ctx: NodeContext, state: _Responder, recipient: str) -> _Chai
                         responder=ctx.node_id,
                         recipient=recipient,
                         signer=signer,
+                        chunk_bytes=CHUNK_BYTES,
                     )
                 )
                 del chain.published[:-_KEEP]
@@ -265,6 +269,7 @@ def _current_chain(ctx: NodeContext, state: _Responder, recipient: str) -> _Chai
         responder=ctx.node_id,
         recipient=recipient,
         signer=signer,
+        chunk_bytes=CHUNK_BYTES,
     )
     chain = _Chain(bits, values, index.version, [snapshot])
     state.chains[recipient] = chain
@@ -285,6 +290,7 @@ def _snapshot_of_latest(ctx: NodeContext, chain: _Chain, recipient: str) -> Publ
         responder=ctx.node_id,
         recipient=recipient,
         signer=ctx.client.keys.signing,
+        chunk_bytes=CHUNK_BYTES,
     )
     chain.published.append(snapshot)
     return snapshot

@@ -257,3 +257,29 @@ def test_a_filter_signed_by_another_key_is_refused(net: Consortium, police: Node
         assert held_filter(police, "bank-a").version == held.version, "the held copy stays"
     finally:
         filter_responder._states.clear()
+
+
+class _Cut(Exception):
+    """The police node stopping mid-transfer."""
+
+
+def test_a_sync_cut_short_resumes_at_the_next_chunk(
+    net: Consortium, police: NodeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync_filter(police, "bank-a")
+    monkeypatch.setattr(filter_responder, "CHUNK_BYTES", 64)  # a snapshot of many chunks
+    filter_responder._states.clear()  # bank-a publishes a new snapshot
+
+    def stop_after_the_first(node_id: str, done: int, total: int) -> None:
+        raise _Cut
+
+    with pytest.raises(_Cut):
+        sync_filter(police, "bank-a", stop_after_the_first)
+    seen: list[tuple[int, int]] = []
+    synced = sync_filter(police, "bank-a", lambda _, done, total: seen.append((done, total)))
+    total = seen[0][1]
+    assert total > 3
+    assert seen[0] == (2, total), "the first chunk, verified and stored, is not fetched again"
+    assert synced.chunks == total - 1 and not synced.resynced
+    assert query(police, [ident(BANK[2])]) == [(0, expected_label(net, "bank-a", BANK[2]))]
+    filter_responder._states.clear()
