@@ -1,7 +1,7 @@
 """Filter mode's figures for benchmarks/targeted_query.py --mode filter.
 
-Measured in this process, responder and police side by side without the broker (filter
-mode is not yet carried through the broker; see benchmarks/README.md): the filter built
+Measured in this process, responder and police side by side without the broker (the
+broker path is benchmarks/filter_broker.py): the filter built
 from the bench index's tags, signed and chunked; the police's sync (verify, decode,
 digest); a 1% delta; and one online query of the asked identifiers, padded, with its
 label round.

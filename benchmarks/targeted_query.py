@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import Engine, select
 
-from benchmarks import filter_mode
+from benchmarks import filter_broker, filter_mode
 from gateway.crypto.blinded import OprfServer
 from gateway.db import NodeBase, make_engine
 from gateway.identifiers import Identifier, normalise
@@ -165,6 +165,7 @@ def serving(db: Path, key: bytes, in_process: bool) -> Iterator[tuple[Consortium
         consortium.pki.rotate("bank-a", oprf=True, oprf_key_factory=lambda: (key, public))
         path = consortium.config_path("bank-a")
         path.write_text(re.sub(r'(?m)^database = ".*"$', f'database = "{db}"', path.read_text()))
+        path.write_text(path.read_text() + filter_broker.QUOTA_TOML)
         if in_process:
             with running(consortium, ("bank-a",)):
                 yield consortium, {}
@@ -337,6 +338,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.mode in ("filter", "both"):
         figures = filter_mode.run(db, key, identifiers, expected)
         filter_mode.report(figures, int(theirs["setup_bytes"]) if theirs else None)
+        with serving(db, key, args.in_process) as (consortium, pids):
+            through = filter_broker.run(consortium, pids, cpu_seconds, raw, expected, args.repeat)
+        filter_broker.report(through)
     if args.mode != "filter":
         bucket_mode(args, db, key, identifiers, raw, expected, load)
     if theirs is None:

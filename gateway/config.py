@@ -96,6 +96,14 @@ class NodeConfig:
     """Targeted matching: most identifiers in one query, sent (police) or answered."""
     match_workers: int = 0
     """Targeted matching: processes that build the index; 0 means one per core."""
+    filter_max_batch: int = 4096
+    """Filter mode: the largest padded batch sent (police) or answered (bank, carrier)."""
+    filter_eval_per_hour: int = 8192
+    """Filter mode (bank, carrier): OPRF evaluations per querier per clock hour."""
+    filter_eval_per_day: int = 32768
+    """Filter mode (bank, carrier): OPRF evaluations per querier per UTC day."""
+    filter_sync_s: float = 300.0
+    """Filter mode (police): how often every responder's filter is synced; 0: only on query."""
     hold_sweep_s: float = 5.0
     """How often a bank or carrier releases holds and suspensions whose time is up."""
     freeze_warning_hours: int = 7 * 24
@@ -139,6 +147,18 @@ class NodeConfig:
     )
     """Police: checker role -> the advice levels whose entries it is shown, comma-separated;
     a role not named is shown none (`nodes.watchlist.police`)."""
+
+    def __post_init__(self) -> None:
+        size = self.filter_max_batch
+        if not 64 <= size <= 8192 or size & (size - 1):
+            raise ConfigError(
+                f"filter_max_batch must be a power of two from 64 to 8192 (the broker "
+                f"policy's size classes), not {size}"
+            )
+        if not 1 <= self.filter_eval_per_hour <= self.filter_eval_per_day:
+            raise ConfigError(
+                "filter_eval_per_hour and filter_eval_per_day need 1 <= per hour <= per day"
+            )
 
     def node_policy(self) -> str:
         """The node's policy file in the signed bundle (`gateway.policy.bundle`)."""

@@ -49,10 +49,12 @@ from gateway.demo_fund import Sender, run_fund_control
 from gateway.demo_watchlist import refuse_listed_applicant
 from gateway.identifiers import IdentifierKind, normalise
 from gateway.localnet import Consortium, Processes, processes
+from gateway.matching.padding import padded_size
 from gateway.pki.keys import read_hex
 from nodes.actions.police import ActionRequestRow, ActionSpec
 from nodes.broker_client import Submitted
-from nodes.matching import query_responders, refresh_index
+from nodes.filter_police import FilterModeError, filter_query_responders, sync_filter
+from nodes.matching import refresh_index
 from nodes.runtime import NodeContext, open_node
 from nodes.staff.accounts import StaffUser, add_user, authenticate
 from nodes.staff.drafts import approve_draft, create_draft, get_draft
@@ -109,11 +111,29 @@ def start(consortium: Consortium, procs: Processes) -> None:
 
 
 def query(police: NodeContext, consortium: Consortium, wanted: list[Suspect]) -> dict[int, str]:
-    """Blinded query of every suspect at every responder; returns position -> holder."""
+    """Filter-mode query of every suspect at every responder; returns position -> holder.
+
+    Each responder's signed filter is synced first (a snapshot the first time); the
+    query then sends only blinded elements padded to a size class, and fetches the
+    labels of the matched tags alone.
+    """
     responders = [n for n, r in consortium.roles.items() if r in ("bank", "carrier")]
     identifiers = [normalise(s.kind, s.value) for s in wanted]
+    for node_id in responders:
+        started = time.perf_counter()
+        try:
+            synced = sync_filter(police, node_id)
+        except FilterModeError as exc:
+            console.print(f"[red]{node_id}: filter sync failed: {exc.reason}[/]")
+            continue
+        console.print(
+            f"{node_id}: filter version {synced.version} of {synced.tags} tags synced "
+            f"({synced.chunks} chunks, {(time.perf_counter() - started) * 1000:.0f} ms)"
+        )
     started = time.perf_counter()
-    outcomes = query_responders(police, identifiers, responders, case_ref=CASE, legal_basis=BASIS)
+    outcomes = filter_query_responders(
+        police, identifiers, responders, case_ref=CASE, legal_basis=BASIS
+    )
     seconds = time.perf_counter() - started
     found: dict[int, str] = {}
     labels: dict[int, dict[str, str]] = {}
@@ -124,8 +144,9 @@ def query(police: NodeContext, consortium: Consortium, wanted: list[Suspect]) ->
             found[match.position] = outcome.node_id
             labels[match.position] = match.fields
     table = Table(
-        title=f"Blinded query of {len(wanted)} suspects at {len(responders)} responders "
-        f"({seconds * 1000:.0f} ms)"
+        title=f"Filter-mode query of {len(wanted)} suspects (padded to "
+        f"{padded_size(len(wanted), limit=police.config.filter_max_batch)}) at "
+        f"{len(responders)} responders ({seconds * 1000:.0f} ms)"
     )
     for column in ("suspect", "kind", "held by", "label (decrypted by police only)"):
         table.add_column(column)

@@ -36,12 +36,30 @@ class Kind(StrEnum):
     # Watchlist checks (issue 14): a bank or carrier asks the police node, blinded.
     WATCHLIST_CHECK = "WATCHLIST_CHECK"
     WATCHLIST_ANSWER = "WATCHLIST_ANSWER"
+    # Filter mode (tip-off-proof matching): gateway/matching/filter_query.py, filter_sync.py.
+    FILTER_QUERY = "FILTER_QUERY"
+    FILTER_ANSWER = "FILTER_ANSWER"
+    LABEL_REQUEST = "LABEL_REQUEST"
+    LABEL_ANSWER = "LABEL_ANSWER"
+    FILTER_SYNC = "FILTER_SYNC"
+    FILTER_CHUNK = "FILTER_CHUNK"
 
 
-INTERACTIVE = frozenset({Kind.PING, Kind.MATCH_QUERY, Kind.PSI_REQUEST} | {Kind.WATCHLIST_CHECK})
+FILTER_REQUESTS = frozenset({Kind.FILTER_QUERY, Kind.LABEL_REQUEST, Kind.FILTER_SYNC})
+"""Filter mode's requests: interactive, sealed, each answered by its own kind."""
+
+FILTER_ANSWERS = frozenset({Kind.FILTER_ANSWER, Kind.LABEL_ANSWER, Kind.FILTER_CHUNK})
+
+INTERACTIVE = (
+    frozenset({Kind.PING, Kind.MATCH_QUERY, Kind.PSI_REQUEST, Kind.WATCHLIST_CHECK})
+    | FILTER_REQUESTS
+)
 """Delivered at once; the recipients' answers come back in the Submit reply."""
 
-ANSWERS = frozenset({Kind.PONG, Kind.MATCH_RESPONSE, Kind.PSI_RESPONSE} | {Kind.WATCHLIST_ANSWER})
+ANSWERS = (
+    frozenset({Kind.PONG, Kind.MATCH_RESPONSE, Kind.PSI_RESPONSE, Kind.WATCHLIST_ANSWER})
+    | FILTER_ANSWERS
+)
 """Only ever travel as a recipient's direct answer to an interactive message."""
 
 CALLS = frozenset({Kind.AUDIT_READ, Kind.AUDIT_READ_OWN, Kind.WITNESS_COSIGN})
@@ -52,6 +70,9 @@ ANSWER_TO = {
     Kind.MATCH_QUERY: Kind.MATCH_RESPONSE,
     Kind.PSI_REQUEST: Kind.PSI_RESPONSE,
     Kind.WATCHLIST_CHECK: Kind.WATCHLIST_ANSWER,
+    Kind.FILTER_QUERY: Kind.FILTER_ANSWER,
+    Kind.LABEL_REQUEST: Kind.LABEL_ANSWER,
+    Kind.FILTER_SYNC: Kind.FILTER_CHUNK,
 }
 """The one kind that may answer each interactive kind."""
 
@@ -84,6 +105,8 @@ SEALED = frozenset(
     | {Kind.ACTION_RECEIPT, Kind.FLAGGED_NUMBERS}
     | ALERTS
     | {Kind.WATCHLIST_CHECK, Kind.WATCHLIST_ANSWER}
+    | FILTER_REQUESTS
+    | FILTER_ANSWERS
 )
 """Kinds whose payload may carry an identifier in a recoverable form: sealed to the recipient."""
 

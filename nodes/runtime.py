@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -48,6 +49,9 @@ from nodes.journal import InboundJournal, InboundRow
 from nodes.node_policy import load_node_policy, record_denial
 from nodes.roles.base import Inbound, RoleHandler, RoleRefusal
 from nodes.watchlist.police import WatchlistSweeper
+
+if TYPE_CHECKING:
+    from nodes.filter_syncer import FilterSyncer
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +223,7 @@ class RunningNode:
     ops: OpsServer | None = None
     watchlist_sweeper: WatchlistSweeper | None = None
     watchlist_server: grpc.Server | None = None
+    filter_syncer: FilterSyncer | None = None
 
     def stop(self, grace: float = 1.0) -> None:
         log.info("node %s stopping (grace %.1f s)", self.ctx.node_id, grace)
@@ -230,6 +235,8 @@ class RunningNode:
             self.watchlist_sweeper.stop()
         if self.watchlist_server is not None:
             self.watchlist_server.stop(grace).wait()
+        if self.filter_syncer is not None:
+            self.filter_syncer.stop()
         self.server.stop(grace).wait()
         self.ctx.client.close()
 
@@ -305,9 +312,17 @@ def serve_node(config: NodeConfig) -> RunningNode:
         from nodes.watchlist.local_service import serve_watchlist
 
         watchlist_server = serve_watchlist(ctx, config.watchlist_listen)
+    filter_syncer = None
+    if config.role == "police" and config.filter_sync_s > 0:
+        from nodes.filter_syncer import FilterSyncer
+
+        filter_syncer = FilterSyncer(ctx, config.filter_sync_s)
+        filter_syncer.start()
     host = config.listen.rsplit(":", 1)[0]
     log.info("node %s (%s) listening on %s:%d", config.node_id, config.role, host, port)
     ops = None
     if config.ops_listen:
         ops = OpsServer(config.ops_listen, database_readiness(ctx.engine))
-    return RunningNode(server, ctx, port, sweeper, ops, watchlist_sweeper, watchlist_server)
+    return RunningNode(
+        server, ctx, port, sweeper, ops, watchlist_sweeper, watchlist_server, filter_syncer
+    )

@@ -28,7 +28,9 @@ from gateway.config import NodeConfig
 from nodes.index_build import IndexUpdate
 
 if TYPE_CHECKING:
+    from gateway.identifiers import Identifier
     from nodes.matching import ResponderOutcome
+    from nodes.runtime import NodeContext
 
 __all__ = ["filters", "query", "reindex"]
 
@@ -93,6 +95,9 @@ def reindex(config: Path = typer.Option(..., help="The bank's or carrier's TOML 
 
 def filters(
     config: Path = typer.Option(..., help="The police node's TOML file."),
+    sync: bool = typer.Option(
+        False, "--sync", help="First bring every responder's filter up to date (progress shown)."
+    ),
     output: Output = OUTPUT,
 ) -> None:
     """Filter mode: the responders' filters this node holds, and syncs under way."""
@@ -103,6 +108,9 @@ def filters(
     if cfg.role != "police":
         fail(f"{cfg.node_id} is a {cfg.role} node; only police nodes hold responders' filters")
     from sqlalchemy.exc import SQLAlchemyError
+
+    if sync:
+        _sync_every_filter(cfg)
 
     try:
         rows = sync_status(make_engine(cfg.database))
@@ -121,6 +129,40 @@ def filters(
     render(rows, columns, output, title="Responders' filters")
 
 
+def _sync_every_filter(cfg: NodeConfig) -> None:
+    """Sync each active responder's filter, one line per chunk and per responder."""
+    from nodes.filter_police import FilterModeError, sync_filter
+    from nodes.matching import RESPONDER_ROLES, responders_of
+    from nodes.runtime import open_node
+
+    ctx = open_node(cfg)
+    failed = []
+    try:
+        directory = ctx.client.directory()
+        for node_id in [n for role in RESPONDER_ROLES for n in responders_of(directory, role)]:
+            try:
+                outcome = sync_filter(
+                    ctx,
+                    node_id,
+                    lambda who, done, total: err_console.print(
+                        f"syncing {who}'s filter: {done}/{total} chunks", markup=False
+                    ),
+                )
+            except FilterModeError as exc:
+                err_console.print(f"{node_id}: {exc.reason}", markup=False)
+                failed.append(node_id)
+                continue
+            err_console.print(
+                f"{node_id}: filter version {outcome.version}, {outcome.tags} tags "
+                f"({outcome.chunks} chunks pulled)",
+                markup=False,
+            )
+    finally:
+        ctx.client.close()
+    if failed:
+        fail(f"the filters of {', '.join(failed)} could not be synced (reasons above)")
+
+
 def query(
     values: list[str] = typer.Argument(None, help="Identifiers to look for."),
     config: Path = typer.Option(..., help="The police node's TOML file."),
@@ -131,6 +173,12 @@ def query(
     case: str = typer.Option(..., "--case", help="Case reference."),
     basis: str = typer.Option(..., "--basis", help="Legal basis of the query."),
     purpose: str = typer.Option("targeted match", "--purpose"),
+    mode: str = typer.Option(
+        "filter",
+        "--mode",
+        help="filter (default: the responder learns only the padded batch size) or bucket "
+        "(the responder learns each identifier's bucket and the batch size).",
+    ),
     output: Output = OUTPUT,
 ) -> None:
     """Ask responders whether they hold the identifiers; list matches and absent ones.
@@ -139,10 +187,16 @@ def query(
     record in a follow-up with the bank or carrier without repeating the identifier. An
     identifier that no responder holds is listed as absent.
 
-    Leakage (bucket mode, what this command sends): each identifier travels with the
-    16-bit bucket of an unkeyed hash, so a responder holding R records learns that the
-    suspect, if a customer, is one of about R / 65,536 of them (15 at a million), and it
-    learns how many identifiers the case asks about. Filter mode hides both (SECURITY.md).
+    Filter mode (the default): each responder's signed filter is first brought up to
+    date (progress shown), then the identifiers travel blinded, padded with dummies to a
+    size class (64, 128, ... up to filter_max_batch), and only the tags the filter
+    matched are named in a second round for their labels. A responder learns the padded
+    size and which of its records matched, nothing about the others (SECURITY.md).
+
+    Leakage of --mode bucket: each identifier travels with the 16-bit bucket of an
+    unkeyed hash, so a responder holding R records learns that the suspect, if a
+    customer, is one of about R / 65,536 of them (15 at a million), and it learns how
+    many identifiers the case asks about.
     """
     from gateway.identifiers import (
         IdentifierKind,
@@ -156,6 +210,8 @@ def query(
     from nodes.runtime import open_node
 
     cfg = node_config(config)
+    if mode not in ("filter", "bucket"):
+        fail(f"--mode must be filter or bucket, not {mode!r}")
     if bool(to) == bool(role):
         fail("name the responders with --to NODE (repeatable) or --role bank|carrier, not both")
     try:
@@ -191,9 +247,12 @@ def query(
         recipients = list(to) or responders_of(ctx.client.directory(), role or "")
         if not recipients:
             fail(f"the directory lists no active {role} with a match key")
-        outcomes = query_responders(
-            ctx, identifiers, recipients, case_ref=case, legal_basis=basis, purpose=purpose
-        )
+        if mode == "bucket":
+            outcomes = query_responders(
+                ctx, identifiers, recipients, case_ref=case, legal_basis=basis, purpose=purpose
+            )
+        else:
+            outcomes = _filter_query(ctx, identifiers, recipients, case, basis, purpose)
     except MatchError as exc:
         fail(exc.reason)
     finally:
@@ -218,6 +277,40 @@ def query(
         err_console.print(f"{outcome.node_id}: {wrong}{outcome.error}", markup=False)
     if failed:
         fail("; ".join(unanswered(o) for o in failed))
+
+
+def _filter_query(
+    ctx: NodeContext,
+    identifiers: list[Identifier],
+    recipients: list[str],
+    case: str,
+    basis: str,
+    purpose: str,
+) -> list[ResponderOutcome]:
+    """Sync each responder's filter (one progress line per chunk), then query in filter mode."""
+    from nodes.filter_police import SyncOutcome, sync_and_query
+
+    def progress(node_id: str, done: int, total: int) -> None:
+        err_console.print(f"syncing {node_id}'s filter: {done}/{total} chunks", markup=False)
+
+    def synced(outcome: SyncOutcome) -> None:
+        how = "full re-sync, " if outcome.resynced else ""
+        err_console.print(
+            f"{outcome.responder}: filter version {outcome.version}, {outcome.tags} tags "
+            f"({how}{outcome.chunks} chunks pulled)",
+            markup=False,
+        )
+
+    return sync_and_query(
+        ctx,
+        identifiers,
+        recipients,
+        case_ref=case,
+        legal_basis=basis,
+        purpose=purpose,
+        synced=synced,
+        progress=progress,
+    )
 
 
 QUERY_COLUMNS = (

@@ -46,6 +46,12 @@ MESSAGE_KINDS: Final = (
     "WITNESS_COSIGN",
     "WATCHLIST_CHECK",
     "WATCHLIST_ANSWER",
+    "FILTER_QUERY",
+    "FILTER_ANSWER",
+    "LABEL_REQUEST",
+    "LABEL_ANSWER",
+    "FILTER_SYNC",
+    "FILTER_CHUNK",
 )
 """Every message kind; each is a Cedar action ``Gateway::Action::"<KIND>"``."""
 

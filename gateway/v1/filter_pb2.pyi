@@ -107,3 +107,29 @@ class FilterChunk(_message.Message):
     index: int
     data: bytes
     def __init__(self, statement_digest: _Optional[bytes] = ..., index: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class FilterSyncRequest(_message.Message):
+    __slots__ = ("version", "held_version", "held_digest", "resume_statement", "resume_chunk")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    HELD_VERSION_FIELD_NUMBER: _ClassVar[int]
+    HELD_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    RESUME_STATEMENT_FIELD_NUMBER: _ClassVar[int]
+    RESUME_CHUNK_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    held_version: int
+    held_digest: bytes
+    resume_statement: bytes
+    resume_chunk: int
+    def __init__(self, version: _Optional[int] = ..., held_version: _Optional[int] = ..., held_digest: _Optional[bytes] = ..., resume_statement: _Optional[bytes] = ..., resume_chunk: _Optional[int] = ...) -> None: ...
+
+class FilterSyncAnswer(_message.Message):
+    __slots__ = ("version", "current", "signed", "chunk")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    current: bool
+    signed: bytes
+    chunk: bytes
+    def __init__(self, version: _Optional[int] = ..., current: _Optional[bool] = ..., signed: _Optional[bytes] = ..., chunk: _Optional[bytes] = ...) -> None: ...

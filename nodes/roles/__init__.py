@@ -22,6 +22,11 @@ def role_tables() -> Mapping[str, Mapping[str, KindHandler]]:
     from nodes.actions.responder import execute_action
     from nodes.alerts.inbox import take_alert
     from nodes.bulk_psi import handle_psi_request
+    from nodes.filter_responder import (
+        handle_filter_query,
+        handle_filter_sync,
+        handle_label_request,
+    )
     from nodes.matching import handle_match_query
     from nodes.watchlist.police import handle_watchlist_check
 
@@ -36,6 +41,9 @@ def role_tables() -> Mapping[str, Mapping[str, KindHandler]]:
         "bank": {
             "PING": pong,
             "MATCH_QUERY": handle_match_query,
+            "FILTER_QUERY": handle_filter_query,
+            "LABEL_REQUEST": handle_label_request,
+            "FILTER_SYNC": handle_filter_sync,
             "PSI_REQUEST": handle_psi_request,
             "STOP_PAYMENT": execute_action,
             "FREEZE": execute_action,
@@ -47,6 +55,9 @@ def role_tables() -> Mapping[str, Mapping[str, KindHandler]]:
         "carrier": {
             "PING": pong,
             "MATCH_QUERY": handle_match_query,
+            "FILTER_QUERY": handle_filter_query,
+            "LABEL_REQUEST": handle_label_request,
+            "FILTER_SYNC": handle_filter_sync,
             "PSI_REQUEST": handle_psi_request,
             "SUSPEND_NUMBER": execute_action,
             "RESTORE_NUMBER": execute_action,

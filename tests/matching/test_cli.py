@@ -114,6 +114,23 @@ def test_query_prints_matches_as_a_table(net: Consortium, tmp_path: Path) -> Non
         "+8613987654321": "match",
     }
     assert all(r["handle"] for r in rows if r["result"] == "match")
+    assert "filter version" in result.output and "chunks pulled" in result.output
+    bucket = runner.invoke(
+        app,
+        [
+            *args,
+            "--case",
+            "CASE-1",
+            "--basis",
+            "CPL art. 143",
+            "--mode",
+            "bucket",
+            "--output",
+            "json",
+        ],
+    )
+    assert bucket.exit_code == 0, bucket.output
+    assert json.loads(bucket.stdout) == rows, "both modes find the same matches"
 
 
 def test_query_refuses_malformed_identifiers_and_sends_nothing(net: Consortium) -> None:
@@ -134,11 +151,18 @@ def test_query_needs_exactly_one_way_to_name_responders(net: Consortium) -> None
 
 def test_a_responder_without_an_index_is_reported(net: Consortium) -> None:
     args = ["query", "--config", config(net, "police-1"), "--kind", "phone", HELD]
-    result = runner.invoke(app, [*args, "--to", "bank-a", "--case", "C", "--basis", "B"])
+    bucket = ["--mode", "bucket", "--to", "bank-a", "--case", "C", "--basis", "B"]
+    result = runner.invoke(app, [*args, *bucket])
     assert result.exit_code == 1
     assert (
         "bank-a: no answer: bank-a: FAILED_PRECONDITION match: this node has no match index yet"
         in flat(result.output)
+    )
+    result = runner.invoke(app, [*args, "--to", "bank-a", "--case", "C", "--basis", "B"])
+    assert result.exit_code == 1
+    assert (
+        "bank-a: filter sync failed: no answer: bank-a: FAILED_PRECONDITION filter: this node "
+        "has no match index yet; run `gateway node ingest`" in flat(result.output)
     )
 
 
@@ -209,3 +233,21 @@ def test_ingest_reads_a_gbk_export_given_its_encoding(net: Consortium, tmp_path:
     result = runner.invoke(app, [*args, "--encoding", "klingon"])
     assert result.exit_code == 1
     assert "unknown encoding 'klingon'" in result.output.strip().splitlines()[-1]
+
+
+def test_filters_sync_pulls_each_responders_filter_and_names_those_that_fail(
+    net: Consortium, ingested: str
+) -> None:
+    police = config(net, "police-1")
+    result = runner.invoke(app, ["node", "filters", "--config", police, "--sync"])
+    out = flat(result.output)
+    assert "carrier-1: filter version" in out and ", 2 tags (" in out, result.output
+    assert "bank-a: no answer: bank-a: FAILED_PRECONDITION filter: this node has no match" in out
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error: the filters of ") and "bank-a" in last
+    assert last.endswith("could not be synced (reasons above)")
+    listed = runner.invoke(app, ["node", "filters", "--config", police, "--output", "json"])
+    assert listed.exit_code == 0, listed.output
+    rows = {row["responder"]: row for row in json.loads(listed.stdout)}
+    assert rows["carrier-1"]["version"] > 0 and "bank-a" not in rows

@@ -95,6 +95,15 @@ ALLOWED = [
     Row("carrier checks a batch at the cap", CARRIER, POLICE, "WATCHLIST_CHECK", bare(batch_size=256), True, ("member-watchlist-check",)),
     Row("bank checks at the hourly quota", BANK_A, POLICE, "WATCHLIST_CHECK", bare(batch_size=1, sender_kind_last_hour=360000), True, ("member-watchlist-check",)),
     Row("police answer a check", POLICE, BANK_A, "WATCHLIST_ANSWER", bare(reply_to="m-1", batch_size=1), True, ("police-watchlist-answer",)),
+    # filter mode
+    Row("police filter query at the smallest class", POLICE, BANK_A, "FILTER_QUERY", case(batch_size=64), True, ("police-filter-query",)),
+    Row("police filter query at the largest class", POLICE, CARRIER, "FILTER_QUERY", case(batch_size=8192), True, ("police-filter-query",)),
+    Row("police label request naming no tag", POLICE, BANK_A, "LABEL_REQUEST", case(batch_size=0), True, ("police-label-request",)),
+    Row("police label request naming tags", POLICE, CARRIER, "LABEL_REQUEST", case(batch_size=3), True, ("police-label-request",)),
+    Row("police filter sync without a case", POLICE, BANK_A, "FILTER_SYNC", bare(), True, ("police-filter-sync",)),
+    Row("bank answers a filter query", BANK_A, POLICE, "FILTER_ANSWER", bare(reply_to="m-1", batch_size=64), True, ("member-filter-answers",)),
+    Row("carrier answers a label request", CARRIER, POLICE, "LABEL_ANSWER", bare(reply_to="m-1", batch_size=2), True, ("member-filter-answers",)),
+    Row("bank sends a 3 MiB filter chunk", BANK_A, POLICE, "FILTER_CHUNK", bare(reply_to="m-1", payload_bytes=3 * 2**20 + 4096), True, ("member-filter-answers",)),
 ]
 
 DENIED = [
@@ -192,6 +201,25 @@ DENIED = [
     Row("police check the watchlist", POLICE, BANK_A, "WATCHLIST_CHECK", bare(batch_size=1), False),
     Row("bank checks another bank", BANK_A, BANK_B, "WATCHLIST_CHECK", bare(batch_size=1), False),
     Row("regulator checks the watchlist", REGULATOR, POLICE, "WATCHLIST_CHECK", bare(batch_size=1), False, ("forbid-regulator-sends-other-than-audit-read-or-ping",)),
+    # filter mode
+    Row("police filter query not padded", POLICE, BANK_A, "FILTER_QUERY", case(batch_size=100), False),
+    Row("police filter query above the largest class", POLICE, BANK_A, "FILTER_QUERY", case(batch_size=16384), False),
+    Row("police filter query below the smallest class", POLICE, BANK_A, "FILTER_QUERY", case(batch_size=32), False),
+    Row("police filter query without a case", POLICE, BANK_A, "FILTER_QUERY", bare(batch_size=64), False, ("forbid-case-work-without-case",)),
+    Row("police filter query over the hourly quota", POLICE, BANK_A, "FILTER_QUERY", case(batch_size=64, sender_kind_last_hour=201), False, ("forbid-queries-over-quota",)),
+    Row("police filter query larger than its batch", POLICE, BANK_A, "FILTER_QUERY", case(batch_size=64, payload_bytes=35 * 64 + 1025), False, ("forbid-oversized-filter-query",)),
+    Row("bank filter query to a carrier", BANK_A, CARRIER, "FILTER_QUERY", case(batch_size=64), False),
+    Row("police label request above the largest class", POLICE, BANK_A, "LABEL_REQUEST", case(batch_size=8193), False),
+    Row("police label request larger than its tags", POLICE, BANK_A, "LABEL_REQUEST", case(batch_size=1, payload_bytes=10 + 1025), False, ("forbid-oversized-label-request",)),
+    Row("police filter sync over its hourly quota", POLICE, BANK_A, "FILTER_SYNC", bare(sender_kind_last_hour=601), False),
+    Row("police filter sync of 1 KiB and more", POLICE, BANK_A, "FILTER_SYNC", bare(payload_bytes=1025), False, ("forbid-oversized-filter-sync",)),
+    Row("carrier pulls a bank's filter", CARRIER, BANK_A, "FILTER_SYNC", bare(), False),
+    Row("bank filter answer larger than its batch", BANK_A, POLICE, "FILTER_ANSWER", bare(reply_to="m-1", batch_size=64, payload_bytes=35 * 64 + 4097), False, ("forbid-oversized-filter-answer",)),
+    Row("bank filter answer claiming a huge batch", BANK_A, POLICE, "FILTER_ANSWER", bare(reply_to="m-1", batch_size=2**60, payload_bytes=10), False, ("forbid-oversized-filter-answer",)),
+    Row("bank label answer larger than its tags", BANK_A, POLICE, "LABEL_ANSWER", bare(reply_to="m-1", batch_size=1, payload_bytes=8192 + 4097), False, ("forbid-oversized-label-answer",)),
+    Row("bank filter chunk above 3 MiB and 64 KiB", BANK_A, POLICE, "FILTER_CHUNK", bare(reply_to="m-1", payload_bytes=3 * 2**20 + 65537), False, ("forbid-oversized-filter-chunk",)),
+    Row("filter chunk without reply-to", BANK_A, POLICE, "FILTER_CHUNK", bare(), False, ("forbid-answers-without-reply-to",)),
+    Row("police answer a bank's filter query", POLICE, BANK_A, "FILTER_ANSWER", bare(reply_to="m-1"), False),
 ]
 # fmt: on
 

@@ -406,6 +406,12 @@ PAIRS: dict[str, frozenset[tuple[str, str]]] = {
     "WITNESS_COSIGN": frozenset((r, "broker") for r in MEMBER_ROLES),
     "WATCHLIST_CHECK": MEMBERS_TO_POLICE,
     "WATCHLIST_ANSWER": POLICE_TO_MEMBERS,
+    "FILTER_QUERY": POLICE_TO_MEMBERS,
+    "LABEL_REQUEST": POLICE_TO_MEMBERS,
+    "FILTER_SYNC": POLICE_TO_MEMBERS,
+    "FILTER_ANSWER": MEMBERS_TO_POLICE,
+    "LABEL_ANSWER": MEMBERS_TO_POLICE,
+    "FILTER_CHUNK": MEMBERS_TO_POLICE,
 }
 """Which (sender role, recipient role) pairs may carry each kind, read off the rules."""
 HOURS = {
@@ -418,8 +424,11 @@ HOURS = {
 """Longest duration of the kinds that carry one (the shortest is always 1 hour)."""
 QUERIES = {"MATCH_QUERY", "PSI_REQUEST"}
 ACTION_REQUESTS = {*HOURS, "RELEASE", "RETURN_FUNDS", "RESTORE_NUMBER"}
-ANSWERS = {"MATCH_RESPONSE", "PSI_RESPONSE", "ACTION_RECEIPT", "WATCHLIST_ANSWER"}
+FILTER_ANSWERS = {"FILTER_ANSWER", "LABEL_ANSWER", "FILTER_CHUNK"}
+ANSWERS = {"MATCH_RESPONSE", "PSI_RESPONSE", "ACTION_RECEIPT", "WATCHLIST_ANSWER", *FILTER_ANSWERS}
 ALERTS = {"SUSPICIOUS_ACCOUNT", "SUSPICIOUS_NUMBER"}
+SIZE_CLASSES = {64, 128, 256, 512, 1024, 2048, 4096, 8192}
+"""The padded batch sizes a filter query may have (README, filter mode)."""
 BYTES_QUOTA = 256 * 2**20
 
 
@@ -447,6 +456,18 @@ def payload_fits(kind: str, payload: int, batch: int) -> bool:
         return 0 <= batch <= 256 and payload <= 41 * batch + 1024
     if kind == "WATCHLIST_ANSWER":
         return 0 <= batch <= 256 and payload <= 8192 * batch + 4096
+    if kind == "FILTER_QUERY":
+        return payload <= 35 * batch + 1024
+    if kind == "FILTER_ANSWER":
+        return 0 <= batch <= 8192 and payload <= 35 * batch + 4096
+    if kind == "LABEL_REQUEST":
+        return payload <= 10 * batch + 1024
+    if kind == "LABEL_ANSWER":
+        return 0 <= batch <= 8192 and payload <= 8192 * batch + 4096
+    if kind == "FILTER_SYNC":
+        return payload <= 1024
+    if kind == "FILTER_CHUNK":
+        return payload <= 3 * 2**20 + 65_536
     return True  # AUDIT_READ carries nothing the broker stores
 
 
@@ -465,6 +486,14 @@ def oracle(sender: str, recipient: str, kind: str, c: dict[str, str | int | bool
     rate = int(c["sender_kind_last_hour"])
     if kind in QUERIES:
         return case and 1 <= int(c["batch_size"]) <= 10_000 and rate <= 200
+    if kind == "FILTER_QUERY":
+        return case and int(c["batch_size"]) in SIZE_CLASSES and rate <= 200
+    if kind == "LABEL_REQUEST":
+        return case and 0 <= int(c["batch_size"]) <= 8192 and rate <= 200
+    if kind == "FILTER_SYNC":
+        return rate <= 600
+    if kind in FILTER_ANSWERS:
+        return c["reply_to"] != ""
     if answer_to_police:
         to_peer = kind == "PSI_RESPONSE" and recipient != "police"
         return c["reply_to"] != "" and (case or not to_peer)
@@ -528,7 +557,22 @@ BOUNDARIES: dict[str, tuple[object, ...]] = {
     "legal_basis": ("",),
     "case_ref": ("",),
     "reply_to": ("",),
-    "batch_size": (*INT64_EDGES, 2, 255, 256, 257, 9_999, 10_000, 10_001),
+    "batch_size": (
+        *INT64_EDGES,
+        2,
+        255,
+        256,
+        257,
+        9_999,
+        10_000,
+        10_001,
+        63,
+        64,
+        65,
+        8191,
+        8192,
+        8193,
+    ),
     "amount_minor": INT64_EDGES,
     "whole_balance": (True,),
     "duration_hours": (
@@ -537,11 +581,12 @@ BOUNDARIES: dict[str, tuple[object, ...]] = {
     ),
     "sender_kind_last_hour": (
         *INT64_EDGES,
-        *(59, 60, 61, 99, 100, 101, 199, 200, 201, 35_999, 36_000, 36_001),
+        *(59, 60, 61, 99, 100, 101, 199, 200, 201, 599, 600, 601, 35_999, 36_000, 36_001),
         *(359_999, 360_000, 360_001),
     ),
     # the size bounds at batch size 1 (FULL_CONTEXT's): 256, 41 + 1024, 32 + 4096,
-    # 8192 + 4096, 64 + 4096, 1024, 16384, 644096, and an alert's 8192
+    # 8192 + 4096, 64 + 4096, 1024, 16384, 644096, and an alert's 8192; filter mode's
+    # 35 + 1024, 35 + 4096, 10 + 1024, 3 MiB + 64 KiB
     "payload_bytes": (
         *INT64_EDGES,
         *(
@@ -549,6 +594,7 @@ BOUNDARIES: dict[str, tuple[object, ...]] = {
             for b in (256, 1065, 4128, 12_288, 4160, 1024, 16_384, 644_096, 8192)
             for d in (0, 1)
         ),
+        *(b + d for b in (1059, 4131, 1034, 3 * 2**20 + 65_536) for d in (0, 1)),
     ),
     "sender_actions_last_hour": (*INT64_EDGES, 199, 200, 201),
     "sender_bytes_last_hour": (*INT64_EDGES, BYTES_QUOTA, BYTES_QUOTA + 1),

@@ -1,6 +1,8 @@
 """The police desk: cases, match queries, drafts and approvals, actions and receipts.
 
-A query runs the same code path as `gateway query` (`nodes.matching.query_responders`);
+A query runs the same code path as `gateway query` in its default filter mode
+(`nodes.filter_police.sync_and_query`: each responder's filter synced, then a padded
+blinded query and a label round for the matched tags only);
 an action is drafted by one officer and sent only when a different approver approves it
 (`nodes.staff.drafts`). Identifiers the officer typed are shown back on the officer's
 own page only; the staff trail names cases and counts, never an identifier.
@@ -29,7 +31,8 @@ from gateway.identifiers import Identifier, IdentifierKind, InvalidIdentifier, n
 from gateway.ingest_csv import IngestError, read_identifiers
 from gateway.matching.errors import MatchError
 from nodes.actions.police import ActionRequestRow, ActionSpec
-from nodes.matching import RESPONDER_ROLES, ResponderOutcome, query_responders, responders_of
+from nodes.filter_police import sync_and_query
+from nodes.matching import RESPONDER_ROLES, ResponderOutcome, responders_of
 from nodes.staff.drafts import (
     APPROVERS,
     DraftRefused,
@@ -199,7 +202,7 @@ def run_query(page: Page) -> Response:
         return page.render("police/query.html", 400, **context)
     try:
         recipients = _recipients(page, form.target)
-        outcomes = query_responders(
+        outcomes = sync_and_query(
             page.ctx,
             identifiers,
             recipients,
