@@ -30,6 +30,8 @@ from gateway.matching.derive import bucket_of, check_bucket_bits, seal_label, ta
 from gateway.matching.index_store import (
     IndexEntry,
     IndexParams,
+    load_entries,
+    publish_loaded,
     read_state,
     reset_index,
     set_version,
@@ -116,7 +118,8 @@ class _Job:
     since: int
     until: int
     replace: bool
-    """Delete rows of the same records first (an update); not needed in a fresh table."""
+    """An update: replace rows of the same records. Otherwise a full build, whose rows go
+    to the load table and are published in bucket order at the end."""
 
     def __repr__(self) -> str:
         return f"_Job(since={self.since}, until={self.until})"
@@ -153,7 +156,10 @@ class _Worker:
         removed = [r.id for r in records if r.deleted]
         entries = self.entries(live)
         with self.write_lock:
-            write_entries(self.engine, entries, removed, replace=job.replace)
+            if job.replace:
+                write_entries(self.engine, entries, removed)
+            else:  # a full build: nothing to replace, rows published at the end
+                load_entries(self.engine, entries)
         return len(records)
 
 
@@ -206,7 +212,8 @@ def update_index(
     """
     params = index_params(OprfServer(private_key).public_key, bucket_bits, label_fields)
     state = read_state(engine)
-    rebuilt = state is None or state.params != params
+    # Version 0 is a full build that never finished: its rows may sit in the load table.
+    rebuilt = state is None or state.params != params or state.version == 0
     since = 0 if rebuilt or state is None else state.version
     until = current_version(engine)
     total = count_changed(engine, since, until)
@@ -237,6 +244,8 @@ def update_index(
         setup = (job, url, context.Lock())
         with context.Pool(workers, _init_worker, setup) as pool:
             done = _follow(_windowed(pool, spans, 2 * workers), total, progress)
+    if rebuilt:
+        publish_loaded(engine)
     set_version(engine, until)
     live = count_changed(engine, since, until, live_only=True)
     return IndexUpdate(rebuilt, live, done - live, until)

@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 __all__ = [
     "DEFAULT_BUCKET_BITS",
+    "FORMAT",
     "MAX_BUCKET_BITS",
     "TAG_LENGTH",
-    "FORMAT",
     "LabelError",
     "bucket_bits_for",
     "bucket_of",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from gateway.matching.derive import (
@@ -85,7 +84,7 @@ def test_a_label_sealed_as_json_does_not_open_as_fields() -> None:
 
 
 def test_a_field_too_long_to_encode_is_refused_naming_it() -> None:
-    with pytest.raises(ValueError, match="'x+'"):
+    with pytest.raises(ValueError, match=r"'x+'"):
         seal_label(os.urandom(32), {"x" * 256: "v"})
     with pytest.raises(ValueError, match="'v'"):
         seal_label(os.urandom(32), {"v": "1" * 65536})
