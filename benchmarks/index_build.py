@@ -37,7 +37,7 @@ from gateway.crypto.blinded import MODE, OprfServer
 from gateway.db import NodeBase, make_engine
 from gateway.identifiers import Identifier, normalise
 from gateway.matching.derive import bucket_of, seal_label, tag_and_key
-from gateway.matching.index_store import write_entries
+from gateway.matching.index_store import load_entries, publish_loaded
 from gateway.synthetic import generate_bank_records
 from nodes.index_build import label_fields_of, update_index
 from nodes.records import changed_since, upsert_records
@@ -117,8 +117,14 @@ def loaded_db(loaded: list[tuple[Identifier, dict[str, str]]]) -> Engine:
 def ours(engine: Engine, count: int, workers: int) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of a full build over `workers` processes."""
     key = OprfServer.generate().private_key_bytes()
+    # Redrawn on progress only: a bar refreshing itself 10 times a second is CPU time
+    # the floor does not spend.
     with Progress(
-        TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+        TextColumn("[bold]indexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        auto_refresh=False,
     ) as bar:
         task = bar.add_task("index", total=count)
         cpu = cpu_seconds()
@@ -129,23 +135,28 @@ def ours(engine: Engine, count: int, workers: int) -> tuple[float, float]:
             bucket_bits=BUCKET_BITS,
             label_fields=LABEL_FIELDS,
             workers=workers,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=lambda done, total: bar.update(
+                task, completed=done, total=total, refresh=True
+            ),
         )
         return time.perf_counter() - started, cpu_seconds() - cpu
 
 
 def breakdown(engine: Engine, sample: int = 4000) -> dict[str, float]:
-    """Microseconds per record of each step of a build, on one core, over `sample` records."""
+    """CPU microseconds per record of each step of a build, over `sample` records.
+
+    CPU time, not wall-clock: on a machine shared with other work it moves far less.
+    """
     server = OprfServer.generate()
     key = group.deserialize_scalar(server.private_key_bytes())
     times: dict[str, float] = {}
 
     def timed(step: str, started: float) -> float:
-        now = time.perf_counter()
+        now = time.process_time()
         times[step] = (now - started) * 1e6 / sample
         return now
 
-    at = time.perf_counter()
+    at = time.process_time()
     part = list(changed_since(engine, 0, ids=(1, sample)))[:sample]
     at = timed("read records (SQLite)", at)
     inputs = [r.identifier().canonical_input() for r in part]
@@ -169,13 +180,17 @@ def breakdown(engine: Engine, sample: int = 4000) -> dict[str, float]:
     )
     target = make_engine(fresh_db(BENCH / "index-breakdown.db"))
     NodeBase.metadata.create_all(target)
-    at = time.perf_counter()
-    write_entries(target, entries, [], replace=False)
-    timed("index rows insert + commit (SQLite)", at)
+    at = time.process_time()
+    load_entries(target, entries)
+    timed("rows to the load table + commit (SQLite)", at)
+    at = time.process_time()
+    publish_loaded(target)
+    timed("publish: rows into the index in bucket order", at)
     return times
 
 
-def openmined(inputs: Sequence[bytes], structure: str) -> float | None:
+def openmined(inputs: Sequence[bytes], structure: str) -> tuple[float, float] | None:
+    """(wall seconds, CPU seconds) of OpenMined PSI's setup message (one thread)."""
     try:
         import private_set_intersection.python as psi
     except ImportError:
@@ -183,9 +198,10 @@ def openmined(inputs: Sequence[bytes], structure: str) -> float | None:
     items = [x.decode() for x in inputs]
     server = psi.server.CreateWithNewKey(True)
     kind = psi.DataStructure.RAW if structure == "RAW" else psi.DataStructure.GCS
+    cpu = time.process_time()
     started = time.perf_counter()
     server.CreateSetupMessage(1e-9, 1000, items, kind)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -222,9 +238,13 @@ def main(argv: list[str] | None = None) -> None:
             if theirs is None:
                 print("OpenMined PSI is not installed (make bench installs it)")
                 break
-            results[f"openmined_{structure}"] = count / theirs
-            name = f"OpenMined PSI setup ({structure}, 1 core)"
-            print(f"{name:<46} {theirs:>8.2f} {count / theirs:>10.0f}")
+            seconds, cpu = theirs
+            results[f"openmined_{structure}"] = count / seconds
+            results[f"openmined_{structure}_per_cpu"] = count / cpu
+            name = f"OpenMined PSI setup ({structure}, 1 thread)"
+            print(
+                f"{name:<46} {seconds:>8.2f} {count / seconds:>10.0f} {cpu:>7.1f} {count / cpu:>10.0f}"
+            )
     ratio = floor_s / build_s
     cpu_ratio = floor_cpu / build_cpu
     print(
@@ -233,14 +253,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     verdict = "met" if ratio >= FLOOR_SHARE else "MISSED"
     print(f"target >= {FLOOR_SHARE:.0%} of the floor: {verdict} ({ratio:.0%})")
-    peer = max((v for k, v in results.items() if k.startswith("openmined")), default=None)
+    peer = max(
+        (v for k, v in results.items() if k.startswith("openmined") and "cpu" not in k),
+        default=None,
+    )
     if peer is not None:
         factor = results["ours"] / peer
+        per_cpu = (count / build_cpu) / max(v for k, v in results.items() if k.endswith("_per_cpu"))
         verdict = "met" if factor >= PEER_FACTOR else "MISSED"
         print(
-            f"target >= {PEER_FACTOR:.0f}x OpenMined PSI's best setup rate: {verdict} ({factor:.2f}x)"
+            f"target >= {PEER_FACTOR:.0f}x OpenMined PSI's best setup rate: {verdict} "
+            f"({factor:.2f}x wall, ours on {workers} processes against its one thread; "
+            f"{per_cpu:.2f}x per CPU-second)"
         )
-    print("where the time goes, us per record on one core:")
+    print("where the time goes, CPU us per record:")
     for step, micros in breakdown(engine).items():
         print(f"  {step:<54} {micros:>7.1f}")
     results["ratio_pct"] = 100 * ratio
