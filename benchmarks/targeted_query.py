@@ -138,10 +138,14 @@ def _children_cpu() -> float:
 
 
 def _db_bytes(engine: Engine, db: Path) -> int:
-    """The database file's size once the write-ahead log is folded into it."""
+    """Bytes of the database's pages in use (the load table's pages, free after a full
+    build, stay in the file for the next one and are not counted)."""
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    return db.stat().st_size
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+        free = conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
+        size = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+    return int((pages - free) * size)
 
 
 def _progress_printer(total: int) -> Callable[[int, int], None]:
