@@ -1,12 +1,14 @@
 """What querier and responder both derive from an identifier and its OPRF output.
 
 Bucket, tag and label key must come out bit for bit the same on both sides, so they are
-defined once, here. Format 2 (match protocol version 2) derives tag and label key with ONE
-SHA-512 of the OPRF output and encodes labels in a fixed binary layout: the index build
-spends its time on the OPRF, not on HKDF's three HMACs and JSON. The bucket is an unkeyed hash (the responder sees it, and learns
+defined once, here. The bucket is an unkeyed hash (the responder sees it, and learns
 only that the identifier is one of the ~1/2^B of all identifiers in that bucket); tag
 and label key come from y = F_k(x), which only the key holder can compute for
 arbitrary x and the querier only for identifiers it asked about.
+
+Format 2 (match protocol version 2) derives tag and label key with ONE SHA-512 of y and
+encodes labels in a fixed binary layout, so that an index build spends its time on the
+OPRF rather than on HKDF's three HMACs and JSON.
 """
 
 from __future__ import annotations
