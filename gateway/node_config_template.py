@@ -97,8 +97,9 @@ _POLICE_EXTRA = """
 """
 
 _MATCH_EXTRA = """
-# Targeted matching. Bucket bits must be the same at police and responders (16 suits
-# up to a few million records); a query carries at most match_max_batch identifiers;
+# Targeted matching. Bucket bits must be the same at police and responders; size them
+# from the largest responder's record count, round(log2(records / 16)): 16 at 1M
+# records, 19 at 10M, 23 at 100M. A query carries at most match_max_batch identifiers;
 # match_workers processes build the index (0: one per core). Defaults shown.
 # match_bucket_bits = 16
 # match_max_batch = 1000

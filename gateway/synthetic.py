@@ -14,7 +14,7 @@ import functools
 import operator
 import os
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from gateway.identifiers import IdentifierKind
@@ -25,6 +25,7 @@ __all__ = [
     "domestic_account_number",
     "generate_bank_records",
     "generate_carrier_records",
+    "iter_bank_records",
     "luhn_check_digit",
     "mobile_number",
     "mod11_2_check_digit",
@@ -184,9 +185,13 @@ def generate_bank_records(n: int, seed: int) -> list[SyntheticRow]:
 
     Attributes: record_id, status (ACTIVE or DORMANT), opened_on (ISO date), holder_name.
     """
+    return list(iter_bank_records(n, seed))
+
+
+def iter_bank_records(n: int, seed: int) -> Iterator[SyntheticRow]:
+    """The rows of `generate_bank_records(n, seed)`, one at a time (10M do not fit a list)."""
     rng = random.Random(f"bank:{seed}")
     seen: set[str] = set()
-    rows: list[SyntheticRow] = []
     for i in range(n):
         if rng.random() < 0.6:
             kind = IdentifierKind.BANK_CARD
@@ -200,8 +205,7 @@ def generate_bank_records(n: int, seed: int) -> list[SyntheticRow]:
             "opened_on": _iso(rng.randint(_SERVICE_FIRST, _SERVICE_LAST)),
             "holder_name": _name(rng),
         }
-        rows.append(SyntheticRow(kind, value, attributes))
-    return rows
+        yield SyntheticRow(kind, value, attributes)
 
 
 def generate_carrier_records(n: int, seed: int) -> list[SyntheticRow]:

@@ -128,7 +128,14 @@ def _ready_server(ctx: NodeContext) -> OprfServer:
             "the match index was built under another OPRF key; run `gateway node reindex`",
             Problem.NOT_READY,
         )
-    if params != index_params(server.public_key, cfg.match_bucket_bits, cfg.label_attributes):
+    wanted = index_params(server.public_key, cfg.match_bucket_bits, cfg.label_attributes)
+    if params.format != wanted.format:
+        raise MatchError(
+            f"the match index is in format {params.format}, this version answers from format "
+            f"{wanted.format}; run `gateway node reindex`",
+            Problem.NOT_READY,
+        )
+    if params != wanted:
         raise MatchError(
             "the match index was built with another bucket size or label fields than this "
             "node's configuration; run `gateway node reindex`",

@@ -2,7 +2,10 @@
 
 A row is (bucket, record id, tag, sealed label); the table is clustered by bucket
 (SQLite WITHOUT ROWID) so that answering a query reads each asked bucket in one range
-scan. A single state row remembers the parameters the rows were built with and the last
+scan. A full build does not insert into it row by row (random buckets touch a random
+page each, and at 10M rows every chunk rewrote most of the table): workers append to a
+load table keyed by record id, and `publish_loaded` moves the rows over in bucket order
+at the end, in one transaction. A single state row remembers the parameters the rows were built with and the last
 record version they include, which is what makes updates incremental.
 """
 
@@ -15,6 +18,7 @@ from typing import cast
 
 from sqlalchemy import (
     BigInteger,
+    Connection,
     Engine,
     Index,
     Integer,
@@ -30,12 +34,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import NodeBase
 from gateway.envelope.build import now_ms
+from gateway.matching.derive import FORMAT
 
 __all__ = [
     "IndexEntry",
     "IndexParams",
     "IndexState",
     "fetch_buckets",
+    "load_entries",
+    "publish_loaded",
     "read_state",
     "reset_index",
     "set_version",
@@ -60,6 +67,17 @@ class MatchIndexRow(NodeBase):
     label: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class MatchIndexLoadRow(NodeBase):
+    """A full build's rows before `publish_loaded`: appended in record-id order."""
+
+    __tablename__ = "match_index_load"
+
+    record_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    bucket: Mapped[int] = mapped_column(Integer)
+    tag: Mapped[bytes] = mapped_column(LargeBinary)
+    label: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class MatchIndexStateRow(NodeBase):
     __tablename__ = "match_index_state"
 
@@ -69,9 +87,13 @@ class MatchIndexStateRow(NodeBase):
     label_fields: Mapped[str] = mapped_column(String(1000))
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    format: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    """derive.FORMAT the rows were built with; rows of an older format are rebuilt."""
 
 
 _ROWS = cast(Table, MatchIndexRow.__table__)
+_LOAD = cast(Table, MatchIndexLoadRow.__table__)
+(_RECORD_INDEX,) = (index for index in _ROWS.indexes if index.name == "ix_match_index_record")
 _STATE = cast(Table, MatchIndexStateRow.__table__)
 
 
@@ -83,6 +105,8 @@ class IndexParams:
     key_id: str
     """SHA-256 of the OPRF public key, hex: rows built under another key are useless."""
     label_fields: tuple[str, ...]
+    format: int = FORMAT
+    """How tags, label keys and labels were derived (`derive.FORMAT`)."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +122,9 @@ def read_state(engine: Engine) -> IndexState | None:
         row = conn.execute(select(_STATE).where(_STATE.c.id == 1)).first()
     if row is None:
         return None
-    params = IndexParams(row.bucket_bits, row.key_id, tuple(json.loads(row.label_fields)))
+    params = IndexParams(
+        row.bucket_bits, row.key_id, tuple(json.loads(row.label_fields)), int(row.format)
+    )
     return IndexState(params, int(row.version), int(row.updated_at_ms))
 
 
@@ -106,11 +132,13 @@ def reset_index(engine: Engine, params: IndexParams) -> None:
     """Drop every row and record new parameters at version 0, in one transaction."""
     with engine.begin() as conn:
         conn.execute(delete(_ROWS))
+        conn.execute(delete(_LOAD))
         conn.execute(delete(_STATE))
         conn.execute(
             insert(_STATE).values(
                 id=1,
                 bucket_bits=params.bucket_bits,
+                format=params.format,
                 key_id=params.key_id,
                 label_fields=json.dumps(list(params.label_fields)),
                 version=0,
@@ -124,6 +152,7 @@ def write_entries(
 ) -> None:
     """Write rows and drop the `removed` records' rows, in one transaction.
 
+    Rows are inserted in (bucket, record id) order, the table's clustering order.
     With `replace` (an update), rows of the same records are deleted first, so writing
     the same records again is harmless; a freshly reset table can skip that.
     """
@@ -132,10 +161,44 @@ def write_entries(
         for start in range(0, len(gone), _CHUNK):
             conn.execute(delete(_ROWS).where(_ROWS.c.record_id.in_(gone[start : start + _CHUNK])))
         if entries:
-            conn.execute(
-                insert(_ROWS),
-                [{"bucket": b, "record_id": r, "tag": t, "label": lb} for b, r, t, lb in entries],
+            _insert_many(conn, _ROWS, sorted(entries))
+
+
+def _insert_many(conn: Connection, table: Table, rows: Sequence[tuple[object, ...]]) -> None:
+    """Rows as tuples straight to the driver's executemany, in the table's column order:
+    SQLAlchemy's per-row parameter processing cost as much as the insert itself."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    names = ", ".join(column.name for column in table.columns)
+    marks = ", ".join(mark for _ in table.columns)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+
+
+def load_entries(engine: Engine, entries: Sequence[IndexEntry]) -> None:
+    """Append a full build's rows to the load table, in one transaction."""
+    if entries:
+        with engine.begin() as conn:
+            _insert_many(conn, _LOAD, sorted((r, b, t, lb) for b, r, t, lb in entries))
+
+
+def publish_loaded(engine: Engine) -> int:
+    """Move the loaded rows into the index in bucket order, in one transaction; how many.
+
+    The record-id index is dropped and made again around the move: filled in bucket
+    order it would take a random page per row, built afresh it is one sort.
+    """
+    with engine.begin() as conn:
+        _RECORD_INDEX.drop(conn)
+        moved = conn.execute(
+            insert(_ROWS).from_select(
+                ["bucket", "record_id", "tag", "label"],
+                select(_LOAD.c.bucket, _LOAD.c.record_id, _LOAD.c.tag, _LOAD.c.label).order_by(
+                    _LOAD.c.bucket, _LOAD.c.record_id
+                ),
             )
+        ).rowcount
+        _RECORD_INDEX.create(conn)
+        conn.execute(delete(_LOAD))
+    return int(moved)
 
 
 def set_version(engine: Engine, version: int) -> None:

@@ -26,7 +26,8 @@ __all__ = [
     "parse_response",
 ]
 
-VERSION: Final = 1
+VERSION: Final = 2
+"""2: tags, label keys and labels of `derive.FORMAT` 2 (one SHA-512, binary labels)."""
 QUERY_TYPE: Final = "application/vnd.gateway.v1.MatchQuery+protobuf"
 RESPONSE_TYPE: Final = "application/vnd.gateway.v1.MatchResponse+protobuf"
 ELEMENT_LENGTH: Final = 32

@@ -172,6 +172,12 @@ def check_index(engine: Engine, config: NodeConfig) -> Check:
     if state.params.key_id != key_id(server.public_key):
         return fail(INDEX, f"built under another OPRF key (the key was rotated); {reindex}")
     wanted = index_params(server.public_key, config.match_bucket_bits, config.label_attributes)
+    if state.params.format != wanted.format:
+        return fail(
+            INDEX,
+            f"built in index format {state.params.format}, this version reads format "
+            f"{wanted.format}; {reindex}",
+        )
     if state.params != wanted:
         return fail(
             INDEX,

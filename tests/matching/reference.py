@@ -1,20 +1,20 @@
 """Independent computations of what the matching code derives, for expected values.
 
-Written from the protocol description with hashlib and `cryptography`'s HKDF and AEAD,
-not with gateway.matching: a test that compares the two catches a bug in either.
+Written from the protocol description with hashlib and `cryptography`'s AEAD, not with
+gateway.matching: a test that compares the two catches a bug in either. Format 2: tag and
+label key are the first 8 and last 32 bytes of SHA-512("gateway/match/v2/tag-and-key" 0x00
+|| y); a label's plaintext is, per field by name, a one-byte name length, the name, a
+two-byte big-endian value length and the value.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-SALT = b"gateway/match/v1"
-LABEL_AAD = b"gateway/match/v1/label"
+DERIVE_DOMAIN = b"gateway/match/v2/tag-and-key\x00"
+LABEL_AAD = b"gateway/match/v2/label"
 
 
 def bucket(canonical_input: bytes, bits: int) -> int:
@@ -23,19 +23,43 @@ def bucket(canonical_input: bytes, bits: int) -> int:
     return int(as_bits[:bits], 2)
 
 
-def hkdf(oprf_output: bytes, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=SALT, info=info).derive(oprf_output)
-
-
 def tag(oprf_output: bytes) -> bytes:
-    return hkdf(oprf_output, b"tag")[:8]
+    return hashlib.sha512(DERIVE_DOMAIN + oprf_output).digest()[:8]
+
+
+def label_key(oprf_output: bytes) -> bytes:
+    return hashlib.sha512(DERIVE_DOMAIN + oprf_output).digest()[32:]
+
+
+def encode(fields: dict[str, str]) -> bytes:
+    out = bytearray()
+    for name in sorted(fields):
+        raw_name, raw_value = name.encode("utf-8"), fields[name].encode("utf-8")
+        out += bytes([len(raw_name)]) + raw_name
+        out += len(raw_value).to_bytes(2, "big") + raw_value
+    return bytes(out)
+
+
+def decode(plain: bytes) -> dict[str, str]:
+    fields, at = {}, 0
+    while at < len(plain):
+        size = plain[at]
+        name = plain[at + 1 : at + 1 + size].decode("utf-8")
+        at += 1 + size
+        size = int.from_bytes(plain[at : at + 2], "big")
+        fields[name] = plain[at + 2 : at + 2 + size].decode("utf-8")
+        at += 2 + size
+    return fields
+
+
+def seal(oprf_output: bytes, fields: dict[str, str], nonce: bytes) -> bytes:
+    aead = ChaCha20Poly1305(label_key(oprf_output))
+    return nonce + aead.encrypt(nonce, encode(fields), LABEL_AAD)
 
 
 def open_label(oprf_output: bytes, sealed: bytes) -> dict[str, str]:
-    key = hkdf(oprf_output, b"label")
-    plain = ChaCha20Poly1305(key).decrypt(sealed[:12], sealed[12:], LABEL_AAD)
-    fields: dict[str, str] = json.loads(plain)
-    return fields
+    plain = ChaCha20Poly1305(label_key(oprf_output)).decrypt(sealed[:12], sealed[12:], LABEL_AAD)
+    return decode(plain)
 
 
 def canonical(kind: str, value: str) -> bytes:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from gateway.matching.derive import (
     LabelError,
+    bucket_bits_for,
     bucket_of,
     check_bucket_bits,
+    decode_fields,
+    encode_fields,
     open_label,
     seal_label,
     tag_and_key,
@@ -31,11 +35,67 @@ def test_bucket_separates_kinds() -> None:
     assert a != b
 
 
-def test_tag_and_label_key_are_hkdf_sha256_of_the_oprf_output() -> None:
+def test_tag_and_label_key_are_the_halves_of_one_sha512_of_the_oprf_output() -> None:
     y = os.urandom(64)
     tag, key = tag_and_key(y)
     assert tag == reference.tag(y)
-    assert key == reference.hkdf(y, b"label")
+    assert key == reference.label_key(y)
+
+
+def test_a_label_sealed_independently_opens() -> None:
+    y = os.urandom(64)
+    fields = {"status": "ACTIVE", "handle": "12", "holder": "王伟", "empty": ""}
+    sealed = reference.seal(y, fields, os.urandom(12))
+    assert open_label(tag_and_key(y)[1], sealed) == fields
+
+
+def test_the_label_encoding_is_the_fixed_binary_layout() -> None:
+    fields = {"b": "2", "a": "é"}
+    assert encode_fields(fields) == b"\x01a\x00\x02\xc3\xa9\x01b\x00\x012"
+    assert decode_fields(encode_fields(fields)) == fields
+
+
+@pytest.mark.parametrize(
+    "plain",
+    [
+        b"\x01a\x00\x05ab",  # value runs past the end
+        b"\x01a\x00",  # value length cut short
+        b"\x05ab",  # name runs past the end
+        b"\x00\x00\x00",  # empty name
+        b"\x01b\x00\x00\x01a\x00\x00",  # out of order
+        b"\x01a\x00\x00\x01a\x00\x00",  # repeated
+        b"\x01a\x00\x01\xff",  # not UTF-8
+    ],
+)
+def test_malformed_label_plaintext_is_refused(plain: bytes) -> None:
+    with pytest.raises(LabelError):
+        decode_fields(plain)
+
+
+def test_a_label_sealed_as_json_does_not_open_as_fields() -> None:
+    """A format-1 style plaintext under the right key is refused, not misread."""
+    y = os.urandom(64)
+    nonce = os.urandom(12)
+    plain = b'{"handle":"1"}'
+    aead = ChaCha20Poly1305(reference.label_key(y))
+    sealed = nonce + aead.encrypt(nonce, plain, reference.LABEL_AAD)
+    with pytest.raises(LabelError):
+        open_label(tag_and_key(y)[1], sealed)
+
+
+def test_a_field_too_long_to_encode_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"'x+'"):
+        seal_label(os.urandom(32), {"x" * 256: "v"})
+    with pytest.raises(ValueError, match="'v'"):
+        seal_label(os.urandom(32), {"v": "1" * 65536})
+
+
+@pytest.mark.parametrize(
+    ("records", "bits"),
+    [(1, 1), (1_000_000, 16), (10_000_000, 19), (100_000_000, 23), (10**12, 24)],
+)
+def test_bucket_bits_follow_the_record_count(records: int, bits: int) -> None:
+    assert bucket_bits_for(records) == bits
 
 
 def test_sealed_label_opens_independently_and_back() -> None:

@@ -10,12 +10,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select, update
 
 from gateway.crypto.blinded import OprfClient, OprfServer
 from gateway.db import NodeBase, make_engine
 from gateway.identifiers import Identifier, IdentifierKind
-from gateway.matching.index_store import MatchIndexRow, fetch_buckets, read_state
+from gateway.matching.derive import FORMAT
+from gateway.matching.index_store import (
+    MatchIndexLoadRow,
+    MatchIndexRow,
+    MatchIndexStateRow,
+    fetch_buckets,
+    read_state,
+)
 from nodes.index_build import INLINE_BELOW, IndexBacklog, IndexUpdate, update_index
 from nodes.records import RecordRow, delete_records, upsert_records
 from tests.matching import reference
@@ -178,3 +185,44 @@ def test_fetch_buckets_returns_exactly_the_asked_buckets(engine: Engine) -> None
     assert set(found) == {1, 3}
     for bucket in (1, 3):
         assert sorted(found[bucket]) == sorted((r.tag, r.label) for r in rows if r.bucket == bucket)
+
+
+def test_an_index_of_an_older_format_is_rebuilt_not_read(engine: Engine) -> None:
+    """A format-1 index (HKDF tags, JSON labels) would mis-match: the next update redoes it."""
+    server = OprfServer.generate()
+    upsert_records(engine, [(phone(n), attributes(n)) for n in range(10)])
+    build(engine, server)
+    with engine.begin() as conn:
+        conn.execute(update(MatchIndexStateRow.__table__).values(format=1))
+        conn.execute(update(MatchIndexRow.__table__).values(tag=b"old-tag!"))
+    state = read_state(engine)
+    assert state is not None and state.params.format == 1
+    again = build(engine, server)
+    assert (again.rebuilt, again.indexed) == (True, 10)
+    state = read_state(engine)
+    assert state is not None and state.params.format == FORMAT == 2
+    ids = record_ids(engine)
+    x = phone(3).canonical_input()
+    assert index_rows(engine)[ids[phone(3).value]].tag == reference.tag(oprf_output(server, x))
+
+
+def test_a_full_build_cut_short_is_redone_from_scratch(engine: Engine) -> None:
+    """Rows a crashed full build left in the load table are never published as they are."""
+    server = OprfServer.generate()
+    upsert_records(engine, [(phone(n), attributes(n)) for n in range(12)])
+    build(engine, server)
+    ids = record_ids(engine)
+    with engine.begin() as conn:  # a rebuild that loaded a stray row, then died
+        conn.execute(update(MatchIndexStateRow.__table__).values(version=0))
+        conn.execute(
+            insert(MatchIndexLoadRow.__table__).values(
+                record_id=ids[phone(1).value], bucket=0, tag=b"stale!!!", label=b"x"
+            )
+        )
+    again = build(engine, server)
+    assert (again.rebuilt, again.indexed) == (True, 12)
+    rows = index_rows(engine)
+    y = oprf_output(server, phone(1).canonical_input())
+    assert rows[ids[phone(1).value]].tag == reference.tag(y)
+    with engine.connect() as conn:
+        assert conn.execute(select(MatchIndexLoadRow.__table__)).all() == []

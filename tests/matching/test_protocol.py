@@ -27,7 +27,7 @@ from gateway.matching import (
     answer_query,
 )
 from gateway.matching.index_store import fetch_buckets
-from gateway.matching.wire import mpb
+from gateway.matching.wire import VERSION, mpb
 from nodes.index_build import update_index
 from nodes.records import upsert_records
 from tests.matching import reference
@@ -131,7 +131,7 @@ def test_parts_that_do_not_cover_the_items_are_refused(
 ) -> None:
     element = good_element(responder)
     payload = mpb.MatchQuery(
-        version=1,
+        version=VERSION,
         bucket_bits=BITS,
         items=[mpb.MatchItem(bucket=0, blinded=element)] * 3,
         parts=parts,
@@ -168,7 +168,7 @@ def test_the_answer_holds_exactly_the_asked_buckets(responder: tuple[OprfServer,
 # -- bad queries, refused by the responder -----------------------------------------------
 
 
-def query_bytes(items: list[tuple[int, bytes]], bits: int = BITS, version: int = 1) -> bytes:
+def query_bytes(items: list[tuple[int, bytes]], bits: int = BITS, version: int = VERSION) -> bytes:
     return mpb.MatchQuery(
         version=version,
         bucket_bits=bits,
@@ -244,7 +244,9 @@ def test_bad_elements_are_refused(
 
 def test_a_payload_that_is_not_a_query_is_refused(responder: tuple[OprfServer, Engine]) -> None:
     assert "not a MatchQuery" in str(refuse(responder, b"\xff\xff\xff", 1))
-    assert "version 2 is not supported" in str(refuse(responder, query_bytes([], version=2), 0))
+    assert "version 3 is not supported" in str(refuse(responder, query_bytes([], version=3), 0))
+    # Version 1 tags and labels (HKDF, JSON) are not what a version 2 index holds.
+    assert "version 1 is not supported" in str(refuse(responder, query_bytes([], version=1), 0))
 
 
 def test_an_answer_too_big_for_one_envelope_is_refused(

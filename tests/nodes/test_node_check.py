@@ -356,3 +356,19 @@ def test_records_without_an_index_warn_since_bulk_psi_still_works(
     assert "WARN match index: records are loaded but no index is built; run `gateway node " in (
         checked.output
     )
+
+
+def test_an_index_of_an_older_format_fails_the_check(net: Consortium, tmp_path: Path) -> None:
+    """Format 1 rows (HKDF tags, JSON labels) would never match a version 2 query."""
+    config = net.node_config("bank-a")
+    with opened(config.database) as engine:
+        account = Identifier(IdentifierKind.BANK_ACCOUNT, "6222020200112233445")
+        upsert_records(engine, [(account, {"status": "active"})])
+        refresh_index(engine, config, read_hex(net.pki.bundle("bank-a").oprf_key, 32))
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE match_index_state SET format = 1"))
+    try:
+        refused(own_table(net, tmp_path), "match index: built in index format 1")
+    finally:
+        with opened(config.database) as engine, engine.begin() as conn:
+            conn.execute(text("UPDATE match_index_state SET format = 2"))
