@@ -22,7 +22,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from threading import Lock
 from typing import Final, TypeVar
@@ -35,6 +34,7 @@ from gateway.matching.derive import TAG_LENGTH, LabelError, open_label, tag_and_
 from gateway.matching.errors import MatchError, Problem, QueryRefused, ResponseRejected
 from gateway.matching.filter import TagFilter
 from gateway.matching.padding import MIN_CLASS, dummy_inputs, padded_size
+from gateway.matching.parts import each_part, split_parts
 from gateway.matching.querier import KeyMismatch, Match, check_batch
 from gateway.matching.wire import ELEMENT_LENGTH, MAX_PARTS, PROOF_LENGTH
 from gateway.v1 import filter_pb2 as fpb
@@ -75,25 +75,6 @@ def _decode(message: _M, payload: bytes, error: type[MatchError]) -> _M:
     if getattr(message, "version", None) != VERSION:
         raise error(f"{name} protocol version is not supported (want {VERSION})")
     return message
-
-
-def _bounds(count: int, parts: int) -> list[tuple[int, int]]:
-    parts = max(1, min(parts, count, MAX_PARTS))
-    size, extra = divmod(count, parts)
-    bounds, start = [], 0
-    for part in range(parts):
-        end = start + size + (1 if part < extra else 0)
-        bounds.append((start, end))
-        start = end
-    return bounds
-
-
-def _each(work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
-    """`work` over items, in threads when there is more than one (ctypes releases the GIL)."""
-    if len(items) == 1:
-        return [work(items[0])]
-    with ThreadPoolExecutor(len(items), thread_name_prefix="filter-query") as pool:
-        return list(pool.map(work, items))
 
 
 @dataclass(frozen=True)
@@ -148,8 +129,8 @@ class FilterQuery:
         shuffled = [canonical[i] if canonical[i] is not None else next(fillers) for i in order]
         slots: list[bytes] = [x for x in shuffled if x is not None]
         count = parts or max(1, min(os.cpu_count() or 1, size // _PART))
-        self._bounds = _bounds(size, count)
-        self._batches = _each(lambda b: self._client.blind(slots[b[0] : b[1]]), self._bounds)
+        self._bounds = split_parts(size, count)
+        self._batches = each_part(lambda b: self._client.blind(slots[b[0] : b[1]]), self._bounds)
         self._candidates: dict[bytes, tuple[int, bytes]] = {}
         self._query_id = ""
 
@@ -227,7 +208,7 @@ class FilterQuery:
             )
 
         try:
-            outputs = _each(finalize, list(range(len(self._bounds))))
+            outputs = each_part(finalize, list(range(len(self._bounds))))
         except VerifyError:
             raise KeyMismatch(
                 "the evaluation proof does not verify under the responder's published OPRF key"
@@ -352,7 +333,7 @@ def answer_filter_query(
         )
 
     try:
-        results = _each(evaluate, bounds)
+        results = each_part(evaluate, bounds)
     except InvalidElement:
         raise QueryRefused(
             "a blinded element is not a canonical, non-identity ristretto255 encoding"

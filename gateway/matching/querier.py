@@ -9,8 +9,7 @@ buckets: one that adds or drops buckets is breaking the protocol and is refused 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -25,9 +24,9 @@ from gateway.matching.derive import (
     tag_and_key,
 )
 from gateway.matching.errors import MatchError, Problem, ResponseRejected
+from gateway.matching.parts import each_part, split_parts
 from gateway.matching.wire import (
     ELEMENT_LENGTH,
-    MAX_PARTS,
     PROOF_LENGTH,
     VERSION,
     mpb,
@@ -106,8 +105,8 @@ class PendingQuery:
         self._bucket_bits = bucket_bits
         self._buckets = [bucket_of(x, bucket_bits) for x in inputs]
         canonical = list(inputs)
-        self._bounds = _split(len(canonical), parts or _default_parts(len(canonical)))
-        self._batches = _each(lambda b: client.blind(canonical[b[0] : b[1]]), self._bounds)
+        self._bounds = split_parts(len(canonical), parts or _default_parts(len(canonical)))
+        self._batches = each_part(lambda b: client.blind(canonical[b[0] : b[1]]), self._bounds)
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -201,7 +200,7 @@ class PendingQuery:
             return self._client.finalize(self._batches[part], evaluated[start:end], proof)
 
         try:
-            outputs = _each(finalize, list(range(len(self._bounds))))
+            outputs = each_part(finalize, list(range(len(self._bounds))))
         except VerifyError:
             raise KeyMismatch(
                 "the evaluation proof does not verify under the responder's published OPRF key"
@@ -215,23 +214,3 @@ class PendingQuery:
 
 def _default_parts(count: int) -> int:
     return max(1, min(os.cpu_count() or 1, count // MIN_PART))
-
-
-def _split(count: int, parts: int) -> list[tuple[int, int]]:
-    """`parts` consecutive (start, end) runs covering range(count), sizes within one."""
-    parts = max(1, min(parts, count, MAX_PARTS))
-    size, extra = divmod(count, parts)
-    bounds, start = [], 0
-    for part in range(parts):
-        end = start + size + (1 if part < extra else 0)
-        bounds.append((start, end))
-        start = end
-    return bounds
-
-
-def _each(work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
-    """`work` over items, in threads when there is more than one (ctypes releases the GIL)."""
-    if len(items) == 1:
-        return [work(items[0])]
-    with ThreadPoolExecutor(len(items), thread_name_prefix="match-query") as pool:
-        return list(pool.map(work, items))

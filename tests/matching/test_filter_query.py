@@ -15,7 +15,6 @@ from collections.abc import Collection
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from gateway.crypto.blinded import OprfServer
 from gateway.db import NodeBase, make_engine
@@ -41,10 +40,8 @@ def phone(value: str) -> Identifier:
     return Identifier(IdentifierKind.PHONE, value)
 
 
-def sealed(output: bytes, fields: str) -> bytes:
-    key = reference.hkdf(output, b"label")
-    nonce = os.urandom(12)
-    return nonce + ChaCha20Poly1305(key).encrypt(nonce, fields.encode(), reference.LABEL_AAD)
+def sealed(output: bytes, fields: dict[str, str]) -> bytes:
+    return reference.seal(output, fields, os.urandom(12))
 
 
 class Responder:
@@ -58,7 +55,7 @@ class Responder:
         self.labels: dict[bytes, list[bytes]] = {}
         for value, output in zip(HELD, outputs, strict=True):
             self.labels.setdefault(reference.tag(output), []).append(
-                sealed(output, f'{{"account":"A-{value[-4:]}"}}')
+                sealed(output, {"account": f"A-{value[-4:]}"})
             )
         tags = [*self.labels, *extra_filter_tags]
         self.filter = TagFilter.decode(encode_snapshot(tags, bits_for(len(tags))))
@@ -136,7 +133,7 @@ def test_a_filter_false_positive_is_caught_in_the_label_round() -> None:
 def test_a_tag_whose_label_does_not_open_is_not_a_match() -> None:
     victim = Responder()
     output = victim.server.evaluate([reference.canonical("phone", HELD[2])])[0]
-    victim.labels[reference.tag(output)] = [sealed(os.urandom(32), '{"account":"forged"}')]
+    victim.labels[reference.tag(output)] = [sealed(os.urandom(32), {"account": "forged"})]
     query = FilterQuery([phone(HELD[2])], victim.server.public_key, max_batch=1024)
     assert victim.round_trip(query) == []
     assert victim.false_positives == 1
