@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["MatchError", "Problem", "QueryRefused", "ResponseRejected"]
+__all__ = ["KeyMismatch", "MatchError", "Problem", "QueryRefused", "ResponseRejected"]
 
 
 class Problem(StrEnum):
@@ -36,3 +36,7 @@ class QueryRefused(MatchError):
 
 class ResponseRejected(MatchError):
     """A querier will not use a response: it fails verification or breaks the protocol."""
+
+
+class KeyMismatch(ResponseRejected):
+    """The responder answered under an OPRF key other than the one the directory lists."""

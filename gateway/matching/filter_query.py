@@ -28,13 +28,13 @@ from typing import Final, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
-from gateway.crypto.blinded import GroupError, InvalidElement, OprfClient, OprfServer, VerifyError
+from gateway.crypto.blinded import GroupError, InvalidElement, OprfClient, OprfServer
 from gateway.identifiers import Identifier
 from gateway.matching.derive import TAG_LENGTH, LabelError, open_label, tag_and_key
 from gateway.matching.errors import MatchError, Problem, QueryRefused, ResponseRejected
 from gateway.matching.filter import TagFilter
 from gateway.matching.padding import MIN_CLASS, dummy_inputs, padded_size
-from gateway.matching.parts import each_part, split_parts
+from gateway.matching.parts import each_part, finalize_parts, split_parts
 from gateway.matching.querier import KeyMismatch, Match, check_batch
 from gateway.matching.wire import ELEMENT_LENGTH, MAX_PARTS, PROOF_LENGTH
 from gateway.v1 import filter_pb2 as fpb
@@ -62,8 +62,6 @@ LabelSource = Callable[[Collection[bytes]], dict[bytes, list[bytes]]]
 """tag -> sealed labels of the responder's records with that tag (empty if none)."""
 
 _M = TypeVar("_M", bound=Message)
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 def _decode(message: _M, payload: bytes, error: type[MatchError]) -> _M:
@@ -199,25 +197,9 @@ class FilterQuery:
                 "the responder answered under an OPRF key other than the one the signed "
                 "directory lists for it"
             )
-        evaluated = list(answer.evaluated)
-
-        def finalize(part: int) -> list[bytes]:
-            start, end = self._bounds[part]
-            return self._client.finalize(
-                self._batches[part], evaluated[start:end], answer.proofs[part]
-            )
-
-        try:
-            outputs = each_part(finalize, list(range(len(self._bounds))))
-        except VerifyError:
-            raise KeyMismatch(
-                "the evaluation proof does not verify under the responder's published OPRF key"
-            ) from None
-        except GroupError:
-            raise ResponseRejected(
-                "an evaluated element is not a valid ristretto255 element"
-            ) from None
-        return [y for part in outputs for y in part]
+        return finalize_parts(
+            self._client, self._batches, self._bounds, answer.evaluated, answer.proofs
+        )
 
 
 @dataclass

@@ -10,9 +10,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from gateway.crypto.blinded import BlindedBatch, GroupError, OprfClient, VerifyError
+from gateway.matching.errors import KeyMismatch, ResponseRejected
 from gateway.matching.wire import MAX_PARTS
 
-__all__ = ["each_part", "split_parts"]
+__all__ = ["each_part", "finalize_parts", "split_parts"]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -38,3 +40,32 @@ def each_part(
         return [work(items[0])]
     with ThreadPoolExecutor(len(items), thread_name_prefix=thread_name) as pool:
         return list(pool.map(work, items))
+
+
+def finalize_parts(
+    client: OprfClient,
+    batches: Sequence[BlindedBatch],
+    bounds: Sequence[tuple[int, int]],
+    evaluated: Sequence[bytes],
+    proofs: Sequence[bytes],
+) -> list[bytes]:
+    """Each part's evaluations checked against its batch proof and unblinded, in item order.
+
+    A proof that does not verify means another key answered (`KeyMismatch`); an element
+    off the group is a broken answer (`ResponseRejected`). Counts and lengths are the
+    caller's to check first: the two query modes frame them differently.
+    """
+
+    def finalize(part: int) -> list[bytes]:
+        start, end = bounds[part]
+        return client.finalize(batches[part], list(evaluated[start:end]), proofs[part])
+
+    try:
+        outputs = each_part(finalize, list(range(len(bounds))))
+    except VerifyError:
+        raise KeyMismatch(
+            "the evaluation proof does not verify under the responder's published OPRF key"
+        ) from None
+    except GroupError:
+        raise ResponseRejected("an evaluated element is not a valid ristretto255 element") from None
+    return [y for part in outputs for y in part]

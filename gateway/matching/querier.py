@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final
 
-from gateway.crypto.blinded import MAX_BATCH, GroupError, OprfClient, VerifyError
+from gateway.crypto.blinded import MAX_BATCH, GroupError, OprfClient
 from gateway.identifiers import Identifier
 from gateway.matching.derive import (
     TAG_LENGTH,
@@ -23,8 +23,8 @@ from gateway.matching.derive import (
     open_label,
     tag_and_key,
 )
-from gateway.matching.errors import MatchError, Problem, ResponseRejected
-from gateway.matching.parts import each_part, split_parts
+from gateway.matching.errors import KeyMismatch, MatchError, Problem, ResponseRejected
+from gateway.matching.parts import each_part, finalize_parts, split_parts
 from gateway.matching.wire import (
     ELEMENT_LENGTH,
     PROOF_LENGTH,
@@ -37,12 +37,6 @@ __all__ = ["MIN_PART", "KeyMismatch", "Match", "PendingQuery", "check_batch"]
 
 MIN_PART: Final = 128
 """Fewest items worth a part (and a proof) of their own."""
-_T = TypeVar("_T")
-_R = TypeVar("_R")
-
-
-class KeyMismatch(ResponseRejected):
-    """The responder answered under an OPRF key other than the one the directory lists."""
 
 
 @dataclass(frozen=True)
@@ -192,24 +186,9 @@ class PendingQuery:
                 "the responder answered under an OPRF key other than the one the signed "
                 "directory lists for it"
             )
-        evaluated = list(response.evaluated)
-
-        def finalize(part: int) -> list[bytes]:
-            start, end = self._bounds[part]
-            proof = response.proofs[part]
-            return self._client.finalize(self._batches[part], evaluated[start:end], proof)
-
-        try:
-            outputs = each_part(finalize, list(range(len(self._bounds))))
-        except VerifyError:
-            raise KeyMismatch(
-                "the evaluation proof does not verify under the responder's published OPRF key"
-            ) from None
-        except GroupError:
-            raise ResponseRejected(
-                "an evaluated element is not a valid ristretto255 element"
-            ) from None
-        return [y for part in outputs for y in part]
+        return finalize_parts(
+            self._client, self._batches, self._bounds, response.evaluated, response.proofs
+        )
 
 
 def _default_parts(count: int) -> int:
