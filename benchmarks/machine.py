@@ -10,7 +10,9 @@ compare like with like (the same commit run again) before reading a change into 
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 LOOP = 5_000_000
 
@@ -26,3 +28,9 @@ def python_speed() -> float:
 
 def describe() -> str:
     return f"CPU reference: {python_speed():.2f} s for {LOOP:,} Python additions (lower is faster)"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time another process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

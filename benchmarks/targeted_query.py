@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Engine, func, select
 
 from benchmarks import filter_broker, filter_mode
+from benchmarks.machine import cpu_seconds
 from gateway.crypto.blinded import OprfServer
 from gateway.db import NodeBase, make_engine
 from gateway.identifiers import Identifier, IdentifierKind, normalise
@@ -188,12 +189,6 @@ def sample(
 
 
 # -- ours, through the broker --------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager

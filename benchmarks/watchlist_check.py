@@ -40,7 +40,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from benchmarks.machine import describe
+from benchmarks.machine import cpu_seconds, describe
 from gateway.crypto.blinded import OprfServer
 from gateway.db import NodeBase, make_engine
 from gateway.identifiers import Identifier, normalise
@@ -111,11 +111,6 @@ def sample(db: Path, entries: int, count: int, seed: int) -> list[tuple[Identifi
         picked.append((normalise("bank_card", bank_card_number(rng)), False))
     rng.shuffle(picked)
     return picked
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
