@@ -16,6 +16,11 @@ from gateway.policy import PolicyLoadError
 
 broker_app = typer.Typer(no_args_is_help=True, help="Run the broker.")
 
+BROKER_DRAIN_S = 5.0
+"""On SIGTERM the broker stops taking calls at once (clients fail over to another broker)
+and lets the calls in flight finish for up to this long: one cut off mid-way reaches its
+caller as CANCELLED, which is not failed over, where a drained one simply completes."""
+
 
 def wait_for_signal() -> None:
     """Block until SIGINT or SIGTERM."""
@@ -76,4 +81,4 @@ def serve(
     host = cfg.listen.rsplit(":", 1)[0]
     console.print(f"broker {cfg.node_id} serving on {host}:{running.port}")
     wait_for_signal()
-    running.stop()
+    running.stop(grace=BROKER_DRAIN_S)

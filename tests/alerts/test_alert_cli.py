@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from gateway.cli import app
 from gateway.localnet import Consortium
 from nodes.staff.accounts import add_user
 from tests.actions.seed import ACCOUNT, HOLDER, STATED, seed_accounts
 from tests.consortium import client, running
+from tests.waiting import wait_for
 
 runner = CliRunner()
 PASSWORD = "a password long enough"
@@ -71,7 +72,13 @@ def test_raise_list_open_and_draft_from_the_command_line(
     assert nobody.stderr.startswith("error: region 440300: no police node's jurisdiction")
     assert ACCOUNT not in nobody.output
 
-    listed = runner.invoke(app, ["alert", "list", "--config", police, "--output", "json"])
+    # "Stored by the broker" is the acknowledgement; the delivery to police-1 follows
+    # from the broker's outbox, so the police list is read once it has arrived.
+    def police_list() -> Result:
+        return runner.invoke(app, ["alert", "list", "--config", police, "--output", "json"])
+
+    wait_for(lambda: alert_id in police_list().output, timeout=20)
+    listed = police_list()
     assert listed.exit_code == 0, listed.output
     assert alert_id in listed.output and '"reporter": "sealed"' in listed.output
     assert "陈静" not in listed.output
