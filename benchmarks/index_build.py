@@ -35,12 +35,18 @@ from benchmarks import machine
 from gateway.crypto import group, oprf
 from gateway.crypto.blinded import MODE, OprfServer
 from gateway.db import NodeBase, make_engine
-from gateway.identifiers import Identifier, normalise
-from gateway.matching.derive import bucket_of, seal_label, tag_and_key
+from gateway.identifiers import Identifier, canonical_input_of, normalise
+from gateway.matching.derive import (
+    NONCE_LENGTH,
+    FieldEncoder,
+    bucket_of,
+    seal_encoded,
+    tag_and_key,
+)
 from gateway.matching.index_store import load_entries, publish_loaded
 from gateway.synthetic import generate_bank_records
-from nodes.index_build import label_fields_of, update_index
-from nodes.records import changed_since, upsert_records
+from nodes.index_build import HANDLE_FIELD, update_index
+from nodes.records import changed_rows, current_version, upsert_records
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "var" / "bench"
@@ -157,9 +163,9 @@ def breakdown(engine: Engine, sample: int = 4000) -> dict[str, float]:
         return now
 
     at = time.process_time()
-    part = list(changed_since(engine, 0, ids=(1, sample)))[:sample]
+    part = changed_rows(engine, 0, current_version(engine), 1, sample)
     at = timed("read records (SQLite)", at)
-    inputs = [r.identifier().canonical_input() for r in part]
+    inputs = [canonical_input_of(kind, value) for _, kind, value, _, _ in part]
     at = timed("canonical inputs", at)
     elements = [oprf.hash_to_group(x, MODE) for x in inputs]
     at = timed("floor: hash to group (XMD + one-way map)", at)
@@ -168,15 +174,24 @@ def breakdown(engine: Engine, sample: int = 4000) -> dict[str, float]:
     at = timed("floor: scalar multiplication", at)
     outputs = server.evaluate(inputs)
     at = timed("OPRF Evaluate, whole (the two above + finalize)", at)
-    labels = [label_fields_of(r.id, r.attribute_map(), LABEL_FIELDS) for r in part]
-    at = timed("attributes JSON -> label fields", at)
+    encoder = FieldEncoder((*LABEL_FIELDS, HANDLE_FIELD))
+    plains = []
+    for record_id, _, _, attributes, _ in part:
+        fields = json.loads(attributes)
+        fields[HANDLE_FIELD] = str(record_id)
+        plains.append(encoder.encode(fields))
+    at = timed("attributes JSON -> label fields, encoded", at)
     buckets = [bucket_of(x, BUCKET_BITS) for x in inputs]
     keys = [tag_and_key(y) for y in outputs]
     at = timed("bucket hash, tag and label key (one SHA-512)", at)
-    sealed = [seal_label(k, fields) for (_, k), fields in zip(keys, labels, strict=True)]
-    at = timed("label: binary encoding + ChaCha20-Poly1305", at)
+    nonces = os.urandom(NONCE_LENGTH * len(part))
+    sealed = [
+        seal_encoded(k, plain, nonces[i * NONCE_LENGTH : (i + 1) * NONCE_LENGTH])
+        for i, ((_, k), plain) in enumerate(zip(keys, plains, strict=True))
+    ]
+    at = timed("label: ChaCha20-Poly1305", at)
     entries = sorted(
-        (b, r.id, t, s) for b, r, (t, _), s in zip(buckets, part, keys, sealed, strict=True)
+        (b, r[0], t, s) for b, r, (t, _), s in zip(buckets, part, keys, sealed, strict=True)
     )
     target = make_engine(fresh_db(BENCH / "index-breakdown.db"))
     NodeBase.metadata.create_all(target)

@@ -32,6 +32,7 @@ __all__ = [
     "IdentifierKind",
     "InvalidIdentifier",
     "UnknownIdentifierKind",
+    "canonical_input_of",
     "normalise",
     "upgrade_legacy_id_card",
 ]
@@ -119,7 +120,13 @@ class Identifier:
 
     def canonical_input(self) -> bytes:
         """The exact bytes every party blinds/hashes: kind, NUL, canonical value."""
-        return self.kind.value.encode() + b"\x00" + self.value.encode()
+        return canonical_input_of(self.kind.value, self.value)
+
+
+def canonical_input_of(kind: str, value: str) -> bytes:
+    """Kind, NUL, canonical value: what `Identifier.canonical_input` gives, from a stored
+    record's columns without building an Identifier (an index build does it per record)."""
+    return kind.encode() + b"\x00" + value.encode()
 
 
 def normalise(kind: IdentifierKind | str, raw: str, *, default_region: str = "CN") -> Identifier:

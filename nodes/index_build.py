@@ -25,8 +25,15 @@ from sqlalchemy import Engine, event
 
 from gateway.crypto.blinded import OprfServer
 from gateway.db import make_engine
-from gateway.identifiers import Identifier, IdentifierKind
-from gateway.matching.derive import bucket_of, check_bucket_bits, seal_label, tag_and_key
+from gateway.identifiers import IdentifierKind, canonical_input_of
+from gateway.matching.derive import (
+    NONCE_LENGTH,
+    FieldEncoder,
+    bucket_of,
+    check_bucket_bits,
+    seal_encoded,
+    tag_and_key,
+)
 from gateway.matching.index_store import (
     IndexEntry,
     IndexParams,
@@ -38,9 +45,9 @@ from gateway.matching.index_store import (
     write_entries,
 )
 from nodes.records import (
-    StoredRecord,
+    ChangedRow,
     changed_id_ranges,
-    changed_since,
+    changed_rows,
     count_changed,
     current_version,
 )
@@ -135,32 +142,45 @@ class _Worker:
         self.engine = engine
         self.write_lock = write_lock
         self.server = OprfServer(job.private_key)
+        self.encoder = FieldEncoder((*job.params.label_fields, HANDLE_FIELD))
 
-    def entries(self, records: Sequence[StoredRecord]) -> list[IndexEntry]:
-        bits, fields = self.job.params.bucket_bits, self.job.params.label_fields
-        inputs = [Identifier(IdentifierKind(r.kind), r.value).canonical_input() for r in records]
+    def entries(self, rows: Sequence[ChangedRow]) -> list[IndexEntry]:
+        """One row of the index per record: bucket, id, tag and sealed label.
+
+        The label holds the allowed attributes and the record handle (`label_fields_of`),
+        encoded by the worker's `FieldEncoder`; the chunk's nonces are drawn at once.
+        """
+        bits = self.job.params.bucket_bits
+        for kind in {row[1] for row in rows}:
+            IdentifierKind(kind)  # a stored kind this code does not know fails the build
+        inputs = [canonical_input_of(kind, value) for _, kind, value, _, _ in rows]
         outputs = self.server.evaluate(inputs)
+        nonces = os.urandom(NONCE_LENGTH * len(rows))
+        encode = self.encoder.encode
         entries: list[IndexEntry] = []
-        for record, x, y in zip(records, inputs, outputs, strict=True):
+        at = 0
+        for (record_id, _, _, attributes, _), x, y in zip(rows, inputs, outputs, strict=True):
             tag, key = tag_and_key(y)
-            label = label_fields_of(record.id, json.loads(record.attributes), fields)
-            entries.append((bucket_of(x, bits), record.id, tag, seal_label(key, label)))
+            fields = json.loads(attributes)
+            fields[HANDLE_FIELD] = str(record_id)
+            label = seal_encoded(key, encode(fields), nonces[at : at + NONCE_LENGTH])
+            at += NONCE_LENGTH
+            entries.append((bucket_of(x, bits), record_id, tag, label))
         return entries
 
     def run(self, span: _Range) -> int:
         """Index one range; returns how many rows it covered (live and removed)."""
         first, last, _ = span
         job = self.job
-        records = list(changed_since(self.engine, job.since, until=job.until, ids=(first, last)))
-        live = [r for r in records if not r.deleted]
-        removed = [r.id for r in records if r.deleted]
-        entries = self.entries(live)
+        rows = changed_rows(self.engine, job.since, job.until, first, last)
+        entries = self.entries([row for row in rows if not row[4]])
+        removed = [row[0] for row in rows if row[4]]
         with self.write_lock:
             if job.replace:
                 write_entries(self.engine, entries, removed)
             else:  # a full build: nothing to replace, rows published at the end
                 load_entries(self.engine, entries)
-        return len(records)
+        return len(rows)
 
 
 _worker: _Worker | None = None

@@ -17,7 +17,7 @@ import hashlib
 import math
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -27,7 +27,9 @@ __all__ = [
     "DEFAULT_BUCKET_BITS",
     "FORMAT",
     "MAX_BUCKET_BITS",
+    "NONCE_LENGTH",
     "TAG_LENGTH",
+    "FieldEncoder",
     "LabelError",
     "bucket_bits_for",
     "bucket_of",
@@ -35,6 +37,7 @@ __all__ = [
     "decode_fields",
     "encode_fields",
     "open_label",
+    "seal_encoded",
     "seal_label",
     "tag_and_key",
 ]
@@ -115,6 +118,39 @@ def encode_fields(fields: Mapping[str, str]) -> bytes:
     return b"".join(parts)
 
 
+class FieldEncoder:
+    """`encode_fields` for labels drawn from one fixed set of field names.
+
+    An index build seals a label per record, all with the same names: each name's length
+    prefix is packed once here rather than per record, and fields outside the set are
+    left out (as `label_fields_of` leaves them out). The bytes are `encode_fields`'s.
+    """
+
+    def __init__(self, names: Iterable[str]) -> None:
+        packed: list[tuple[str, bytes]] = []
+        for name in sorted(set(names)):
+            raw = name.encode()
+            if not 0 < len(raw) <= MAX_NAME_BYTES:
+                raise ValueError(f"label field {name!r}: names are 1 to {MAX_NAME_BYTES} bytes")
+            packed.append((name, _NAME.pack(len(raw)) + raw))
+        self._names = tuple(packed)
+
+    def encode(self, fields: Mapping[str, str]) -> bytes:
+        """The set's fields present in `fields`, encoded; ValueError for a too long value."""
+        parts: list[bytes] = []
+        for name, prefix in self._names:
+            value = fields.get(name)
+            if value is None:
+                continue
+            raw = value.encode()
+            if len(raw) > MAX_VALUE_BYTES:
+                raise ValueError(
+                    f"label field {name!r}: values are at most {MAX_VALUE_BYTES} bytes"
+                )
+            parts += (prefix, _VALUE.pack(len(raw)), raw)
+        return b"".join(parts)
+
+
 def decode_fields(plain: bytes) -> dict[str, str]:
     """The inverse of `encode_fields`; `LabelError` unless it is exactly that layout."""
     fields: dict[str, str] = {}
@@ -144,8 +180,15 @@ def seal_label(key: bytes, fields: Mapping[str, str]) -> bytes:
     seals only its own record's labels, a handful in its life, so 96 random bits do not
     collide. ValueError if a field name or value is too long to encode.
     """
-    nonce = os.urandom(NONCE_LENGTH)
-    return nonce + ChaCha20Poly1305(key).encrypt(nonce, encode_fields(fields), _LABEL_AAD)
+    return seal_encoded(key, encode_fields(fields), os.urandom(NONCE_LENGTH))
+
+
+def seal_encoded(key: bytes, plain: bytes, nonce: bytes) -> bytes:
+    """nonce || ChaCha20-Poly1305(key, nonce, `plain`): `seal_label` for fields already
+    encoded, under a random nonce the caller drew (a build draws a chunk's at once)."""
+    if len(nonce) != NONCE_LENGTH:
+        raise ValueError(f"a label nonce is {NONCE_LENGTH} bytes")
+    return nonce + ChaCha20Poly1305(key).encrypt(nonce, plain, _LABEL_AAD)
 
 
 def open_label(key: bytes, sealed: bytes) -> dict[str, str]:

@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from gateway.matching.derive import (
+    FieldEncoder,
     LabelError,
     bucket_bits_for,
     bucket_of,
@@ -53,6 +54,18 @@ def test_the_label_encoding_is_the_fixed_binary_layout() -> None:
     fields = {"b": "2", "a": "é"}
     assert encode_fields(fields) == b"\x01a\x00\x02\xc3\xa9\x01b\x00\x012"
     assert decode_fields(encode_fields(fields)) == fields
+
+
+def test_a_field_encoder_writes_the_layout_for_its_names_only() -> None:
+    encoder = FieldEncoder(("status", "handle", "record_id"))
+    fields = {"status": "冻结", "handle": "7", "holder_name": "王伟", "record_id": ""}
+    wanted = {name: fields[name] for name in ("status", "handle", "record_id")}
+    assert encoder.encode(fields) == reference.encode(wanted)
+    assert encoder.encode({}) == b""
+    with pytest.raises(ValueError, match="'status'"):
+        encoder.encode({"status": "1" * 65536})
+    with pytest.raises(ValueError, match=r"'x+'"):
+        FieldEncoder(["x" * 256])
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,8 @@ def test_full_build_rows_match_an_independent_computation(engine: Engine) -> Non
         label = reference.open_label(y, row.label)
         # Only the allowed fields and the handle: holder_name is never in a label.
         assert label == {"status": "ACTIVE", "record_id": f"R{n}", "handle": str(row.record_id)}
+    # A build draws a chunk's nonces at once: each label still has its own.
+    assert len({row.label[:12] for row in rows.values()}) == 40
 
 
 def test_incremental_update_adds_changes_and_removes(engine: Engine) -> None:
