@@ -54,7 +54,12 @@ from nodes.index_build import index_params
 from nodes.journal import OutboundRow
 from nodes.records import RecordRow
 from nodes.runtime import NodeContext, open_node
-from nodes.watchlist.client import DEFAULT_IN_FLIGHT, WatchlistClient
+from nodes.watchlist.client import (
+    DEFAULT_IN_FLIGHT,
+    DEFAULT_STALL_S,
+    DEFAULT_WINDOW_S,
+    WatchlistClient,
+)
 from nodes.watchlist.store import WatchlistEntry, add_entries, reindex
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,8 +235,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=15.0, help="Per rate.")
-    parser.add_argument("--window-ms", type=float, default=2.0)
+    parser.add_argument("--window-ms", type=float, default=DEFAULT_WINDOW_S * 1000)
     parser.add_argument("--in-flight", type=int, default=DEFAULT_IN_FLIGHT)
+    parser.add_argument(
+        "--stall-ms",
+        type=float,
+        default=DEFAULT_STALL_S * 1000,
+        help="A batch out this long lets the next leave beside it (0: never wait).",
+    )
     parser.add_argument("--skip-openmined", action="store_true")
     args = parser.parse_args(argv)
 
@@ -241,13 +252,19 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"watchlist check: {args.entries} entries, {os.cpu_count()} cores, load average "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; broker, police and bank as processes; "
-        f"batching window {args.window_ms} ms, at most {args.in_flight} batches in flight"
+        f"batching window {args.window_ms} ms, one batch in flight (another beside it once "
+        f"one is out {args.stall_ms:.0f} ms, {args.in_flight} at most)"
     )
     results = []
     with serving(db, key) as (consortium, pids):
         ctx = open_node(consortium.node_config("bank-a"))
         try:
-            client = WatchlistClient(ctx, window_s=args.window_ms / 1000, in_flight=args.in_flight)
+            client = WatchlistClient(
+                ctx,
+                window_s=args.window_ms / 1000,
+                in_flight=args.in_flight,
+                stall_s=args.stall_ms / 1000,
+            )
             warm = sample(db, args.entries, 50, seed=1)
             run_rate(client, warm, 50)  # connections, directory, first batch
             alone = []

@@ -13,16 +13,20 @@ police node. The answer is used only once its batch proof verifies under that ke
 a police node (or anyone) answering under another key is refused with `WrongKey`.
 
 Concurrent checks (a payment system's threads) are gathered into one blinded batch:
-the first caller waits `window_s` for others, then sends them all in one message; at most
-`in_flight` batches travel at once, and while they do the next one gathers. Nothing is
-cached: every check is a fresh
-evaluation by the police node, so the node holds no table of what it learnt.
+the first caller waits `window_s` for others, then sends them all in one message. One
+batch travels at a time while the next one gathers behind it, so under load each
+message carries more checks and the broker, the police node and the proofs are paid per
+batch, not per check. Only a batch out for longer than `stall_s` (a slow answer) lets
+another leave beside it, up to `in_flight` at once: one slow answer does not hold every
+payment behind it. Nothing is cached: every check is a fresh evaluation by the police
+node, so the node holds no table of what it learnt.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Final
@@ -42,15 +46,24 @@ from nodes.watchlist.police import CHECKER_ROLES, MAX_CHECK_BATCH
 if TYPE_CHECKING:
     from nodes.runtime import NodeContext
 
-__all__ = ["DEFAULT_IN_FLIGHT", "DEFAULT_WINDOW_S", "WatchlistClient", "WatchlistError", "WrongKey"]
+__all__ = [
+    "DEFAULT_IN_FLIGHT",
+    "DEFAULT_STALL_S",
+    "DEFAULT_WINDOW_S",
+    "WatchlistClient",
+    "WatchlistError",
+    "WrongKey",
+]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WINDOW_S: Final = 0.002
+DEFAULT_WINDOW_S: Final = 0.001
 """How long the first of a batch waits for concurrent checks to join it."""
+DEFAULT_STALL_S: Final = 0.1
+"""A batch out this long without its answer no longer keeps the next one waiting: some
+five times a round trip under load (17 ms alone, 25 ms at 200 checks a second)."""
 DEFAULT_IN_FLIGHT: Final = 4
-"""Batches travelling at once: enough to keep a slow round trip from queueing checks,
-few enough that a burst still shares messages (and the police node's proofs)."""
+"""Batches travelling at once at most, however many have stalled."""
 PURPOSE: Final = "watchlist screening"
 BUSY_RETRIES_S: Final = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
 """Waits before asking again when the broker answers that its deliveries to the police
@@ -79,6 +92,7 @@ class WatchlistClient:
         police: str | None = None,
         window_s: float = DEFAULT_WINDOW_S,
         in_flight: int = DEFAULT_IN_FLIGHT,
+        stall_s: float = DEFAULT_STALL_S,
         purpose: str = PURPOSE,
     ) -> None:
         if ctx.config.role not in CHECKER_ROLES:
@@ -90,9 +104,13 @@ class WatchlistClient:
         self._police = police
         self.window_s = window_s
         self.purpose = purpose
+        self.in_flight = max(1, in_flight)
+        self.stall_s = stall_s
         self._lock = threading.Lock()
+        self._turn = threading.Condition(self._lock)
         self._pending: list[tuple[Identifier, Future[CheckResult]]] = []
-        self._sending = threading.BoundedSemaphore(max(1, in_flight))
+        self._flying: list[float] = []
+        """When each batch in flight left (time.monotonic), oldest first."""
 
     @property
     def police(self) -> str:
@@ -123,28 +141,44 @@ class WatchlistClient:
         return self._send(list(identifiers))
 
     def _lead(self) -> None:
-        """Wait out the window, then take the batch and send it (`in_flight` at most)."""
+        """Wait out the window and this batch's turn, then take the batch and send it."""
         if self.window_s > 0:
             threading.Event().wait(self.window_s)
-        with self._sending:
-            with self._lock:
-                batch, self._pending = (
-                    self._pending[:MAX_CHECK_BATCH],
-                    self._pending[MAX_CHECK_BATCH:],
-                )
-                rest = bool(self._pending)
+        with self._turn:
+            while (wait_s := self._wait_before_sending()) > 0:
+                self._turn.wait(wait_s)
+            batch, self._pending = (
+                self._pending[:MAX_CHECK_BATCH],
+                self._pending[MAX_CHECK_BATCH:],
+            )
+            rest = bool(self._pending)
             if not batch:  # taken by a batch that left no rest for us
                 return
-            if rest:  # more than a batch gathered: the next one leads itself
-                threading.Thread(target=self._lead, name="watchlist-batch", daemon=True).start()
-            try:
-                results = self._send([identifier for identifier, _ in batch])
-            except BaseException as exc:
-                for _, future in batch:
-                    future.set_exception(exc)
-                return
+            left = time.monotonic()
+            self._flying.append(left)
+        if rest:  # more than a batch gathered: the next one leads itself
+            threading.Thread(target=self._lead, name="watchlist-batch", daemon=True).start()
+        try:
+            results = self._send([identifier for identifier, _ in batch])
+        except BaseException as exc:
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        finally:
+            with self._turn:
+                self._flying.remove(left)
+                self._turn.notify_all()
         for (_, future), result in zip(batch, results, strict=True):
             future.set_result(result)
+
+    def _wait_before_sending(self) -> float:
+        """0 if a batch may leave now; else how long until the newest one in flight counts
+        as stalled (or a long wait, when `in_flight` batches are out). Lock held."""
+        if not self._flying:
+            return 0.0
+        if len(self._flying) >= self.in_flight:
+            return 1.0  # woken when one comes back
+        return max(0.0, self._flying[-1] + self.stall_s - time.monotonic())
 
     def _send(self, identifiers: list[Identifier]) -> list[CheckResult]:
         ctx = self.ctx

@@ -2,7 +2,7 @@
 
 The broker lets `interactive_per_recipient` interactive deliveries travel to one
 recipient at once and answers the rest as undelivered (RESOURCE_EXHAUSTED). Here it
-lets one: four batches in flight from one bank collide, and the client asks again after
+lets one: four batches in flight from one bank (no wait for a stall) collide, and the client asks again after
 a short wait instead of failing the payment check.
 """
 
@@ -47,7 +47,7 @@ def test_checks_colliding_at_the_brokers_limit_are_asked_again_not_failed(
     bank: NodeContext, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="nodes.watchlist.client")
-    checker = WatchlistClient(bank, window_s=0, in_flight=4)
+    checker = WatchlistClient(bank, window_s=0, in_flight=4, stall_s=0)
     values = [LISTED, CLEAR] * 12
     results: list[object] = [None] * len(values)
 
