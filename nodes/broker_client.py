@@ -25,7 +25,7 @@ from gateway.audit.merkle import leaf_hash
 from gateway.audit.note import Ed25519Verifier, NoteError, parse_note
 from gateway.audit.proof import ProofError, verify_consistency, verify_inclusion
 from gateway.audit.source import ProvenEntry
-from gateway.audit.tlog_proof import TlogProofError, parse_tlog_proof
+from gateway.audit.tlog_proof import SEEN_SIZE_METADATA, TlogProofError, parse_tlog_proof
 from gateway.audit.verify import StoredCheckpoint, StoredEntry
 from gateway.audit.witnessed import Cosigner, cosigners, witness_verifiers
 from gateway.envelope.build import Draft, now_ms
@@ -212,9 +212,13 @@ class BrokerClient:
     def submit_signed(self, draft: Draft, envelope: pb.Envelope) -> Submitted:
         """Submit `envelope`, signed from `draft` before. Submitting the same envelope
         again (a retry after a lost reply or a crash) gets the broker's first answer."""
-        reply: pb.SubmitReply = self.brokers.call("Submit", envelope, self.timeout_s)
+        with self._lock:
+            seen = self._largest
+        metadata = [(SEEN_SIZE_METADATA, str(seen.size))] if seen is not None else []
+        reply: pb.SubmitReply = self.brokers.call("Submit", envelope, self.timeout_s, metadata)
         proof = reply.receipt.tlog_proof
-        self.check_receipt(reply.receipt.leaf_index, proof)
+        extends = Extension(reply.receipt.consistency_from, list(reply.receipt.consistency))
+        self.check_receipt(reply.receipt.leaf_index, proof, extends)
         with self._sessions() as session:
             session.merge(
                 OutboundRow(
@@ -354,13 +358,16 @@ class BrokerClient:
             rows = session.scalars(select(CheckpointSeenRow).order_by(CheckpointSeenRow.size))
             return [StoredCheckpoint(r.size, r.note) for r in rows]
 
-    def check_receipt(self, leaf_index: int, proof_text: str) -> Checkpoint:
+    def check_receipt(
+        self, leaf_index: int, proof_text: str, extends: Extension | None = None
+    ) -> Checkpoint:
         """A receipt must be a tlog-proof under a broker-signed, consistent checkpoint.
 
         The leaf itself is not known to the sender (the broker adds the decision and
         time), so its inclusion is proven by whole-log verification (`gateway audit
         verify`) against the checkpoints the node kept; here the checkpoint's signature
-        and its consistency with earlier ones are checked.
+        and its consistency with earlier ones are checked, with the consistency proof
+        the receipt brought (`extends`) where it starts from the checkpoint compared.
         """
         try:
             proof = parse_tlog_proof(proof_text)
@@ -373,10 +380,12 @@ class BrokerClient:
             raise LogIntegrityError("receipt index differs from the reply's leaf index")
         if proof.index >= checkpoint.size:
             raise LogIntegrityError("receipt index is outside its checkpoint's tree")
-        self.observe_checkpoint(proof.checkpoint.decode(), checkpoint)
+        self.observe_checkpoint(proof.checkpoint.decode(), checkpoint, extends)
         return checkpoint
 
-    def observe_checkpoint(self, note: str, checkpoint: Checkpoint) -> None:
+    def observe_checkpoint(
+        self, note: str, checkpoint: Checkpoint, extends: Extension | None = None
+    ) -> None:
         """Check a new checkpoint against the largest one seen before; keep it.
 
         The remote work (directory, consistency proof) and the database are used without
@@ -390,7 +399,7 @@ class BrokerClient:
                 seen = self._largest
             base = larger(seen, stored)
             if base is not None:
-                self._compare(base, checkpoint)
+                self._compare(base, checkpoint, extends)
             with self._lock:
                 if self._largest is seen:
                     self._largest = larger(base, checkpoint)
@@ -409,12 +418,13 @@ class BrokerClient:
             return None
         return parse_checkpoint(parse_note(last.note).text)  # verified before it was stored
 
-    def _compare(self, old: Checkpoint, new: Checkpoint) -> None:
+    def _compare(self, old: Checkpoint, new: Checkpoint, extends: Extension | None) -> None:
         """Raise `LogIntegrityError` unless one of the two checkpoints extends the other."""
         if new.size < old.size:
             self._check_consistency(new, old, rolled_back_to=new.size)
         elif new.size > old.size:
-            self._check_consistency(old, new)
+            given = extends.proof if extends is not None and extends.old_size == old.size else None
+            self._check_consistency(old, new, given=given)
         elif new.root_hash != old.root_hash:
             raise LogIntegrityError(
                 f"two checkpoints of size {old.size} with different roots: the log forked"
@@ -429,15 +439,33 @@ class BrokerClient:
                 session.commit()
 
     def _check_consistency(
-        self, old: Checkpoint, new: Checkpoint, *, rolled_back_to: int | None = None
+        self,
+        old: Checkpoint,
+        new: Checkpoint,
+        *,
+        rolled_back_to: int | None = None,
+        given: list[bytes] | None = None,
     ) -> None:
-        """Ask the broker to prove `new` extends `old`.
+        """Check that `new` extends `old`: with the proof `given` by the receipt, else one
+        asked of the broker. A given proof that fails is a failure like an asked one:
+        the broker alone could have sent either.
 
         The broker refuses (OUT_OF_RANGE) only when its log is now shorter than `new`,
         a checkpoint it signed: its log shrank.
         """
         if old.size == 0:
             return
+        proof = given if given is not None else self._ask_consistency(old, new, rolled_back_to)
+        try:
+            verify_consistency(old.size, new.size, proof, old.root_hash, new.root_hash)
+        except ProofError as exc:
+            raise LogIntegrityError(
+                f"checkpoint {new.size} is not consistent with checkpoint {old.size}: {exc}"
+            ) from exc
+
+    def _ask_consistency(
+        self, old: Checkpoint, new: Checkpoint, rolled_back_to: int | None
+    ) -> list[bytes]:
         try:
             reply: pb.ConsistencyReply = self.brokers.call(
                 "GetConsistency",
@@ -452,15 +480,19 @@ class BrokerClient:
                 f"the broker's log was rolled back from size {new.size} to {to}: "
                 "it cannot prove the consistency of checkpoints it signed"
             ) from exc
-        try:
-            verify_consistency(old.size, new.size, list(reply.proof), old.root_hash, new.root_hash)
-        except ProofError as exc:
-            raise LogIntegrityError(
-                f"checkpoint {new.size} is not consistent with checkpoint {old.size}: {exc}"
-            ) from exc
+        return list(reply.proof)
 
     def close(self) -> None:
         self.brokers.close()
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A consistency proof that came with a receipt: from the tree of `old_size` entries
+    (the size the submitter said it held) to the receipt's checkpoint."""
+
+    old_size: int
+    proof: list[bytes]
 
 
 class AnswerError(Exception):

@@ -117,7 +117,13 @@ class BrokerEndpoints:
             self._next = (start + 1) % len(stubs)
         return stubs[start:] + stubs[:start]
 
-    def call(self, method: str, request: Any, timeout_s: float) -> Any:
+    def call(
+        self,
+        method: str,
+        request: Any,
+        timeout_s: float,
+        metadata: Sequence[tuple[str, str]] = (),
+    ) -> Any:
         """`method` on one broker process, failing over to the next on UNAVAILABLE.
 
         If every endpoint is unavailable (say, all restarting at once), the first is
@@ -129,7 +135,7 @@ class BrokerEndpoints:
         for endpoint, stub in order:
             try:
                 self._check(endpoint, timeout_s, pinned=pinned)
-                return getattr(stub, method)(request, timeout=timeout_s)
+                return getattr(stub, method)(request, timeout=timeout_s, metadata=metadata)
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
                     unavailable = unavailable or exc
@@ -146,7 +152,9 @@ class BrokerEndpoints:
             raise PeerRefused(f"{endpoint} is no longer a broker endpoint")
         stub = rpc.BrokerStub(channel)
         try:
-            return getattr(stub, method)(request, timeout=timeout_s, wait_for_ready=True)
+            return getattr(stub, method)(
+                request, timeout=timeout_s, metadata=metadata, wait_for_ready=True
+            )
         except grpc.RpcError as exc:
             if unavailable is not None and _lost_answer(exc):
                 raise unavailable from exc

@@ -344,17 +344,34 @@ class AuditLog:
         The group commit that stored the entry also signed a checkpoint covering it, so
         this normally reads that one without waiting for the next commit.
         """
+        return self.receipt_since(index, 0)[0]
+
+    def receipt_since(self, index: int, seen_size: int) -> tuple[str, list[bytes]]:
+        """`receipt(index)` and the consistency proof from the tree of `seen_size` entries
+        to its checkpoint (empty unless 0 < `seen_size` < the checkpoint's size): all a
+        submitter needs to accept the checkpoint, read under one lock, in one reply."""
+        extends: list[bytes] = []
         with self._state:
             note, size = self._latest_note, self._latest_size
             proof = self._tree.inclusion_proof(index, size) if size > index else None
+            if proof is not None:
+                extends = self._consistency_within(seen_size, size)
         if proof is None:
             note = self.checkpoint()
             with self._state:
                 size = self._latest_size
                 proof = self._tree.inclusion_proof(index, size)
-        return format_tlog_proof(
+                extends = self._consistency_within(seen_size, size)
+        text = format_tlog_proof(
             TlogProof(index=index, hashes=tuple(proof), checkpoint=note.encode())
         )
+        return text, extends
+
+    def _consistency_within(self, old_size: int, new_size: int) -> list[bytes]:
+        """The consistency proof old -> new if 0 < old < new, else none. `_state` held."""
+        if not 0 < old_size < new_size:
+            return []
+        return self._tree.consistency_proof(old_size, new_size)
 
     def inclusion(self, index: int, size: int) -> list[bytes]:
         """RFC 9162 inclusion proof of entry `index` in the tree of the first `size` entries."""

@@ -24,6 +24,7 @@ from gateway.audit.proof import verify_inclusion
 
 __all__ = [
     "HEADER",
+    "SEEN_SIZE_METADATA",
     "TlogProof",
     "TlogProofError",
     "VerifiedTlogProof",
@@ -31,6 +32,10 @@ __all__ = [
     "parse_tlog_proof",
     "verify_tlog_proof",
 ]
+
+SEEN_SIZE_METADATA = "gateway-seen-size"
+"""Submit's request metadata: the size of the largest checkpoint the submitter holds, so
+that the receipt comes with the consistency proof from it (`AuditReceipt.consistency`)."""
 
 HEADER = "c2sp.org/tlog-proof@v1"
 """First line of every proof."""

@@ -19,6 +19,7 @@ from gateway.audit.cosignature import CosignatureV1Verifier
 from gateway.audit.log import Append, AuditLog
 from gateway.audit.note import Ed25519Signer, parse_note
 from gateway.audit.store import CosignatureRow
+from gateway.audit.tlog_proof import SEEN_SIZE_METADATA
 from gateway.audit.witnessed import (
     CosignatureRefused,
     check_cosignature,
@@ -109,6 +110,14 @@ def add_broker_servicer(servicer: BrokerServicer, server: grpc.Server) -> None:
     server.add_registered_method_handlers(service, handlers)  # type: ignore[attr-defined]
 
 
+def seen_size(context: grpc.ServicerContext) -> int:
+    """The submitter's `gateway-seen-size`, or 0 if it sent none (or not a number)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == SEEN_SIZE_METADATA and isinstance(value, str) and value.isdigit():
+            return int(value[:19])
+    return 0
+
+
 class BrokerServicer(rpc.BrokerServicer):
     """Thin gRPC adapter over `Broker`: refusals become statuses with named checks."""
 
@@ -126,13 +135,17 @@ class BrokerServicer(rpc.BrokerServicer):
             routed = self.broker.submit(request, current_peer())
         except BrokerRefusal as refusal:
             context.abort(refusal.status, refusal.reason)
+        seen = seen_size(context)
+        tlog_proof, extends = self.broker.audit.receipt_since(routed.audit_index, seen)
         return pb.SubmitReply(
             message_id=routed.message_id,
             decision="ALLOW" if routed.decision.allowed else "DENY",
             policy_ids=list(routed.decision.policy_ids),
             receipt=pb.AuditReceipt(
                 leaf_index=routed.audit_index,
-                tlog_proof=self.broker.audit.receipt(routed.audit_index),
+                tlog_proof=tlog_proof,
+                consistency_from=seen if extends else 0,
+                consistency=extends,
             ),
             responses=routed.responses,
             undelivered=routed.undelivered,

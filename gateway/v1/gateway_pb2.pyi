@@ -79,12 +79,16 @@ class Envelope(_message.Message):
     def __init__(self, header: _Optional[bytes] = ..., payload: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class AuditReceipt(_message.Message):
-    __slots__ = ("leaf_index", "tlog_proof")
+    __slots__ = ("leaf_index", "tlog_proof", "consistency_from", "consistency")
     LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
     TLOG_PROOF_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FROM_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
     leaf_index: int
     tlog_proof: str
-    def __init__(self, leaf_index: _Optional[int] = ..., tlog_proof: _Optional[str] = ...) -> None: ...
+    consistency_from: int
+    consistency: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, leaf_index: _Optional[int] = ..., tlog_proof: _Optional[str] = ..., consistency_from: _Optional[int] = ..., consistency: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class SubmitReply(_message.Message):
     __slots__ = ("message_id", "decision", "policy_ids", "receipt", "responses", "undelivered", "refusals")

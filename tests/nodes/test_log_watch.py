@@ -68,3 +68,45 @@ def test_an_honest_restart_keeps_receipts_consistent(tmp_path: Path, databases: 
             finally:
                 ctx.client.close()
             assert result.decision == "ALLOW"
+
+
+def test_the_receipts_own_consistency_proof_is_checked_and_spares_a_call(
+    tmp_path: Path, databases: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node holding a checkpoint says its size with each Submit; the receipt brings the
+    proof from it, which the node checks instead of asking GetConsistency. A broker
+    that rewrote its log, restarted under the same running node client, sends a proof
+    from its rewritten tree: it fails, and no second opinion is asked for."""
+    consortium = Consortium.create(tmp_path, database_urls=databases.for_consortium())
+    calls: list[str] = []
+    with running(consortium, ("bank-a",)):
+        ctx = client(consortium, "police-1")
+        real = ctx.client.brokers.call
+
+        def counted(method: str, *args: object) -> object:
+            calls.append(method)
+            return real(method, *args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(ctx.client.brokers, "call", counted)
+        for _ in range(4):
+            assert ctx.client.submit(ping()).decision == "ALLOW"
+    try:
+        assert calls.count("Submit") == 4
+        # The first receipt meets the checkpoint the node kept at its start, if any;
+        # every later one brought its own proof.
+        assert calls.count("GetConsistency") <= 1
+        forged = canonical_json({"type": "decision", "kind": "PING", "decision": "DENY"})
+        with opened(consortium.broker_database) as broker, Session(broker) as s:
+            s.execute(
+                update(AuditEntryRow)
+                .where(AuditEntryRow.idx == 0)
+                .values(leaf=forged, leaf_hash=leaf_hash(forged))
+            )
+            s.commit()
+        calls.clear()
+        with running(consortium, ("bank-a",)):
+            with pytest.raises(LogIntegrityError, match="not consistent"):
+                ctx.client.submit(ping())
+        assert "GetConsistency" not in calls
+    finally:
+        ctx.client.close()
