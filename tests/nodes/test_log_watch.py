@@ -104,9 +104,11 @@ def test_the_receipts_own_consistency_proof_is_checked_and_spares_a_call(
             )
             s.commit()
         calls.clear()
-        with running(consortium, ("bank-a",)):
-            with pytest.raises(LogIntegrityError, match="not consistent"):
-                ctx.client.submit(ping())
+        with (
+            running(consortium, ("bank-a",)),
+            pytest.raises(LogIntegrityError, match="not consistent"),
+        ):
+            ctx.client.submit(ping())
         assert "GetConsistency" not in calls
     finally:
         ctx.client.close()
