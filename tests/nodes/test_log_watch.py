@@ -28,6 +28,18 @@ def ping() -> Draft:
     return Draft(sender="police-1", recipients=["bank-a"], kind="PING", payload=b"{}")
 
 
+def rewrite_first_entry(consortium: Consortium) -> None:
+    """Entry 0 made a denial, its hash recomputed: what a stopped broker's operator can do."""
+    forged = canonical_json({"type": "decision", "kind": "PING", "decision": "DENY"})
+    with opened(consortium.broker_database) as broker, Session(broker) as s:
+        s.execute(
+            update(AuditEntryRow)
+            .where(AuditEntryRow.idx == 0)
+            .values(leaf=forged, leaf_hash=leaf_hash(forged))
+        )
+        s.commit()
+
+
 def test_rewritten_history_is_detected_at_the_next_receipt(
     tmp_path: Path, databases: Databases
 ) -> None:
@@ -40,14 +52,7 @@ def test_rewritten_history_is_detected_at_the_next_receipt(
         finally:
             ctx.client.close()
 
-    forged = canonical_json({"type": "decision", "kind": "PING", "decision": "DENY"})
-    with opened(consortium.broker_database) as broker, Session(broker) as s:
-        s.execute(
-            update(AuditEntryRow)
-            .where(AuditEntryRow.idx == 0)
-            .values(leaf=forged, leaf_hash=leaf_hash(forged))
-        )
-        s.commit()
+    rewrite_first_entry(consortium)
 
     with running(consortium, ("bank-a",)):
         ctx = client(consortium, "police-1")
@@ -95,14 +100,7 @@ def test_the_receipts_own_consistency_proof_is_checked_and_spares_a_call(
         # The first receipt meets the checkpoint the node kept at its start, if any;
         # every later one brought its own proof.
         assert calls.count("GetConsistency") <= 1
-        forged = canonical_json({"type": "decision", "kind": "PING", "decision": "DENY"})
-        with opened(consortium.broker_database) as broker, Session(broker) as s:
-            s.execute(
-                update(AuditEntryRow)
-                .where(AuditEntryRow.idx == 0)
-                .values(leaf=forged, leaf_hash=leaf_hash(forged))
-            )
-            s.commit()
+        rewrite_first_entry(consortium)
         calls.clear()
         with (
             running(consortium, ("bank-a",)),
