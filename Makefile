@@ -55,7 +55,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy gateway nodes
+	$(BIN)/mypy gateway nodes benchmarks
 
 unit: $(STAMP)
 	$(BIN)/pytest -q

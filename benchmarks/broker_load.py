@@ -101,28 +101,16 @@ def consortium(database: str | None, brokers: int = 1) -> Iterator[tuple[Consort
             yield c, running
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a running process, from /proc."""
-    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
-
-
 def postgres_cpu_seconds() -> float:
     """CPU time of every PostgreSQL server process on this machine (0 if none is local)."""
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            text = stat.read_text()
+            if stat.read_text().partition("(")[2].startswith("postgres)"):
+                total += machine.cpu_seconds(int(stat.parent.name))
         except OSError:  # the process ended while we looked
             continue
-        if text.partition("(")[2].startswith("postgres)"):
-            total += _stat_cpu_seconds(text)
     return total
-
-
-def _stat_cpu_seconds(stat: str) -> float:
-    """utime + stime of a /proc/<pid>/stat line (fields after the command's parenthesis)."""
-    fields = stat.rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 IN_FLIGHT = 64
@@ -213,11 +201,11 @@ def run(
         cpu = dict.fromkeys([*pids, "police", *server], 0.0)
         for _ in range(repeat):
             batch = envelopes(c, messages)
-            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            before = {name: machine.cpu_seconds(pid) for name, pid in pids.items()}
             mine, postgres = time.process_time(), postgres_cpu_seconds()
             rates.append(throughput(c, batch, clients))
             for name, pid in pids.items():
-                cpu[name] += cpu_seconds(pid) - before[name]
+                cpu[name] += machine.cpu_seconds(pid) - before[name]
             cpu["police"] += time.process_time() - mine
             if server:
                 cpu["postgres"] += postgres_cpu_seconds() - postgres

@@ -54,6 +54,7 @@ from gateway.identifiers import Identifier, IdentifierKind, normalise
 from gateway.localnet import Consortium, processes
 from gateway.matching.derive import bucket_bits_for
 from gateway.matching.index_store import fetch_buckets, read_state
+from gateway.matching.querier import Match, PendingQuery
 from gateway.matching.responder import ResponderLimits, answer_query
 from gateway.pki.custody import private_folder
 from gateway.pki.keys import write_secret
@@ -234,7 +235,7 @@ def memory_kib(pid: int) -> dict[str, int]:
     return found
 
 
-class _Timed(matching.PendingQuery):
+class _Timed(PendingQuery):
     """PendingQuery that records its client-side time: blinding, and verify + unblind + match."""
 
     spent: ClassVar[dict[str, float]] = {}
@@ -244,7 +245,7 @@ class _Timed(matching.PendingQuery):
         super().__init__(*args, **kwargs)
         _Timed.spent["blind"] = time.perf_counter() - started
 
-    def open(self, payload: bytes) -> list[matching.Match]:
+    def open(self, payload: bytes) -> list[Match]:
         started = time.perf_counter()
         try:
             return super().open(payload)
@@ -260,7 +261,7 @@ def ours(
     expected: set[str],
     repeat: int,
 ) -> list[dict[str, float]]:
-    matching.PendingQuery = _Timed  # type: ignore[misc]
+    matching.PendingQuery = _Timed  # type: ignore[attr-defined,misc]
     ctx = open_node(consortium.node_config("police-1"))
     runs = []
     try:
@@ -294,7 +295,7 @@ def ours(
             )
     finally:
         ctx.client.close()
-        matching.PendingQuery = _Timed.__mro__[1]  # type: ignore[misc]
+        matching.PendingQuery = PendingQuery  # type: ignore[attr-defined,misc]
     return runs
 
 
@@ -302,7 +303,7 @@ def responder_alone(db: Path, key: bytes, bits: int, identifiers: list[Identifie
     """The bank's own work for the query, without broker or network: evaluate, prove, fetch."""
     server = OprfServer(key)
     engine = make_engine(str(db))
-    query = matching.PendingQuery(
+    query = PendingQuery(
         identifiers, server.public_key, bucket_bits=bits, max_batch=len(identifiers)
     )
     payload = query.payload()

@@ -40,7 +40,7 @@ from gateway.matching.filter_source import iter_tags, labels_by_tag
 from gateway.matching.filter_sync import Publication, publish_delta, publish_snapshot
 from gateway.matching.index_store import read_state
 from gateway.v1 import filter_pb2 as fpb
-from nodes.matching import QUERIER_ROLES, _ready_server
+from nodes.matching import QUERIER_ROLES, ready_server
 from nodes.roles.base import Inbound, RoleRefusal
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def handle_filter_query(inbound: Inbound, ctx: NodeContext) -> Draft:
     cfg = ctx.config
     quota = eval_quota.EvalQuota(cfg.filter_eval_per_hour, cfg.filter_eval_per_day)
     try:
-        server = _ready_server(ctx)
+        server = ready_server(ctx)
         payload, size = answer_filter_query(
             inbound.payload,
             querier=querier,

@@ -57,6 +57,7 @@ __all__ = [
     "handle_match_query",
     "oprf_server",
     "query_responders",
+    "ready_server",
     "refresh_index",
     "responders_of",
 ]
@@ -109,7 +110,7 @@ def refresh_index(
         )
 
 
-def _ready_server(ctx: NodeContext) -> OprfServer:
+def ready_server(ctx: NodeContext) -> OprfServer:
     """The OPRF server, once the index matches the key and configuration and is current.
 
     A handful of pending record changes are indexed on the spot; a large backlog is left
@@ -176,7 +177,7 @@ def handle_match_query(inbound: Inbound, ctx: NodeContext) -> Draft:
         )
     cfg = ctx.config
     try:
-        server = _ready_server(ctx)
+        server = ready_server(ctx)
         answered = answer_query(
             inbound.payload,
             declared_batch=header.batch_size,
