@@ -8,7 +8,6 @@ checkpoint must be consistent with the last one this node saw.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -218,22 +217,19 @@ class BrokerClient:
         reply: pb.SubmitReply = self.brokers.call("Submit", envelope, self.timeout_s, metadata)
         proof = reply.receipt.tlog_proof
         extends = Extension(reply.receipt.consistency_from, list(reply.receipt.consistency))
-        self.check_receipt(reply.receipt.leaf_index, proof, extends)
-        with self._sessions() as session:
-            session.merge(
-                OutboundRow(
-                    message_id=draft.message_id,
-                    recipients=json.dumps(list(draft.recipients)),
-                    kind=draft.kind,
-                    case_ref=draft.case_ref,
-                    sent_at_ms=now_ms(),
-                    header=envelope.header,
-                    decision=reply.decision,
-                    leaf_index=reply.receipt.leaf_index,
-                    tlog_proof=proof,
-                )
-            )
-            session.commit()
+        note, checkpoint = self._checked_receipt(reply.receipt.leaf_index, proof, extends)
+        sent = OutboundRow(
+            message_id=draft.message_id,
+            recipients=json.dumps(list(draft.recipients)),
+            kind=draft.kind,
+            case_ref=draft.case_ref,
+            sent_at_ms=now_ms(),
+            header=envelope.header,
+            decision=reply.decision,
+            leaf_index=reply.receipt.leaf_index,
+            tlog_proof=proof,
+        )
+        self._record(note, checkpoint, also=sent)
         answers = [self.open_answer(a, draft) for a in reply.responses]
         return Submitted(
             message_id=reply.message_id,
@@ -367,8 +363,17 @@ class BrokerClient:
         time), so its inclusion is proven by whole-log verification (`gateway audit
         verify`) against the checkpoints the node kept; here the checkpoint's signature
         and its consistency with earlier ones are checked, with the consistency proof
-        the receipt brought (`extends`) where it starts from the checkpoint compared.
+        the receipt brought (`extends`) where it starts from the checkpoint compared,
+        and the checkpoint is kept.
         """
+        note, checkpoint = self._checked_receipt(leaf_index, proof_text, extends)
+        self._record(note, checkpoint)
+        return checkpoint
+
+    def _checked_receipt(
+        self, leaf_index: int, proof_text: str, extends: Extension | None
+    ) -> tuple[str, Checkpoint]:
+        """`check_receipt` but for keeping the checkpoint: its note and the checkpoint."""
         try:
             proof = parse_tlog_proof(proof_text)
             checkpoint, _sigs = open_checkpoint(
@@ -380,11 +385,17 @@ class BrokerClient:
             raise LogIntegrityError("receipt index differs from the reply's leaf index")
         if proof.index >= checkpoint.size:
             raise LogIntegrityError("receipt index is outside its checkpoint's tree")
-        self.observe_checkpoint(proof.checkpoint.decode(), checkpoint, extends)
-        return checkpoint
+        note = proof.checkpoint.decode()
+        self.observe_checkpoint(note, checkpoint, extends, record=False)
+        return note, checkpoint
 
     def observe_checkpoint(
-        self, note: str, checkpoint: Checkpoint, extends: Extension | None = None
+        self,
+        note: str,
+        checkpoint: Checkpoint,
+        extends: Extension | None = None,
+        *,
+        record: bool = True,
     ) -> None:
         """Check a new checkpoint against the largest one seen before; keep it.
 
@@ -406,7 +417,8 @@ class BrokerClient:
                     break
                 if base is not None and checkpoint.size <= base.size:
                     break  # a prefix of `base`, which the newer largest extends
-        self._record(note, checkpoint)
+        if record:
+            self._record(note, checkpoint)
 
     def _largest_stored(self) -> Checkpoint | None:
         """The largest checkpoint in the journal (this node may have more than one client)."""
@@ -430,13 +442,29 @@ class BrokerClient:
                 f"two checkpoints of size {old.size} with different roots: the log forked"
             )
 
-    def _record(self, note: str, checkpoint: Checkpoint) -> None:
-        with self._sessions() as session:
-            if session.get(CheckpointSeenRow, checkpoint.size) is not None:
-                return
-            session.add(CheckpointSeenRow(size=checkpoint.size, note=note, seen_at_ms=now_ms()))
-            with contextlib.suppress(IntegrityError):  # another thread recorded it first
-                session.commit()
+    def _record(self, note: str, checkpoint: Checkpoint, *, also: object = None) -> None:
+        """Keep the checkpoint (unless kept already), and the row `also` in the same commit.
+
+        Another thread may keep the same checkpoint first: the commit then fails on its
+        size and is made again without it, so `also` is never lost.
+        """
+        for keep_checkpoint in (True, False):
+            with self._sessions() as session:
+                if keep_checkpoint and session.get(CheckpointSeenRow, checkpoint.size) is None:
+                    session.add(
+                        CheckpointSeenRow(size=checkpoint.size, note=note, seen_at_ms=now_ms())
+                    )
+                if also is not None:
+                    session.merge(also)
+                try:
+                    session.commit()
+                    return
+                except IntegrityError:
+                    if also is None:
+                        return  # another thread recorded it first
+                    if not keep_checkpoint:
+                        raise
+                    session.rollback()
 
     def _check_consistency(
         self,
