@@ -106,6 +106,8 @@ class NodeConfig:
     """Filter mode (police): how often every responder's filter is synced; 0: only on query."""
     hold_sweep_s: float = 5.0
     """How often a bank or carrier releases holds and suspensions whose time is up."""
+    alert_resend_s: float = 30.0
+    """Bank or carrier: how often alerts the broker has not acknowledged are resent."""
     freeze_warning_hours: int = 7 * 24
     """Police: warn this long before a freeze expires (renew it before then)."""
     stop_payment_warning_hours: int = 6

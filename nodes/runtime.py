@@ -51,6 +51,7 @@ from nodes.roles.base import Inbound, RoleHandler, RoleRefusal
 from nodes.watchlist.police import WatchlistSweeper
 
 if TYPE_CHECKING:
+    from nodes.alerts.resender import AlertResender
     from nodes.filter_syncer import FilterSyncer
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,7 @@ class RunningNode:
     watchlist_sweeper: WatchlistSweeper | None = None
     watchlist_server: grpc.Server | None = None
     filter_syncer: FilterSyncer | None = None
+    alert_resender: AlertResender | None = None
 
     def stop(self, grace: float = 1.0) -> None:
         log.info("node %s stopping (grace %.1f s)", self.ctx.node_id, grace)
@@ -237,6 +239,8 @@ class RunningNode:
             self.watchlist_server.stop(grace).wait()
         if self.filter_syncer is not None:
             self.filter_syncer.stop()
+        if self.alert_resender is not None:
+            self.alert_resender.stop()
         self.server.stop(grace).wait()
         self.ctx.client.close()
 
@@ -300,9 +304,15 @@ def serve_node(config: NodeConfig) -> RunningNode:
     for name in ("", names[0]):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     sweeper = None
+    alert_resender = None
     if config.role in ("bank", "carrier"):
         sweeper = HoldSweeper(ctx, config.hold_sweep_s)
         sweeper.start()
+        if config.alert_resend_s > 0:
+            from nodes.alerts.resender import AlertResender
+
+            alert_resender = AlertResender(ctx, config.alert_resend_s)
+            alert_resender.start()
     watchlist_sweeper = None
     if config.role == "police" and ctx.bundle.oprf_key.exists():  # it holds a watchlist
         watchlist_sweeper = WatchlistSweeper(ctx)
@@ -324,5 +334,13 @@ def serve_node(config: NodeConfig) -> RunningNode:
     if config.ops_listen:
         ops = OpsServer(config.ops_listen, database_readiness(ctx.engine))
     return RunningNode(
-        server, ctx, port, sweeper, ops, watchlist_sweeper, watchlist_server, filter_syncer
+        server,
+        ctx,
+        port,
+        sweeper,
+        ops,
+        watchlist_sweeper,
+        watchlist_server,
+        filter_syncer,
+        alert_resender,
     )
