@@ -450,21 +450,21 @@ class BrokerClient:
         """
         for keep_checkpoint in (True, False):
             with self._sessions() as session:
-                if keep_checkpoint and session.get(CheckpointSeenRow, checkpoint.size) is None:
-                    session.add(
-                        CheckpointSeenRow(size=checkpoint.size, note=note, seen_at_ms=now_ms())
-                    )
-                if also is not None:
-                    session.merge(also)
                 try:
+                    if also is not None:
+                        session.merge(also)
+                    if keep_checkpoint and session.get(CheckpointSeenRow, checkpoint.size) is None:
+                        session.add(
+                            CheckpointSeenRow(size=checkpoint.size, note=note, seen_at_ms=now_ms())
+                        )
                     session.commit()
                     return
-                except IntegrityError:
+                except IntegrityError:  # at a flush: the commit's, or a query's autoflush
+                    session.rollback()
                     if also is None:
                         return  # another thread recorded it first
                     if not keep_checkpoint:
                         raise
-                    session.rollback()
 
     def _check_consistency(
         self,

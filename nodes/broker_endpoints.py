@@ -126,8 +126,8 @@ class BrokerEndpoints:
     ) -> Any:
         """`method` on one broker process, failing over to the next on UNAVAILABLE.
 
-        If every endpoint is unavailable (say, all restarting at once), the first is
-        tried once more, waiting up to `DOWN_WAIT_S` for it to come up.
+        If every endpoint is unavailable (say, all restarting at once), the first of them
+        to come up within `DOWN_WAIT_S` is called, waiting for its channel to connect.
         """
         order = self._turn()
         pinned = method not in SELF_PROVING
@@ -143,9 +143,8 @@ class BrokerEndpoints:
                 if unavailable is not None and _lost_answer(exc):
                     raise unavailable from exc
                 raise
-        endpoint, _stub = order[0]
         waited = min(timeout_s, DOWN_WAIT_S)
-        self._check_when_up(endpoint, time.monotonic() + waited, pinned=pinned)
+        endpoint = self._first_up([e for e, _ in order], time.monotonic() + waited, pinned=pinned)
         with self._lock:
             channel = self._channels.get(endpoint)
         if channel is None:
@@ -160,24 +159,33 @@ class BrokerEndpoints:
                 raise unavailable from exc
             raise
 
-    def _check_when_up(self, endpoint: str, deadline: float, *, pinned: bool) -> None:
-        """`_check`, retried while the server is down, until `deadline`."""
+    def _first_up(self, endpoints: list[str], deadline: float, *, pinned: bool) -> str:
+        """The first of `endpoints` whose server passes a fresh peer check, polling them
+        in turn until `deadline`. Fresh, not the check remembered for `RECHECK_S`: the
+        server that passed it a moment ago may be the one that just went down, while
+        another, just back, is still in its channel's reconnect backoff."""
         while True:
-            try:
-                self._check(endpoint, max(deadline - time.monotonic(), 0.1), pinned=pinned)
-                return
-            except PeerRefused as exc:
-                if not exc.unreachable or time.monotonic() + UP_POLL_S >= deadline:
-                    raise
+            refused: PeerRefused | None = None
+            for endpoint in endpoints:
+                try:
+                    left = max(deadline - time.monotonic(), 0.1)
+                    self._check(endpoint, min(left, UP_POLL_S * 4), pinned=pinned, fresh=True)
+                    return endpoint
+                except PeerRefused as exc:
+                    refused = refused if refused is not None and exc.unreachable else exc
+            assert refused is not None
+            if time.monotonic() + UP_POLL_S >= deadline:
+                raise refused
             time.sleep(UP_POLL_S)
 
-    def _check(self, endpoint: str, timeout_s: float, *, pinned: bool) -> None:
-        """Raise PeerRefused unless the server at `endpoint` passed the peer check lately."""
+    def _check(self, endpoint: str, timeout_s: float, *, pinned: bool, fresh: bool = False) -> None:
+        """Raise PeerRefused unless the server at `endpoint` passed the peer check lately
+        (with `fresh`, now)."""
         pin = self._pin() if pinned else None
         with self._lock:
             checked_at = self._checked.get((endpoint, pin))
         now = time.monotonic()
-        if checked_at is not None and now - checked_at <= RECHECK_S:
+        if not fresh and checked_at is not None and now - checked_at <= RECHECK_S:
             return
         expected = ExpectedPeer(self._broker_id, self._consortium, pin)
         try:

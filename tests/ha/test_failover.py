@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import grpc
 import pytest
 
 from gateway.broker.server import RunningBroker, serve_broker
@@ -88,3 +89,23 @@ def test_calls_go_on_through_either_broker_while_the_other_is_down(pair: Pair) -
         ping(pair.police)
     pair.police.client.latest_checkpoint()
     pair.start(1)
+
+
+def test_with_both_down_a_call_waits_for_whichever_comes_back(pair: Pair) -> None:
+    """Both brokers stop, one comes back: every call reaches it, whichever endpoint is
+    first in turn. The peer check remembered from a minute ago does not count: the
+    broker that passed it may be the one still down, while the one back is still in
+    its channel's reconnect backoff."""
+    for _ in range(2):
+        ping(pair.police)  # both checked and remembered
+    pair.stop(0)
+    pair.stop(1)
+    with pytest.raises(grpc.RpcError) as down:  # both channels now back off reconnecting
+        ping(pair.police)
+    assert down.value.code() == grpc.StatusCode.UNAVAILABLE
+    pair.start(1)
+    try:
+        for _ in range(4):  # each endpoint first in turn, twice
+            ping(pair.police)
+    finally:
+        pair.start(0)
