@@ -236,6 +236,10 @@ def update_index(
     rebuilt = state is None or state.params != params or state.version == 0
     since = 0 if rebuilt or state is None else state.version
     until = current_version(engine)
+    if not rebuilt and since == until:  # nothing changed: no scan of the records at all
+        if progress is not None:
+            progress(0, 0)
+        return IndexUpdate(False, 0, 0, until)
     total = count_changed(engine, since, until)
     if max_changes is not None and total > max_changes:
         raise IndexBacklog(total)

@@ -36,6 +36,7 @@ __all__ = [
     "WatchlistEntry",
     "add_entries",
     "count_entries",
+    "expire_due",
     "expire_entries",
     "index_ready",
     "list_entries",
@@ -126,11 +127,17 @@ def _entry(record: StoredRecord) -> WatchlistEntry:
 
 
 def expire_entries(engine: Engine, now: int | None = None) -> int:
-    """Remove entries whose expiry has passed; returns how many.
+    """Remove entries whose expiry has passed; returns how many."""
+    return expire_due(engine, now)[0]
+
+
+def expire_due(engine: Engine, now: int | None = None) -> tuple[int, int | None]:
+    """Remove entries whose expiry has passed: (how many, the next expiry still ahead).
 
     Only entries with an expiry are read and parsed (the database skips the others by
     their text), so a sweep of a million entries without expiry costs one table scan in
-    the database, not a million JSON objects in this process.
+    the database, not a million JSON objects in this process. The next expiry tells a
+    sweeper when the scan can next find something (`nodes.watchlist.police`).
     """
     at = now if now is not None else now_ms()
     with engine.connect() as conn:
@@ -139,12 +146,15 @@ def expire_entries(engine: Engine, now: int | None = None) -> int:
                 _RECORDS.c.deleted == 0, _RECORDS.c.attributes.not_like(_NO_EXPIRY)
             )
         ).all()
-    due = [
-        entry.identifier
+    expiring = [
+        (entry.identifier, entry.expires_ms)
         for entry in (_entry(StoredRecord(*row)) for row in rows)
-        if entry.expires_ms and entry.expires_ms <= at
+        if entry.expires_ms
     ]
-    return delete_records(engine, due) if due else 0
+    due = [identifier for identifier, expires_ms in expiring if expires_ms <= at]
+    ahead = [expires_ms for _, expires_ms in expiring if expires_ms > at]
+    removed = delete_records(engine, due) if due else 0
+    return removed, min(ahead, default=None)
 
 
 def reindex(
