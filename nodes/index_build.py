@@ -168,8 +168,8 @@ class _Worker:
             entries.append((bucket_of(x, bits), record_id, tag, label))
         return entries
 
-    def run(self, span: _Range) -> int:
-        """Index one range; returns how many rows it covered (live and removed)."""
+    def run(self, span: _Range) -> tuple[int, int]:
+        """Index one range; returns how many of its rows were live and how many removed."""
         first, last, _ = span
         job = self.job
         rows = changed_rows(self.engine, job.since, job.until, first, last)
@@ -180,7 +180,7 @@ class _Worker:
                 write_entries(self.engine, entries, removed)
             else:  # a full build: nothing to replace, rows published at the end
                 load_entries(self.engine, entries)
-        return len(rows)
+        return len(entries), len(removed)
 
 
 _worker: _Worker | None = None
@@ -209,7 +209,7 @@ def _bulk_pragmas(dbapi_conn: Any, _record: object) -> None:
     cursor.close()
 
 
-def _run(span: _Range) -> int:
+def _run(span: _Range) -> tuple[int, int]:
     assert _worker is not None, "worker not initialised"
     return _worker.run(span)
 
@@ -271,13 +271,13 @@ def update_index(
     if rebuilt:
         publish_loaded(engine)
     set_version(engine, until)
-    live = count_changed(engine, since, until, live_only=True)
-    return IndexUpdate(rebuilt, live, done - live, until)
+    live, removed = done
+    return IndexUpdate(rebuilt, live, removed, until)
 
 
-def _windowed(pool: Pool, spans: Iterator[_Range], window: int) -> Iterator[int]:
+def _windowed(pool: Pool, spans: Iterator[_Range], window: int) -> Iterator[tuple[int, int]]:
     """Results as ranges finish in order, at most `window` in flight: memory stays bounded."""
-    pending: deque[AsyncResult[int]] = deque()
+    pending: deque[AsyncResult[tuple[int, int]]] = deque()
     for span in spans:
         pending.append(pool.apply_async(_run, (span,)))
         if len(pending) >= window:
@@ -286,10 +286,13 @@ def _windowed(pool: Pool, spans: Iterator[_Range], window: int) -> Iterator[int]
         yield pending.popleft().get()
 
 
-def _follow(counts: Iterator[int], total: int, progress: Progress | None) -> int:
-    done = 0
-    for count in counts:
-        done += count
+def _follow(
+    counts: Iterator[tuple[int, int]], total: int, progress: Progress | None
+) -> tuple[int, int]:
+    """(live rows indexed, removed rows dropped) over every range, reporting progress."""
+    live = removed = 0
+    for indexed, dropped in counts:
+        live, removed = live + indexed, removed + dropped
         if progress is not None:
-            progress(done, total)
-    return done
+            progress(live + removed, total)
+    return live, removed
