@@ -104,3 +104,40 @@ def test_an_interrupted_commit_releases_every_waiter() -> None:
         for future in waiting:
             with pytest.raises(KeyboardInterrupt):
                 future.result(5)
+
+
+def test_an_interrupted_group_hands_the_lead_on_and_nobody_waits_forever() -> None:
+    """The leader's commit is interrupted (a BaseException): its group hears it, and the
+    callers queued behind are still committed by the next leader."""
+    first_group = threading.Event()
+    calls: list[list[int]] = []
+
+    def commit(items: Sequence[int]) -> list[int]:
+        calls.append(list(items))
+        if len(calls) == 1:
+            first_group.set()
+            time.sleep(0.1)  # the others queue behind this group meanwhile
+            raise KeyboardInterrupt
+        return [item * 10 for item in items]
+
+    committer: GroupCommitter[int] = GroupCommitter(commit)
+    outcomes: dict[int, object] = {}
+
+    def one(item: int) -> None:
+        try:
+            outcomes[item] = committer.submit(item)
+        except BaseException as exc:  # the interrupt, recorded for the assertion
+            outcomes[item] = type(exc)
+
+    leader = threading.Thread(target=one, args=(0,), daemon=True)
+    leader.start()
+    assert first_group.wait(5)
+    behind = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(1, CALLERS)]
+    for thread in behind:
+        thread.start()
+    for thread in [leader, *behind]:
+        thread.join(5)
+        assert not thread.is_alive(), "a caller was left waiting"
+    assert outcomes[0] is KeyboardInterrupt
+    assert {i: outcomes[i] for i in range(1, CALLERS)} == {i: i * 10 for i in range(1, CALLERS)}
+    assert calls[0] == [0]
