@@ -11,9 +11,9 @@ failure is logged and retried at the next round.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import TYPE_CHECKING
 
+from gateway.periodic import Periodic
 from nodes.filter_police import FilterModeError, sync_filter
 from nodes.matching import RESPONDER_ROLES
 
@@ -30,16 +30,13 @@ class FilterSyncer:
 
     def __init__(self, ctx: NodeContext, interval_s: float) -> None:
         self.ctx = ctx
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="filter-sync", daemon=True)
+        self._rounds = Periodic("filter-sync", interval_s, self.sync_all, log)
 
     def start(self) -> None:
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._rounds.stop()
 
     def sync_all(self) -> int:
         """One round over every responder; how many are now current."""
@@ -51,7 +48,7 @@ class FilterSyncer:
         )
         current = 0
         for node_id in responders:
-            if self._stop.is_set():
+            if self._rounds.stopping:
                 break
             try:
                 outcome = sync_filter(self.ctx, node_id, self._progress)
@@ -73,10 +70,3 @@ class FilterSyncer:
     @staticmethod
     def _progress(node_id: str, done: int, total: int) -> None:
         log.info("filter sync of %s: %d/%d chunks", node_id, done, total)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.sync_all()
-            except Exception:  # keep syncing; the error is in the log
-                log.exception("filter sync round failed")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from typing import TYPE_CHECKING
 
 import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.envelope.build import Draft, now_ms
+from gateway.periodic import Periodic
 from gateway.telemetry import span
 from gateway.v1 import gateway_pb2 as pb
 from nodes.actions.accounts import SqlAccountAdapter, account_table, bank_columns
@@ -141,9 +141,7 @@ class HoldSweeper:
     def __init__(self, ctx: NodeContext, interval_s: float = 5.0) -> None:
         self.adapter = adapter_for(ctx.config)
         self.sessions = sessionmaker(ctx.engine)
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="hold-sweeper", daemon=True)
+        self._rounds = Periodic("hold-sweeper", interval_s, self._sweep_and_say, log)
 
     def sweep(self, now: int | None = None) -> int:
         session: Session
@@ -151,18 +149,12 @@ class HoldSweeper:
             return self.adapter.release_expired(session, now if now is not None else now_ms())
 
     def start(self) -> None:
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._rounds.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                released = self.sweep()
-            except Exception:  # keep sweeping; the error is in the log
-                log.exception("hold sweep failed")
-                continue
-            if released:
-                log.info("released %d expired holds", released)
+    def _sweep_and_say(self) -> None:
+        released = self.sweep()
+        if released:
+            log.info("released %d expired holds", released)

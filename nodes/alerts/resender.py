@@ -12,9 +12,9 @@ deadline) and a write to the node database. Logs carry alert ids and counts only
 from __future__ import annotations
 
 import logging
-import threading
 from typing import TYPE_CHECKING
 
+from gateway.periodic import Periodic
 from nodes.alerts.sender import resend_pending
 
 if TYPE_CHECKING:
@@ -30,16 +30,13 @@ class AlertResender:
 
     def __init__(self, ctx: NodeContext, interval_s: float) -> None:
         self.ctx = ctx
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="alert-resend", daemon=True)
+        self._rounds = Periodic("alert-resend", interval_s, self.resend, log)
 
     def start(self) -> None:
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._rounds.stop()
 
     def resend(self) -> int:
         """One round; how many pending alerts the broker has now acknowledged or refused."""
@@ -53,10 +50,3 @@ class AlertResender:
                 len(outcomes) - len(closed),
             )
         return len(closed)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.resend()
-            except Exception:  # keep resending; the error is in the log
-                log.exception("alert resend failed")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Final, cast
 
@@ -30,6 +29,7 @@ from gateway.matching.errors import MatchError
 from gateway.matching.index_store import MatchIndexRow
 from gateway.matching.responder import ResponderLimits, answer_query
 from gateway.matching.wire import RESPONSE_TYPE
+from gateway.periodic import Periodic
 from gateway.watchlist import LABEL_FIELDS, Advice
 from nodes.index_build import update_index
 from nodes.matching import oprf_server
@@ -162,10 +162,8 @@ class WatchlistSweeper:
         clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self.ctx = ctx
-        self.interval_s = interval_s
         self.clock_ms = clock_ms
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="watchlist-sweeper", daemon=True)
+        self._rounds = Periodic("watchlist-sweeper", interval_s, self.sweep, log)
         self._swept_version: int | None = None
         self._next_expiry_ms: int | None = None
 
@@ -193,15 +191,7 @@ class WatchlistSweeper:
         return True
 
     def start(self) -> None:
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.sweep()
-            except Exception:  # keep sweeping; the error is in the log
-                log.exception("watchlist sweep failed")
+        self._rounds.stop()
