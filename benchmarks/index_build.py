@@ -32,6 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import Engine
 
 from benchmarks import machine
+from benchmarks.bench_db import fresh_db
 from gateway.crypto import group, oprf
 from gateway.crypto.blinded import MODE, OprfServer
 from gateway.db import NodeBase, make_engine
@@ -59,12 +60,6 @@ PEER_FACTOR = 2.0
 def records(count: int, seed: int = 7) -> list[tuple[Identifier, dict[str, str]]]:
     rows = generate_bank_records(count, seed)
     return [(normalise(r.kind, r.value), r.attributes) for r in rows]
-
-
-def fresh_db(path: Path) -> str:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return str(path)
 
 
 def cpu_seconds() -> float:

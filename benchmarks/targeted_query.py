@@ -47,20 +47,21 @@ from typing import Any, ClassVar
 from sqlalchemy import Engine, func, select
 
 from benchmarks import filter_broker, filter_mode
+from benchmarks.bench_db import key_of_current_index, new_keyed_db
 from benchmarks.machine import cpu_seconds
 from gateway.crypto.blinded import OprfServer
-from gateway.db import NodeBase, make_engine
+from gateway.db import make_engine
 from gateway.identifiers import Identifier, IdentifierKind, normalise
 from gateway.localnet import Consortium, processes
 from gateway.matching.derive import bucket_bits_for
-from gateway.matching.index_store import fetch_buckets, read_state
+from gateway.matching.index_store import fetch_buckets
 from gateway.matching.querier import Match, PendingQuery
 from gateway.matching.responder import ResponderLimits, answer_query
 from gateway.pki.custody import private_folder
 from gateway.pki.keys import write_secret
 from gateway.synthetic import bank_card_number, iter_bank_records
 from nodes import matching
-from nodes.index_build import index_params, update_index
+from nodes.index_build import update_index
 from nodes.records import RecordRow, upsert_records
 from nodes.runtime import open_node
 from tests.consortium import running
@@ -82,21 +83,13 @@ def prepared(records: int, bits: int) -> tuple[Path, bytes, dict[str, Any]]:
     """The bench database with records and index, its OPRF key, and its build figures."""
     private_folder(BENCH)
     db, key_file, facts_file = (BENCH / f"match-{records}{ext}" for ext in (".db", ".key", ".json"))
-    if db.exists() and key_file.exists() and facts_file.exists():
+    reused = key_of_current_index(db, key_file, bits, LABEL_FIELDS)
+    if reused is not None and facts_file.exists():
         facts: dict[str, Any] = json.loads(facts_file.read_text())
-        engine = make_engine(str(db))
-        state = read_state(engine)
-        key = bytes.fromhex(key_file.read_text())
-        built_for = index_params(OprfServer(key).public_key, bits, LABEL_FIELDS)
-        if state is not None and state.params == built_for and facts.get("records") == records:
+        if facts.get("records") == records:
             print(f"reusing {db.relative_to(ROOT)} (built {facts['built']})")
-            return db, key, facts
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
-    key = OprfServer.generate().private_key_bytes()
-    write_secret(key_file, key.hex())
-    engine = make_engine(str(db))
-    NodeBase.metadata.create_all(engine)
+            return db, reused, facts
+    engine, key = new_keyed_db(db, key_file)
     started = time.perf_counter()
     rows = iter_bank_records(records, seed=1)
     while chunk := list(itertools.islice(rows, LOAD_CHUNK)):

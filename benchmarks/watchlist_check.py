@@ -40,17 +40,16 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from benchmarks.bench_db import key_of_current_index, new_keyed_db
 from benchmarks.machine import cpu_seconds, describe
 from gateway.crypto.blinded import OprfServer
-from gateway.db import NodeBase, make_engine
+from gateway.db import make_engine
 from gateway.identifiers import Identifier, normalise
 from gateway.localnet import Consortium, processes
-from gateway.matching.index_store import read_state
 from gateway.pki.custody import private_folder
 from gateway.pki.keys import write_secret
 from gateway.synthetic import bank_card_number, generate_bank_records
 from gateway.watchlist import LABEL_FIELDS, Advice, Listed
-from nodes.index_build import index_params
 from nodes.journal import OutboundRow
 from nodes.records import RecordRow
 from nodes.runtime import NodeContext, open_node
@@ -74,19 +73,11 @@ def prepared(entries: int) -> tuple[Path, bytes]:
     """The bench watchlist database with its index, and the police OPRF key."""
     private_folder(BENCH)
     db, key_file = (BENCH / f"watchlist-{entries}{ext}" for ext in (".db", ".key"))
-    if db.exists() and key_file.exists():
-        key = bytes.fromhex(key_file.read_text())
-        state = read_state(make_engine(str(db)))
-        built_for = index_params(OprfServer(key).public_key, BUCKET_BITS, LABEL_FIELDS)
-        if state is not None and state.params == built_for:
-            print(f"reusing {db.relative_to(ROOT)}")
-            return db, key
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
-    key = OprfServer.generate().private_key_bytes()
-    write_secret(key_file, key.hex())
-    engine = make_engine(str(db))
-    NodeBase.metadata.create_all(engine)
+    key = key_of_current_index(db, key_file, BUCKET_BITS, LABEL_FIELDS)
+    if key is not None:
+        print(f"reusing {db.relative_to(ROOT)}")
+        return db, key
+    engine, key = new_keyed_db(db, key_file)
     started = time.perf_counter()
     advice = list(Advice)
     listed = [
