@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -35,12 +34,13 @@ from gateway.matching.errors import MatchError
 from gateway.matching.filter_query import LABEL_TYPE, QUERY_TYPE, FilterQuery
 from gateway.matching.filter_store import load_replica, save_chunk, save_state
 from gateway.matching.filter_sync import FilterReplica, ResyncNeeded, SyncError
+from gateway.matching.parts import each_part
 from gateway.matching.querier import KeyMismatch, check_batch
 from gateway.pki.directory import Member
 from gateway.v1 import filter_pb2 as fpb
 from nodes.broker_client import AnswerError
 from nodes.filter_responder import SYNC_TYPE
-from nodes.matching import RESPONDER_ROLES, ResponderOutcome
+from nodes.matching import ResponderOutcome, responder_problem
 
 if TYPE_CHECKING:
     from nodes.runtime import NodeContext
@@ -82,11 +82,12 @@ class SyncOutcome:
 
 
 def _responder(ctx: NodeContext, node_id: str) -> Member:
-    member = ctx.client.directory().get(node_id)
-    if member is None or not member.active:
-        raise FilterModeError(f"{node_id!r} is not an active member of the consortium")
-    if member.role not in RESPONDER_ROLES or not member.oprf_key:
-        raise FilterModeError(f"{node_id} is a {member.role} node, which holds no match index")
+    directory = ctx.client.directory()
+    problem = responder_problem(directory, node_id)
+    if problem:
+        raise FilterModeError(problem)
+    member = directory.get(node_id)
+    assert member is not None
     return member
 
 
@@ -265,10 +266,7 @@ def filter_query_responders(
         )
         return outcome
 
-    if len(recipients) == 1:
-        return [ask(recipients[0])]
-    with ThreadPoolExecutor(len(recipients), thread_name_prefix="filter-match") as pool:
-        return list(pool.map(ask, recipients))
+    return each_part(ask, recipients, "filter-match")
 
 
 def sync_and_query(

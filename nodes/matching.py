@@ -15,7 +15,6 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -30,6 +29,7 @@ from gateway.identifiers import Identifier
 from gateway.kinds import Kind
 from gateway.matching.errors import MatchError, Problem
 from gateway.matching.index_store import fetch_buckets, read_state
+from gateway.matching.parts import each_part
 from gateway.matching.querier import KeyMismatch, Match, PendingQuery, check_batch
 from gateway.matching.responder import ResponderLimits, answer_query
 from gateway.matching.wire import QUERY_TYPE, RESPONSE_TYPE
@@ -59,6 +59,7 @@ __all__ = [
     "query_responders",
     "ready_server",
     "refresh_index",
+    "responder_problem",
     "responders_of",
 ]
 
@@ -234,6 +235,17 @@ def responders_of(directory: Directory, role: str) -> list[str]:
     )
 
 
+def responder_problem(directory: Directory, node_id: str) -> str:
+    """Why `node_id` cannot be asked a match query ("" if it can): it must be an active
+    bank or carrier with an OPRF key in the directory."""
+    member = directory.get(node_id)
+    if member is None or not member.active:
+        return f"{node_id!r} is not an active member of the consortium"
+    if member.role not in RESPONDER_ROLES or not member.oprf_key:
+        return f"{node_id} is a {member.role} node, which holds no match index"
+    return ""
+
+
 def query_responders(
     ctx: NodeContext,
     identifiers: Sequence[Identifier],
@@ -254,11 +266,9 @@ def query_responders(
         raise MatchError("there is no responder to ask")
     directory = ctx.client.directory()
     for node_id in recipients:
-        member = directory.get(node_id)
-        if member is None or not member.active:
-            raise MatchError(f"{node_id!r} is not an active member of the consortium")
-        if member.role not in RESPONDER_ROLES or not member.oprf_key:
-            raise MatchError(f"{node_id} is a {member.role} node, which holds no match index")
+        problem = responder_problem(directory, node_id)
+        if problem:
+            raise MatchError(problem)
 
     def ask(node_id: str) -> ResponderOutcome:
         """Blind for this responder (in this thread: the scalar multiplications release the
@@ -288,10 +298,7 @@ def query_responders(
         )
         return _ask(ctx, node_id, draft, query)
 
-    if len(recipients) == 1:
-        return [ask(recipients[0])]
-    with ThreadPoolExecutor(max_workers=len(recipients), thread_name_prefix="match") as pool:
-        return list(pool.map(ask, recipients))
+    return each_part(ask, recipients, "match")
 
 
 def _ask(ctx: NodeContext, node_id: str, draft: Draft, query: PendingQuery) -> ResponderOutcome:
