@@ -39,6 +39,7 @@ from gateway.envelope.build import now_ms
 from gateway.identifiers import Identifier, IdentifierKind
 
 __all__ = [
+    "STORED_COLUMNS",
     "ChangedRow",
     "RecordRow",
     "StoredRecord",
@@ -126,7 +127,7 @@ class UpsertResult:
 
 _RECORDS = cast(Table, RecordRow.__table__)
 _COUNTER = cast(Table, RecordVersionRow.__table__)
-_COLUMNS = (
+STORED_COLUMNS = (
     _RECORDS.c.id,
     _RECORDS.c.kind,
     _RECORDS.c.value,
@@ -134,6 +135,7 @@ _COLUMNS = (
     _RECORDS.c.deleted,
     _RECORDS.c.version,
 )
+"""The columns a `StoredRecord` is made of, in its fields' order."""
 
 
 def _next_version(conn: Connection) -> int:
@@ -260,7 +262,7 @@ def _paged(
     while True:
         with engine.connect() as conn:
             rows = conn.execute(
-                select(*_COLUMNS)
+                select(*STORED_COLUMNS)
                 .where(_RECORDS.c.id > last, *conditions)
                 .order_by(_RECORDS.c.id)
                 .limit(page)

@@ -24,6 +24,7 @@ from gateway.matching.index_store import read_state
 from gateway.watchlist import LABEL_FIELDS, Advice, check_reason
 from nodes.index_build import IndexUpdate, Progress, index_params, update_index
 from nodes.records import (
+    STORED_COLUMNS,
     RecordRow,
     StoredRecord,
     UpsertResult,
@@ -48,14 +49,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _RECORDS = cast(Table, RecordRow.__table__)
-_COLUMNS = (
-    _RECORDS.c.id,
-    _RECORDS.c.kind,
-    _RECORDS.c.value,
-    _RECORDS.c.attributes,
-    _RECORDS.c.deleted,
-    _RECORDS.c.version,
-)
 _NO_EXPIRY = '%"expires_ms": ""%'
 """How an entry without expiry reads in its attributes (JSON with sorted keys)."""
 
@@ -100,7 +93,7 @@ def recent_entries(engine: Engine, limit: int) -> list[WatchlistEntry]:
     """The `limit` live entries listed last (newest first): a page, not the whole list."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(*_COLUMNS)
+            select(*STORED_COLUMNS)
             .where(_RECORDS.c.deleted == 0)
             .order_by(_RECORDS.c.id.desc())
             .limit(limit)
@@ -142,7 +135,7 @@ def expire_due(engine: Engine, now: int | None = None) -> tuple[int, int | None]
     at = now if now is not None else now_ms()
     with engine.connect() as conn:
         rows = conn.execute(
-            select(*_COLUMNS).where(
+            select(*STORED_COLUMNS).where(
                 _RECORDS.c.deleted == 0, _RECORDS.c.attributes.not_like(_NO_EXPIRY)
             )
         ).all()
