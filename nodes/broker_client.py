@@ -38,6 +38,19 @@ from gateway.v1 import gateway_pb2 as pb
 from nodes.broker_endpoints import BrokerEndpoints
 from nodes.journal import CheckpointSeenRow, OutboundRow
 
+DEFINITIVE = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.UNAUTHENTICATED,
+    }
+)
+"""Broker answers after which sending the same envelope again cannot succeed:
+the stored envelope is closed as refused rather than resent (drafts, alerts)."""
+
 
 class LogIntegrityError(Exception):
     """The broker's log does not match what this node was shown before (fork or rewrite)."""

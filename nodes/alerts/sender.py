@@ -29,24 +29,13 @@ from nodes.alerts.report import (
     Reporter,
     reporter_binding,
 )
+from nodes.broker_client import DEFINITIVE
 
 if TYPE_CHECKING:
     from nodes.runtime import NodeContext
 
 ALERT_LIFETIME_MS = 24 * 3600 * 1000
 """How long the broker keeps trying to deliver an alert, as for action requests."""
-
-DEFINITIVE = frozenset(
-    {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.PERMISSION_DENIED,
-        grpc.StatusCode.FAILED_PRECONDITION,
-        grpc.StatusCode.ALREADY_EXISTS,
-        grpc.StatusCode.NOT_FOUND,
-        grpc.StatusCode.UNAUTHENTICATED,
-    }
-)
-"""Broker answers after which sending the same envelope again cannot succeed."""
 
 
 class SentAlertRow(NodeBase):

@@ -31,6 +31,7 @@ from gateway.identifiers import IdentifierKind, InvalidIdentifier, normalise
 from gateway.kinds import ACTIONS
 from gateway.v1 import gateway_pb2 as pb
 from nodes.actions.police import ActionRequestRow, ActionSpec, action_draft, send_action
+from nodes.broker_client import DEFINITIVE
 from nodes.staff import trail
 from nodes.staff.accounts import StaffUser
 
@@ -45,18 +46,6 @@ APPROVERS = ("approver",)
 
 OFFICERS = ("issuing_officer", "approving_officer")
 DRAFT_ID = re.compile(r"[0-9a-f]{32}")
-
-DEFINITIVE = frozenset(
-    {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.PERMISSION_DENIED,
-        grpc.StatusCode.FAILED_PRECONDITION,
-        grpc.StatusCode.ALREADY_EXISTS,
-        grpc.StatusCode.NOT_FOUND,
-        grpc.StatusCode.UNAUTHENTICATED,
-    }
-)
-"""Broker answers after which sending the same envelope again cannot succeed."""
 
 
 class ActionDraftRow(NodeBase):
