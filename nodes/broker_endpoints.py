@@ -172,7 +172,8 @@ class BrokerEndpoints:
                     self._check(endpoint, min(left, UP_POLL_S * 4), pinned=pinned, fresh=True)
                     return endpoint
                 except PeerRefused as exc:
-                    refused = refused if refused is not None and exc.unreachable else exc
+                    if refused is None or not exc.unreachable:
+                        refused = exc  # a server that failed the check says more
             assert refused is not None
             if time.monotonic() + UP_POLL_S >= deadline:
                 raise refused

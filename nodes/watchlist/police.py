@@ -30,12 +30,11 @@ from gateway.matching.index_store import MatchIndexRow
 from gateway.matching.responder import ResponderLimits, answer_query
 from gateway.matching.wire import RESPONSE_TYPE
 from gateway.periodic import Periodic
-from gateway.watchlist import LABEL_FIELDS, Advice
-from nodes.index_build import update_index
+from gateway.watchlist import Advice
 from nodes.matching import oprf_server
 from nodes.records import RecordRow, current_version
 from nodes.roles.base import Inbound, RoleRefusal
-from nodes.watchlist.store import expire_due, index_ready
+from nodes.watchlist.store import index_ready, reindex_due
 
 if TYPE_CHECKING:
     from nodes.runtime import NodeContext
@@ -174,16 +173,9 @@ class WatchlistSweeper:
         due = self._next_expiry_ms is not None and self._next_expiry_ms <= now
         if version == self._swept_version and not due:
             return False
-        expired, self._next_expiry_ms = expire_due(engine, now)
-        if expired:
-            log.info("watchlist: %d expired entries removed", expired)
-        server = oprf_server(self.ctx)
-        update_index(
-            engine,
-            server.private_key_bytes(),
-            bucket_bits=cfg.match_bucket_bits,
-            label_fields=LABEL_FIELDS,
-            workers=1,
+        key = oprf_server(self.ctx).private_key_bytes()
+        _, self._next_expiry_ms = reindex_due(
+            engine, key, cfg.match_bucket_bits, workers=1, now=now
         )
         # The version read before the scan: any change since (our own removals too)
         # makes the next sweep scan again, so no entry's expiry is missed.

@@ -38,11 +38,11 @@ __all__ = [
     "add_entries",
     "count_entries",
     "expire_due",
-    "expire_entries",
     "index_ready",
     "list_entries",
     "recent_entries",
     "reindex",
+    "reindex_due",
     "remove_entries",
 ]
 
@@ -119,11 +119,6 @@ def _entry(record: StoredRecord) -> WatchlistEntry:
     )
 
 
-def expire_entries(engine: Engine, now: int | None = None) -> int:
-    """Remove entries whose expiry has passed; returns how many."""
-    return expire_due(engine, now)[0]
-
-
 def expire_due(engine: Engine, now: int | None = None) -> tuple[int, int | None]:
     """Remove entries whose expiry has passed: (how many, the next expiry still ahead).
 
@@ -159,10 +154,23 @@ def reindex(
     progress: Progress | None = None,
 ) -> IndexUpdate:
     """Sweep expired entries, then bring the index up to date (the responders' code)."""
-    expired = expire_entries(engine)
+    return reindex_due(engine, private_key, bucket_bits, workers=workers, progress=progress)[0]
+
+
+def reindex_due(
+    engine: Engine,
+    private_key: bytes,
+    bucket_bits: int,
+    *,
+    workers: int = 0,
+    progress: Progress | None = None,
+    now: int | None = None,
+) -> tuple[IndexUpdate, int | None]:
+    """`reindex` as of `now`, and the next expiry still ahead (None: none)."""
+    expired, next_expiry_ms = expire_due(engine, now)
     if expired:
         log.info("watchlist: %d expired entries removed", expired)
-    return update_index(
+    update = update_index(
         engine,
         private_key,
         bucket_bits=bucket_bits,
@@ -170,6 +178,7 @@ def reindex(
         workers=workers,
         progress=progress,
     )
+    return update, next_expiry_ms
 
 
 def index_ready(engine: Engine, server: OprfServer, bucket_bits: int) -> str | None:
