@@ -331,8 +331,34 @@ def changed_id_ranges(
     engine: Engine, version: int, until: int, size: int
 ) -> Iterator[tuple[int, int, int]]:
     """(first id, last id, rows) ranges of `size` changed rows each (the last one fewer),
-    for parallel work: one query numbering the changed rows, which sends back each range's
-    bounds and count rather than every id."""
+    for parallel work, sending back each range's bounds and count rather than every id.
+
+    When the changed ids are one unbroken run (a full build over a table nothing was ever
+    removed from), the ranges are cut by arithmetic; otherwise one query numbers the rows.
+    """
+    with engine.connect() as conn:
+        low, high, count = conn.execute(
+            select(func.min(_RECORDS.c.id), func.max(_RECORDS.c.id), func.count()).where(
+                *_changed(version, until)
+            )
+        ).one()
+        if not count:
+            return
+        ranges: Sequence[tuple[int, int, int]]
+        if high - low + 1 == count:
+            ranges = [
+                (first, min(first + size - 1, high), min(size, high - first + 1))
+                for first in range(low, high + 1, size)
+            ]
+        else:
+            ranges = _numbered_ranges(conn, version, until, size)
+    for first, last, rows in ranges:
+        yield int(first), int(last), int(rows)
+
+
+def _numbered_ranges(
+    conn: Connection, version: int, until: int, size: int
+) -> Sequence[tuple[int, int, int]]:
     changed = (
         select(
             _RECORDS.c.id,
@@ -341,14 +367,11 @@ def changed_id_ranges(
         .where(*_changed(version, until))
         .subquery()
     )
-    with engine.connect() as conn:
-        ranges = conn.execute(
-            select(func.min(changed.c.id), func.max(changed.c.id), func.count())
-            .group_by(changed.c.part)
-            .order_by(changed.c.part)
-        ).all()
-    for first, last, rows in ranges:
-        yield int(first), int(last), int(rows)
+    return conn.execute(
+        select(func.min(changed.c.id), func.max(changed.c.id), func.count())
+        .group_by(changed.c.part)
+        .order_by(changed.c.part)
+    ).all()  # type: ignore[return-value]
 
 
 ChangedRow = tuple[int, str, str, str, int]

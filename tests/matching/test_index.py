@@ -7,6 +7,7 @@ the protocol (blind, evaluate, finalize), bucket, tag and label with tests.match
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,15 @@ from gateway.matching.index_store import (
     fetch_buckets,
     read_state,
 )
-from nodes.index_build import INLINE_BELOW, IndexBacklog, IndexUpdate, update_index
+from nodes.index_build import (
+    CHUNK,
+    INLINE_BELOW,
+    UNIT,
+    IndexBacklog,
+    IndexUpdate,
+    _guided,
+    update_index,
+)
 from nodes.records import RecordRow, delete_records, upsert_records
 from tests.matching import reference
 from tests.postgres import Databases, opened
@@ -176,6 +185,17 @@ def test_parallel_build_equals_inline_build(tmp_path: Path) -> None:
     assert {k: (r.bucket, r.tag) for k, r in inline.items()} == {
         k: (r.bucket, r.tag) for k, r in parallel.items()
     }
+
+
+def test_tasks_cover_every_range_once_and_shrink_towards_the_end() -> None:
+    total = 100_000
+    units = [(i, i + UNIT - 1, UNIT) for i in range(1, total, UNIT)]
+    tasks = list(_guided(iter(units), total, workers=2))
+    assert tasks[0] == (1, CHUNK, CHUNK)
+    assert all(b[0] == a[1] + 1 for a, b in pairwise(tasks))
+    assert tasks[-1][1] == total and sum(rows for *_, rows in tasks) == total
+    assert max(rows for *_, rows in tasks) == CHUNK
+    assert [rows for *_, rows in tasks[-4:]] == [UNIT] * 4
 
 
 def test_fetch_buckets_returns_exactly_the_asked_buckets(engine: Engine) -> None:

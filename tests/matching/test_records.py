@@ -107,3 +107,13 @@ def test_changed_since_honours_until_and_id_ranges(engine: Engine) -> None:
         range(first, last + 1)
     )
     assert count_changed(engine, 0, 2, live_only=True) == 10
+
+
+def test_changed_id_ranges_with_gaps_count_only_changed_rows(engine: Engine) -> None:
+    """Changed ids that are not one unbroken run are numbered, not cut by arithmetic."""
+    upsert_records(engine, [(phone(i), {}) for i in range(10)])
+    ids = [r.id for r in changed_since(engine, 0, until=1)]
+    upsert_records(engine, [(phone(i), {"x": "2"}) for i in (0, 4, 5, 9)])
+    ranges = list(changed_id_ranges(engine, 1, 2, 3))
+    assert ranges == [(ids[0], ids[5], 3), (ids[9], ids[9], 1)]
+    assert list(changed_id_ranges(engine, 2, 2, 3)) == []
