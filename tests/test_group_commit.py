@@ -141,3 +141,21 @@ def test_an_interrupted_group_hands_the_lead_on_and_nobody_waits_forever() -> No
     assert outcomes[0] is KeyboardInterrupt
     assert {i: outcomes[i] for i in range(1, CALLERS)} == {i: i * 10 for i in range(1, CALLERS)}
     assert calls[0] == [0]
+
+
+def test_a_commit_that_answers_the_wrong_number_of_items_fails_every_caller() -> None:
+    """A commit function bug (one result for a whole group) reaches every caller of the
+    group as an error, and later callers are still served: nobody waits forever."""
+    broken = True
+
+    def commit(items: Sequence[int]) -> list[int]:
+        time.sleep(0.02)
+        return [0] if broken and len(items) > 1 else [item * 10 for item in items]
+
+    committer: GroupCommitter[int] = GroupCommitter(commit)
+    results = submit_all(committer, list(range(CALLERS)))
+    failed = [r for r in results if isinstance(r, Exception)]
+    assert failed, "some callers shared a group"
+    assert all(isinstance(r, (ValueError, RuntimeError)) for r in failed)
+    broken = False
+    assert submit_all(committer, [1, 2, 3]) == [10, 20, 30]
