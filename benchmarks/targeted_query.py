@@ -139,8 +139,8 @@ def _children_cpu() -> float:
 
 
 def _db_bytes(engine: Engine, db: Path) -> int:
-    """Bytes of the database's pages in use (the load table's pages, free after a full
-    build, stay in the file for the next one and are not counted)."""
+    """Bytes of the database's pages in use (pages freed by a rebuild stay in the file for
+    the next one and are not counted)."""
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()

@@ -40,6 +40,7 @@ from gateway.matching.filter_source import iter_tags, labels_by_tag
 from gateway.matching.filter_sync import Publication, publish_delta, publish_snapshot
 from gateway.matching.index_store import read_state
 from gateway.v1 import filter_pb2 as fpb
+from nodes.index_build import build_unfinished
 from nodes.matching import QUERIER_ROLES, ready_server
 from nodes.roles.base import Inbound, RoleRefusal
 
@@ -177,10 +178,16 @@ def handle_filter_sync(inbound: Inbound, ctx: NodeContext) -> Draft:
             grpc.StatusCode.INVALID_ARGUMENT,
             f"filter: sync protocol version is not supported (want {_VERSION})",
         )
-    if read_state(ctx.engine) is None:
+    index = read_state(ctx.engine)
+    if index is None:
         raise RoleRefusal(
             grpc.StatusCode.FAILED_PRECONDITION,
             "filter: this node has no match index yet; run `gateway node ingest`",
+        )
+    if build_unfinished(ctx.engine, index):  # a partial index published would remove rows
+        raise RoleRefusal(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "filter: the match index is being rebuilt; ask again when it has finished",
         )
     state = _state(ctx)
     with state.lock:  # local work only (the index read and signing); no call out

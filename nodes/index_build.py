@@ -37,8 +37,8 @@ from gateway.matching.derive import (
 from gateway.matching.index_store import (
     IndexEntry,
     IndexParams,
-    load_entries,
-    publish_loaded,
+    IndexState,
+    finish_build,
     read_state,
     reset_index,
     set_version,
@@ -57,6 +57,7 @@ __all__ = [
     "IndexBacklog",
     "IndexUpdate",
     "Progress",
+    "build_unfinished",
     "index_params",
     "key_id",
     "label_fields_of",
@@ -98,6 +99,12 @@ class IndexUpdate:
     version: int
 
 
+def build_unfinished(engine: Engine, state: IndexState) -> bool:
+    """A full build has started (version 0) and not finished while there are records: its
+    rows are partial and must not be answered from, nor published as a filter."""
+    return state.version == 0 and current_version(engine) > 0
+
+
 def key_id(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()
 
@@ -127,8 +134,8 @@ class _Job:
     since: int
     until: int
     replace: bool
-    """An update: replace rows of the same records. Otherwise a full build, whose rows go
-    to the load table and are published in bucket order at the end."""
+    """An update: replace rows of the same records. Otherwise a full build into a freshly
+    reset table, whose bucket and tag indexes are made at the end (`finish_build`)."""
 
     def __repr__(self) -> str:
         return f"_Job(since={self.since}, until={self.until})"
@@ -180,10 +187,7 @@ class _Worker:
         entries = self.entries([row for row in rows if not row[4]])
         removed = [row[0] for row in rows if row[4]]
         with self.write_lock:
-            if job.replace:
-                write_entries(self.engine, entries, removed)
-            else:  # a full build: nothing to replace, rows published at the end
-                load_entries(self.engine, entries)
+            write_entries(self.engine, entries, removed, replace=job.replace)
         return len(entries), len(removed)
 
 
@@ -236,7 +240,7 @@ def update_index(
     """
     params = index_params(OprfServer(private_key).public_key, bucket_bits, label_fields)
     state = read_state(engine)
-    # Version 0 is a full build that never finished: its rows may sit in the load table.
+    # Version 0 is a full build that never finished: its rows are partial.
     rebuilt = state is None or state.params != params or state.version == 0
     since = 0 if rebuilt or state is None else state.version
     until = current_version(engine)
@@ -273,7 +277,7 @@ def update_index(
         with context.Pool(workers, _init_worker, setup) as pool:
             done = _follow(_windowed(pool, spans, 2 * workers), total, progress)
     if rebuilt:
-        publish_loaded(engine)
+        finish_build(engine)
     set_version(engine, until)
     live, removed = done
     return IndexUpdate(rebuilt, live, removed, until)

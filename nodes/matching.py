@@ -40,6 +40,7 @@ from nodes.index_build import (
     IndexBacklog,
     IndexUpdate,
     Progress,
+    build_unfinished,
     index_params,
     key_id,
     update_index,
@@ -163,8 +164,17 @@ def ready_server(ctx: NodeContext) -> OprfServer:
             log.warning("match index not refreshed before a query: %s", type(exc).__name__)
         finally:
             lock.release()
+        state = read_state(ctx.engine) or state
     elif backlog:
         log.info("match index update in progress; answering from the current index")
+    if build_unfinished(ctx.engine, state):
+        # Its rows are partial: answering from them would tell the police "no match"
+        # for records the bank holds.
+        raise MatchError(
+            "the match index is being rebuilt; ask again when `gateway node reindex` "
+            "(or `ingest`) has finished",
+            Problem.NOT_READY,
+        )
     return server
 
 

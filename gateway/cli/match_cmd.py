@@ -325,7 +325,10 @@ QUERY_COLUMNS = (
 def result_rows(
     outcomes: list[ResponderOutcome], shown: list[str], count: int
 ) -> tuple[list[dict[str, object]], int]:
-    """One row per match, then one 'absent' row per identifier no responder holds."""
+    """One row per match, then a row per identifier no responder holds: 'absent' if some
+    responder answered, 'no answer' if none did (absence from nobody's records is not
+    absence, and an officer reading the table must not take it for one); and how many
+    identifiers are absent."""
     rows: list[dict[str, object]] = []
     held: set[int] = set()
     for outcome in outcomes:
@@ -343,10 +346,12 @@ def result_rows(
                     "label": label,
                 }
             )
-    absent = [p for p in range(count) if p not in held]
-    for position in absent:
-        rows.append({"identifier": shown[position], "result": "absent"})
-    return rows, len(absent)
+    answered = any(outcome.ok for outcome in outcomes)
+    missing = [p for p in range(count) if p not in held]
+    for position in missing:
+        result = "absent" if answered else "no answer"
+        rows.append({"identifier": shown[position], "result": result})
+    return rows, len(missing) if answered else 0
 
 
 def unanswered(outcome: ResponderOutcome) -> str:

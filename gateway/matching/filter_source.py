@@ -1,24 +1,24 @@
 """What filter mode reads from the responder's index table (gateway.matching.index_store).
 
 The tags come from the index rows as built, never recomputed here, so the filter is
-always the index's own. The label round looks rows up by tag; the index on the tag
-column below makes that a point lookup instead of a scan of every record.
+always the index's own. The label round looks rows up by tag; the table's index on the
+tag column (`TAG_INDEX`) makes that a point lookup instead of a scan of every record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
-from typing import Final
+from typing import Final, cast
 
-from sqlalchemy import Engine, Index, select
+from sqlalchemy import Engine, Index, Table, select
 
 from gateway.matching.index_store import MatchIndexRow
 
 __all__ = ["TAG_INDEX", "iter_tags", "labels_by_tag"]
 
 _CHUNK: Final = 2_000
-_ROWS = MatchIndexRow.__table__
-TAG_INDEX: Final = Index("ix_match_index_tag", _ROWS.c.tag)
+_ROWS = cast(Table, MatchIndexRow.__table__)
+TAG_INDEX: Final[Index] = next(i for i in _ROWS.indexes if i.name == "ix_match_index_tag")
 
 
 def iter_tags(engine: Engine) -> Iterator[bytes]:

@@ -1,12 +1,15 @@
 """The responder's match index in its own database: one row per live record.
 
-A row is (bucket, record id, tag, sealed label); the table is clustered by bucket
-(SQLite WITHOUT ROWID) so that answering a query reads each asked bucket in one range
-scan. A full build does not insert into it row by row (random buckets touch a random
-page each, and at 10M rows every chunk rewrote most of the table): workers append to a
-load table keyed by record id, and `publish_loaded` moves the rows over in bucket order
-at the end, in one transaction. A single state row remembers the parameters the rows were built with and the last
-record version they include, which is what makes updates incremental.
+A row is (record id, bucket, tag, sealed label), keyed by record id: a build's workers
+write their ranges of records where they belong, in record order, and an update
+replaces a record's row by its key. Queries find rows through the index on the bucket
+(and the label round of filter mode through the one on the tag). A full build drops
+both secondary indexes and `finish_build` makes them again at the end, one sort each,
+rather than placing an index entry per row as the rows come: at 100,000 records that
+is 0.05 s of serial work where moving the rows into a bucket-clustered table took 0.4 s
+and wrote every row twice. A single state row remembers the parameters the rows were
+built with and the last record version they include, which is what makes updates
+incremental; version 0 marks a full build that has not finished.
 """
 
 from __future__ import annotations
@@ -41,8 +44,7 @@ __all__ = [
     "IndexParams",
     "IndexState",
     "fetch_buckets",
-    "load_entries",
-    "publish_loaded",
+    "finish_build",
     "read_state",
     "reset_index",
     "set_version",
@@ -57,20 +59,9 @@ IndexEntry = tuple[int, int, bytes, bytes]
 class MatchIndexRow(NodeBase):
     __tablename__ = "match_index"
     __table_args__ = (
-        Index("ix_match_index_record", "record_id", unique=True),
-        {"sqlite_with_rowid": False},
+        Index("ix_match_index_bucket", "bucket"),
+        Index("ix_match_index_tag", "tag"),
     )
-
-    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
-    record_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    tag: Mapped[bytes] = mapped_column(LargeBinary)
-    label: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-class MatchIndexLoadRow(NodeBase):
-    """A full build's rows before `publish_loaded`: appended in record-id order."""
-
-    __tablename__ = "match_index_load"
 
     record_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     bucket: Mapped[int] = mapped_column(Integer)
@@ -92,8 +83,8 @@ class MatchIndexStateRow(NodeBase):
 
 
 _ROWS = cast(Table, MatchIndexRow.__table__)
-_LOAD = cast(Table, MatchIndexLoadRow.__table__)
-(_RECORD_INDEX,) = (index for index in _ROWS.indexes if index.name == "ix_match_index_record")
+_SECONDARY = tuple(sorted(_ROWS.indexes, key=lambda index: str(index.name)))
+"""The bucket and tag indexes: dropped while a full build writes, made at its end."""
 _STATE = cast(Table, MatchIndexStateRow.__table__)
 
 
@@ -129,10 +120,12 @@ def read_state(engine: Engine) -> IndexState | None:
 
 
 def reset_index(engine: Engine, params: IndexParams) -> None:
-    """Drop every row and record new parameters at version 0, in one transaction."""
+    """Drop every row and the secondary indexes, and record new parameters at version 0,
+    in one transaction."""
     with engine.begin() as conn:
+        for index in _SECONDARY:
+            index.drop(conn, checkfirst=True)
         conn.execute(delete(_ROWS))
-        conn.execute(delete(_LOAD))
         conn.execute(delete(_STATE))
         conn.execute(
             insert(_STATE).values(
@@ -152,16 +145,16 @@ def write_entries(
 ) -> None:
     """Write rows and drop the `removed` records' rows, in one transaction.
 
-    Rows are inserted in (bucket, record id) order, the table's clustering order.
-    With `replace` (an update), rows of the same records are deleted first, so writing
-    the same records again is harmless; a freshly reset table can skip that.
+    Rows are inserted in record-id order, the table's key order. With `replace` (an
+    update), rows of the same records are deleted first, so writing the same records
+    again is harmless; a full build's freshly reset table skips that.
     """
     gone = [*(entry[1] for entry in entries), *removed] if replace else list(removed)
     with engine.begin() as conn:
         for start in range(0, len(gone), _CHUNK):
             conn.execute(delete(_ROWS).where(_ROWS.c.record_id.in_(gone[start : start + _CHUNK])))
         if entries:
-            _insert_many(conn, _ROWS, sorted(entries))
+            _insert_many(conn, _ROWS, sorted((r, b, t, lb) for b, r, t, lb in entries))
 
 
 def _insert_many(conn: Connection, table: Table, rows: Sequence[tuple[object, ...]]) -> None:
@@ -173,32 +166,11 @@ def _insert_many(conn: Connection, table: Table, rows: Sequence[tuple[object, ..
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
 
 
-def load_entries(engine: Engine, entries: Sequence[IndexEntry]) -> None:
-    """Append a full build's rows to the load table, in one transaction."""
-    if entries:
-        with engine.begin() as conn:
-            _insert_many(conn, _LOAD, sorted((r, b, t, lb) for b, r, t, lb in entries))
-
-
-def publish_loaded(engine: Engine) -> int:
-    """Move the loaded rows into the index in bucket order, in one transaction; how many.
-
-    The record-id index is dropped and made again around the move: filled in bucket
-    order it would take a random page per row, built afresh it is one sort.
-    """
+def finish_build(engine: Engine) -> None:
+    """Make the bucket and tag indexes over a full build's rows, in one transaction."""
     with engine.begin() as conn:
-        _RECORD_INDEX.drop(conn)
-        moved = conn.execute(
-            insert(_ROWS).from_select(
-                ["bucket", "record_id", "tag", "label"],
-                select(_LOAD.c.bucket, _LOAD.c.record_id, _LOAD.c.tag, _LOAD.c.label).order_by(
-                    _LOAD.c.bucket, _LOAD.c.record_id
-                ),
-            )
-        ).rowcount
-        _RECORD_INDEX.create(conn)
-        conn.execute(delete(_LOAD))
-    return int(moved)
+        for index in _SECONDARY:
+            index.create(conn, checkfirst=True)
 
 
 def set_version(engine: Engine, version: int) -> None:

@@ -22,7 +22,13 @@ from gateway.envelope.build import now_ms
 from gateway.identifiers import Identifier, IdentifierKind
 from gateway.matching.index_store import read_state
 from gateway.watchlist import LABEL_FIELDS, Advice, check_reason
-from nodes.index_build import IndexUpdate, Progress, index_params, update_index
+from nodes.index_build import (
+    IndexUpdate,
+    Progress,
+    build_unfinished,
+    index_params,
+    update_index,
+)
 from nodes.records import (
     STORED_COLUMNS,
     RecordRow,
@@ -191,4 +197,6 @@ def index_ready(engine: Engine, server: OprfServer, bucket_bits: int) -> str | N
             "the watchlist index was built under another key, bucket size or label fields; "
             "run `gateway watchlist reindex`"
         )
+    if build_unfinished(engine, state):
+        return "the watchlist index is being rebuilt; ask again when it has finished"
     return None

@@ -11,14 +11,13 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, inspect, select, update
 
 from gateway.crypto.blinded import OprfClient, OprfServer
 from gateway.db import NodeBase, make_engine
 from gateway.identifiers import Identifier, IdentifierKind
 from gateway.matching.derive import FORMAT
 from gateway.matching.index_store import (
-    MatchIndexLoadRow,
     MatchIndexRow,
     MatchIndexStateRow,
     fetch_buckets,
@@ -31,6 +30,7 @@ from nodes.index_build import (
     IndexBacklog,
     IndexUpdate,
     _guided,
+    build_unfinished,
     update_index,
 )
 from nodes.records import RecordRow, delete_records, upsert_records
@@ -229,22 +229,42 @@ def test_an_index_of_an_older_format_is_rebuilt_not_read(engine: Engine) -> None
 
 
 def test_a_full_build_cut_short_is_redone_from_scratch(engine: Engine) -> None:
-    """Rows a crashed full build left in the load table are never published as they are."""
+    """Rows a crashed full build left behind are never answered from: the node refuses
+    while the build is unfinished, and the next update rebuilds every row."""
     server = OprfServer.generate()
     upsert_records(engine, [(phone(n), attributes(n)) for n in range(12)])
     build(engine, server)
     ids = record_ids(engine)
-    with engine.begin() as conn:  # a rebuild that loaded a stray row, then died
+    state = read_state(engine)
+    assert state is not None and not build_unfinished(engine, state)
+    with engine.begin() as conn:  # a rebuild that wrote one stray row, then died
         conn.execute(update(MatchIndexStateRow.__table__).values(version=0))
+        conn.execute(delete(MatchIndexRow.__table__))
         conn.execute(
-            insert(MatchIndexLoadRow.__table__).values(
+            insert(MatchIndexRow.__table__).values(
                 record_id=ids[phone(1).value], bucket=0, tag=b"stale!!!", label=b"x"
             )
         )
+    state = read_state(engine)
+    assert state is not None and build_unfinished(engine, state)
     again = build(engine, server)
     assert (again.rebuilt, again.indexed) == (True, 12)
     rows = index_rows(engine)
     y = oprf_output(server, phone(1).canonical_input())
-    assert rows[ids[phone(1).value]].tag == reference.tag(y)
-    with engine.connect() as conn:
-        assert conn.execute(select(MatchIndexLoadRow.__table__)).all() == []
+    assert len(rows) == 12 and rows[ids[phone(1).value]].tag == reference.tag(y)
+    state = read_state(engine)
+    assert state is not None and not build_unfinished(engine, state)
+
+
+def test_a_full_build_makes_the_bucket_and_tag_indexes_at_its_end(engine: Engine) -> None:
+    """The secondary indexes are dropped while a full build writes and made again after,
+    so queries by bucket and lookups by tag do not scan the table."""
+    server = OprfServer.generate()
+    upsert_records(engine, [(phone(n), attributes(n)) for n in range(20)])
+    build(engine, server)
+    made = {index["name"] for index in inspect(engine).get_indexes("match_index")}
+    assert {"ix_match_index_bucket", "ix_match_index_tag"} <= made
+    upsert_records(engine, [(phone(n), attributes(n, "FROZEN")) for n in range(3)])
+    assert build(engine, server).rebuilt is False
+    made = {index["name"] for index in inspect(engine).get_indexes("match_index")}
+    assert {"ix_match_index_bucket", "ix_match_index_tag"} <= made
