@@ -12,15 +12,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from gateway.identifiers import normalise
 from gateway.localnet import Consortium
-from gateway.matching.index_store import MatchIndexRow
+from gateway.matching.index_store import MatchIndexRow, MatchIndexStateRow
 from gateway.watchlist import Advice
+from nodes.matching import oprf_server
 from nodes.runtime import NodeContext
 from nodes.watchlist.police import WatchlistSweeper
-from nodes.watchlist.store import WatchlistEntry, add_entries, list_entries
+from nodes.watchlist.store import (
+    WatchlistEntry,
+    add_entries,
+    index_ready,
+    list_entries,
+    reindex_due,
+)
 from tests.consortium import client
 
 DUE = 1_900_000_000_000  # 2030-03-17, ahead of any clock this test runs under
@@ -69,3 +76,20 @@ def test_a_sweep_scans_only_after_a_change_or_an_expiry_falling_due(police: Node
     assert indexed(police) == 2
     assert sweeper.sweep() is True  # its own removal changed the records: one more look
     assert sweeper.sweep() is False
+
+
+def test_checks_are_refused_while_a_rebuild_of_the_watchlist_index_is_unfinished(
+    police: NodeContext,
+) -> None:
+    """Partial rows would answer "not listed" for a listed identifier."""
+    add_entries(police.engine, [WatchlistEntry(STAYING, "MULE", Advice.REFUSE)])
+    assert WatchlistSweeper(police).sweep() is True
+    server, bits = oprf_server(police), police.config.match_bucket_bits
+    assert index_ready(police.engine, server, bits) is None
+    with police.engine.begin() as conn:  # a reindex killed after writing some rows
+        conn.execute(update(MatchIndexStateRow.__table__).values(version=0))
+    assert index_ready(police.engine, server, bits) == (
+        "the watchlist index is being rebuilt; ask again when it has finished"
+    )
+    reindex_due(police.engine, server.private_key_bytes(), bits)
+    assert index_ready(police.engine, server, bits) is None
