@@ -6,8 +6,8 @@ replaces a record's row by its key. Queries find rows through the index on the b
 (and the label round of filter mode through the one on the tag). A full build drops
 both secondary indexes and `finish_build` makes them again at the end, one sort each,
 rather than placing an index entry per row as the rows come: at 100,000 records that
-is 0.05 s of serial work where moving the rows into a bucket-clustered table took 0.4 s
-and wrote every row twice. A single state row remembers the parameters the rows were
+is 0.2 s of serial work where moving the rows from a load table into a bucket-clustered
+table took 0.4 s. A single state row remembers the parameters the rows were
 built with and the last record version they include, which is what makes updates
 incremental; version 0 marks a full build that has not finished.
 """
@@ -59,7 +59,12 @@ IndexEntry = tuple[int, int, bytes, bytes]
 class MatchIndexRow(NodeBase):
     __tablename__ = "match_index"
     __table_args__ = (
-        Index("ix_match_index_bucket", "bucket"),
+        # On SQLite the bucket index covers the entries, so an asked bucket is one range
+        # scan of a page or two rather than ~16 random reads of the table (a cold 1M index
+        # answered 1,000 buckets in 0.1 s against 0.57 s). PostgreSQL reads its heap
+        # either way, and caps a B-tree entry at ~2.7 KB, which long label fields pass.
+        Index("ix_match_index_bucket_entries", "bucket", "tag", "label").ddl_if(dialect="sqlite"),
+        Index("ix_match_index_bucket", "bucket").ddl_if(dialect="postgresql"),
         Index("ix_match_index_tag", "tag"),
     )
 
@@ -84,7 +89,8 @@ class MatchIndexStateRow(NodeBase):
 
 _ROWS = cast(Table, MatchIndexRow.__table__)
 _SECONDARY = tuple(sorted(_ROWS.indexes, key=lambda index: str(index.name)))
-"""The bucket and tag indexes: dropped while a full build writes, made at its end."""
+"""The bucket and tag indexes: dropped while a full build writes, made at its end (each
+`create` and `drop` skips the one meant for the other database)."""
 _STATE = cast(Table, MatchIndexStateRow.__table__)
 
 
