@@ -49,7 +49,7 @@ from gateway.matching.derive import (
     seal_encoded,
     tag_and_key,
 )
-from gateway.matching.index_store import finish_build, write_entries
+from gateway.matching.index_store import IndexParams, finish_build, reset_index, write_entries
 from gateway.synthetic import generate_bank_records
 from nodes.index_build import HANDLE_FIELD, update_index
 from nodes.records import changed_rows, current_version, upsert_records
@@ -193,6 +193,7 @@ def breakdown(engine: Engine, sample: int = 4000) -> dict[str, float]:
     entries = [(b, r[0], t, s) for b, r, (t, _), s in zip(buckets, part, keys, sealed, strict=True)]
     target = make_engine(fresh_db(BENCH / "index-breakdown.db"))
     NodeBase.metadata.create_all(target)
+    reset_index(target, IndexParams(BUCKET_BITS, "breakdown", LABEL_FIELDS))  # as a build does
     at = time.process_time()
     write_entries(target, entries, [], replace=False)
     timed("rows written in record order + commit (SQLite)", at)
