@@ -8,15 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 from typer.testing import CliRunner
 
 from gateway.cli import app
 from gateway.db import make_engine
 from gateway.localnet import Consortium
-from gateway.matching.index_store import MatchIndexStateRow
+from gateway.matching.index_store import MatchIndexRow, MatchIndexStateRow
+from nodes.filter_police import FilterModeError, held_filter, sync_filter
 from nodes.matching import REFRESH_ON_QUERY
-from tests.consortium import running
+from nodes.records import RecordRow
+from tests.consortium import client, running
 
 runner = CliRunner()
 HELD = "+8613900000007"
@@ -45,18 +47,30 @@ def query(net: Consortium, mode: str) -> str:
     return f"{result.exit_code} " + " ".join(result.output.split())
 
 
-def set_index_version(net: Consortium, version: int) -> None:
+def cut_short(net: Consortium) -> None:
+    """What a `reindex` killed part-way leaves: version 0, and rows missing (C7's)."""
     engine = make_engine(net.node_config("carrier-1").database)
     try:
         with engine.begin() as conn:
-            conn.execute(update(MatchIndexStateRow.__table__).values(version=version))
+            conn.execute(update(MatchIndexStateRow.__table__).values(version=0))
+            held = conn.execute(select(RecordRow.id).where(RecordRow.value == HELD)).scalar_one()
+            conn.execute(delete(MatchIndexRow.__table__).where(MatchIndexRow.record_id == held))
     finally:
         engine.dispose()
 
 
 def test_queries_are_refused_until_the_rebuild_finishes(net: Consortium, tmp_path: Path) -> None:
     assert query(net, "bucket").startswith("0 ")
-    set_index_version(net, 0)  # a `reindex` that died after writing some of its rows
+    assert query(net, "filter").startswith("0 ")  # the police hold the filter
+    police = client(net, "police-1")
+    try:
+        synced = held_filter(police, "carrier-1").version
+        cut_short(net)
+        with pytest.raises(FilterModeError, match="the match index is being rebuilt"):
+            sync_filter(police, "carrier-1")  # a partial filter would hide C7 from them
+        assert held_filter(police, "carrier-1").version == synced
+    finally:
+        police.client.close()
     bucket = query(net, "bucket")
     assert bucket.startswith("1 ")
     assert "FAILED_PRECONDITION match: the match index is being rebuilt" in bucket
