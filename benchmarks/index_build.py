@@ -14,7 +14,7 @@ database under var/bench/, then, in one run over the same records:
   per-record work: hash to P-256 and one exponentiation), RAW and GCS (fpr 1e-9), 1 core;
 - where the time goes: microseconds per record of each step on one core.
 
-Floor, build and OpenMined RAW are measured in turn `--rounds` times (3): each round
+Floor, build and OpenMined RAW are measured in turn `--rounds` times (5): each round
 gives its own ratios and the median round's are the verdict.
 
 Target: the full build at >= 75% of the floor, and >= 2x OpenMined PSI's setup rate.
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=0, help="0: one per core")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="floor, build and OpenMined RAW, this many times"
+        "--rounds", type=int, default=5, help="floor, build and OpenMined RAW, this many times"
     )
     parser.add_argument("--skip-openmined", action="store_true")
     args = parser.parse_args(argv)

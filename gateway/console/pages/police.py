@@ -141,7 +141,8 @@ class ResponderResult:
 def result_tables(
     outcomes: list[ResponderOutcome], shown: list[str], roles: dict[str, str]
 ) -> tuple[list[ResponderResult], list[str]]:
-    """Per responder: its matches (or why it gave no answer); and the absent values."""
+    """Per responder: its matches (or why it gave no answer); and the absent values, none
+    when no responder answered (absence from nobody's records is not absence)."""
     held: set[int] = set()
     tables = []
     for outcome in outcomes:
@@ -155,6 +156,8 @@ def result_tables(
         tables.append(
             ResponderResult(outcome.node_id, roles.get(outcome.node_id, ""), outcome.error, rows)
         )
+    if not any(outcome.ok for outcome in outcomes):
+        return tables, []
     absent = [value for position, value in enumerate(shown) if position not in held]
     return tables, absent
 
