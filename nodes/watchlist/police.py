@@ -14,12 +14,12 @@ each of their entries; it still learns nothing of which identifier was asked.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Final, cast
 
 import grpc
+import orjson
 from sqlalchemy import Engine, Table, select
 
 from gateway.config import ConfigError, NodeConfig
@@ -80,7 +80,8 @@ def advice_shown(config: NodeConfig, role: str) -> frozenset[Advice]:
 def visible_buckets(
     engine: Engine, buckets: Collection[int], shown: frozenset[Advice]
 ) -> dict[int, list[tuple[bytes, bytes]]]:
-    """bucket -> [(tag, sealed label)] of the entries at the `shown` advice levels."""
+    """bucket -> [(tag, sealed label)] of the entries at the `shown` advice levels (each
+    entry's attributes parsed with orjson: a check asks ~15 entries per identifier)."""
     found: dict[int, list[tuple[bytes, bytes]]] = {b: [] for b in buckets}
     ordered = sorted(found)
     levels = {a.value for a in shown}
@@ -92,7 +93,7 @@ def visible_buckets(
                 .where(_INDEX.c.bucket.in_(ordered[start : start + _CHUNK]))
             )
             for bucket, tag, label, attributes in rows:
-                if json.loads(attributes).get("advice") in levels:
+                if orjson.loads(attributes).get("advice") in levels:
                     found[bucket].append((bytes(tag), bytes(label)))
     return found
 
