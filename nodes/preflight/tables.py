@@ -24,7 +24,7 @@ from gateway.pki.keys import read_hex
 from gateway.pki.store import RESPONDER_ROLES, NodeBundle
 from nodes.actions import accounts, numbers
 from nodes.actions.ledger import ledger_for
-from nodes.index_build import index_params, key_id
+from nodes.index_build import build_unfinished, index_params, key_id
 from nodes.preflight.checks import Check, fail, ok, skip, warn
 from nodes.records import current_version
 
@@ -182,6 +182,12 @@ def check_index(engine: Engine, config: NodeConfig) -> Check:
         return fail(
             INDEX,
             f"built with another match_bucket_bits or label_attributes than configured; {reindex}",
+        )
+    if build_unfinished(engine, state):
+        return warn(
+            INDEX,
+            "a full rebuild has not finished (cut short, or running now): match queries are "
+            f"refused until it has; if none is running, {reindex}",
         )
     behind = "current" if state.version >= records else "behind the records (updated on query)"
     return ok(INDEX, f"built under this node's OPRF key, {behind}")

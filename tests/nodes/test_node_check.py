@@ -372,3 +372,28 @@ def test_an_index_of_an_older_format_fails_the_check(net: Consortium, tmp_path: 
     finally:
         with opened(config.database) as engine, engine.begin() as conn:
             conn.execute(text("UPDATE match_index_state SET format = 2"))
+
+
+def test_an_unfinished_rebuild_warns_that_queries_are_refused(
+    net: Consortium, tmp_path: Path
+) -> None:
+    """A reindex killed part-way: the node still serves (bulk PSI, actions), and says why
+    its match queries are refused."""
+    config = net.node_config("bank-a")
+    with opened(config.database) as engine:
+        account = Identifier(IdentifierKind.BANK_ACCOUNT, "6222020200112233445")
+        upsert_records(engine, [(account, {"status": "active"})])
+        refresh_index(engine, config, read_hex(net.pki.bundle("bank-a").oprf_key, 32))
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE match_index_state SET version = 0"))
+    try:
+        checked = runner.invoke(app, ["node", "check", "--config", str(net.config_path("bank-a"))])
+        assert checked.exit_code == 0, checked.output
+        assert (
+            "WARN match index: a full rebuild has not finished (cut short, or running now): "
+            "match queries are refused until it has; if none is running, run `gateway node "
+            "reindex" in " ".join(checked.output.split())
+        )
+    finally:
+        with opened(config.database) as engine:
+            refresh_index(engine, config, read_hex(net.pki.bundle("bank-a").oprf_key, 32))
