@@ -130,8 +130,19 @@ def target_metadata(schema: Schema) -> MetaData:
             if not isinstance(table, Table) or table.metadata is not base:
                 continue
             if table.name not in owned.tables:
-                table.to_metadata(owned)
+                _keep_conditions(table, table.to_metadata(owned))
     return owned
+
+
+def _keep_conditions(table: Table, copied: Table) -> None:
+    """Give each copied index the `ddl_if` condition of its original, which `to_metadata`
+    leaves behind (SQLAlchemy 2.1): an index meant for one database only (the match
+    index's bucket index) must stay out of another's schema and comparison."""
+    for index in table.indexes:
+        condition = index._ddl_if  # no public reader; set by the public `Index.ddl_if`
+        if condition is not None:
+            twin = next(i for i in copied.indexes if i.name == index.name)
+            twin.ddl_if(condition.dialect, condition.callable_, condition.state)
 
 
 # --- configuration and the environments' entry point ---------------------------------
@@ -166,6 +177,7 @@ def run_environment(schema: Schema) -> None:
         render_as_batch=True,  # SQLite alters a table by copying it: batch mode does that
         compare_type=True,
         include_name=_known_tables(metadata),
+        include_object=_for_backend(connection.dialect.name),
         process_revision_directives=_skip_empty,
     )
     with context.begin_transaction():
@@ -178,6 +190,18 @@ def _known_tables(metadata: MetaData | None) -> Callable[..., bool]:
 
     def include(name: str | None, type_: str, _parents: Any) -> bool:
         return metadata is None or type_ != "table" or name in metadata.tables
+
+    return include
+
+
+def _for_backend(dialect: str) -> Callable[..., bool]:
+    """Compare only the indexes this backend gets: one the code declares for another
+    database (`Index.ddl_if(dialect=...)`) is neither missing here nor to be made."""
+
+    def include(item: Any, _name: Any, type_: str, reflected: bool, _other: Any) -> bool:
+        condition = getattr(item, "_ddl_if", None)
+        wanted = getattr(condition, "dialect", None)
+        return type_ != "index" or reflected or wanted in (None, dialect)
 
     return include
 
@@ -381,6 +405,7 @@ def differences(engine: Engine, schema: Schema, *, strict: bool = True) -> list[
                 "compare_type": True,
                 "compare_server_default": True,
                 "include_name": None if strict else _known_tables(metadata),
+                "include_object": _for_backend(connection.dialect.name),
             },
         )
         lines += [line for d in compare_metadata(context, metadata) for line in _described(d)]

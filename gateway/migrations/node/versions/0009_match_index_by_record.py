@@ -1,9 +1,10 @@
 """Match index keyed by record id; the load table goes.
 
 `match_index` was clustered by bucket (SQLite WITHOUT ROWID, primary key (bucket,
-record_id)), and a full build moved its rows over from `match_index_load` at the end,
-writing every row twice. It is now keyed by record id with indexes on the bucket and the
-tag, and a build writes its rows in place. The index is derived data: the old table goes
+record_id)), and a full build moved its rows over from `match_index_load` at the end. It
+is now keyed by record id, a build writes its rows in place, and the indexes are made at
+its end: on the tag, and on the bucket (on SQLite covering the entries, so that an asked
+bucket is still read in one range scan). The index is derived data: the old table goes
 with its rows, and the state row with them, so the next `gateway node ingest` or
 `reindex` builds it afresh (queries are answered NOT_READY until then). A table that
 `create_all` already made in the new layout is kept.
@@ -38,7 +39,11 @@ def upgrade() -> None:
             sa.PrimaryKeyConstraint("record_id"),
         )
         op.execute(sa.text("DELETE FROM match_index_state"))
-    op.create_index("ix_match_index_bucket", "match_index", ["bucket"], if_not_exists=True)
+    if op.get_bind().dialect.name == "sqlite":
+        columns, name = ["bucket", "tag", "label"], "ix_match_index_bucket_entries"
+    else:
+        columns, name = ["bucket"], "ix_match_index_bucket"
+    op.create_index(name, "match_index", columns, if_not_exists=True)
     op.create_index("ix_match_index_tag", "match_index", ["tag"], if_not_exists=True)
 
 
