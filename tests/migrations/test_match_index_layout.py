@@ -79,3 +79,19 @@ def test_downgrade_brings_back_the_old_layout(at_0008: Engine) -> None:
         "record_id",
     ]
     assert "match_index_load" in found.get_table_names()
+
+
+def test_a_database_made_by_create_all_keeps_no_redundant_record_index(
+    databases: Databases,
+) -> None:
+    """Adopted, it runs revision 0002, which indexed record_id on the old table; 0009 drops
+    that index from a table already keyed by record id."""
+    engine = make_engine(databases.url("node-made"))
+    try:
+        migrate.target_metadata("node").create_all(engine)
+        migrate.upgrade(engine, "node")
+        names = {i["name"] for i in inspect(engine).get_indexes("match_index")}
+        assert "ix_match_index_record" not in names
+        assert migrate.differences(engine, "node") == []
+    finally:
+        engine.dispose()

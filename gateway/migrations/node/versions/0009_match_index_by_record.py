@@ -39,6 +39,8 @@ def upgrade() -> None:
             sa.PrimaryKeyConstraint("record_id"),
         )
         op.execute(sa.text("DELETE FROM match_index_state"))
+    else:  # made by `create_all`, then adopted: 0002 gave it an index the key already is
+        op.drop_index("ix_match_index_record", table_name="match_index", if_exists=True)
     if op.get_bind().dialect.name == "sqlite":
         columns, name = ["bucket", "tag", "label"], "ix_match_index_bucket_entries"
     else:
