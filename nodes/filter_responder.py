@@ -42,6 +42,7 @@ from gateway.matching.index_store import read_state
 from gateway.v1 import filter_pb2 as fpb
 from nodes.index_build import build_unfinished
 from nodes.matching import QUERIER_ROLES, ready_server
+from nodes.records import current_version
 from nodes.roles.base import Inbound, RoleRefusal
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ def handle_filter_sync(inbound: Inbound, ctx: NodeContext) -> Draft:
             grpc.StatusCode.FAILED_PRECONDITION,
             "filter: this node has no match index yet; run `gateway node ingest`",
         )
-    if build_unfinished(ctx.engine, index):  # a partial index published would remove rows
+    if build_unfinished(index, current_version(ctx.engine)):  # partial rows: not a filter
         raise RoleRefusal(
             grpc.StatusCode.FAILED_PRECONDITION,
             "filter: the match index is being rebuilt; ask again when it has finished",

@@ -99,10 +99,11 @@ class IndexUpdate:
     version: int
 
 
-def build_unfinished(engine: Engine, state: IndexState) -> bool:
-    """A full build has started (version 0) and not finished while there are records: its
-    rows are partial and must not be answered from, nor published as a filter."""
-    return state.version == 0 and current_version(engine) > 0
+def build_unfinished(state: IndexState, records_version: int) -> bool:
+    """A full build has started (version 0) and not finished while there are records (the
+    records are at `records_version`, `current_version`'s answer): its rows are partial
+    and must not be answered from, nor published as a filter."""
+    return state.version == 0 and records_version > 0
 
 
 def key_id(public_key: bytes) -> str:

@@ -144,7 +144,8 @@ def ready_server(ctx: NodeContext) -> OprfServer:
             "node's configuration; run `gateway node reindex`",
             Problem.NOT_READY,
         )
-    backlog = current_version(ctx.engine) > state.version
+    records = current_version(ctx.engine)
+    backlog = records > state.version
     lock = _refresh_lock(ctx.engine)
     # A query does not wait for an update in progress (a reindex can take minutes, past
     # the broker's deadline): it is answered from the index as it stands.
@@ -167,7 +168,7 @@ def ready_server(ctx: NodeContext) -> OprfServer:
         state = read_state(ctx.engine) or state
     elif backlog:
         log.info("match index update in progress; answering from the current index")
-    if build_unfinished(ctx.engine, state):
+    if build_unfinished(state, records):
         # Its rows are partial: answering from them would tell the police "no match"
         # for records the bank holds.
         raise MatchError(

@@ -183,7 +183,7 @@ def check_index(engine: Engine, config: NodeConfig) -> Check:
             INDEX,
             f"built with another match_bucket_bits or label_attributes than configured; {reindex}",
         )
-    if build_unfinished(engine, state):
+    if build_unfinished(state, records):
         return warn(
             INDEX,
             "a full rebuild has not finished (cut short, or running now): match queries are "

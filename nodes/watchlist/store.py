@@ -34,6 +34,7 @@ from nodes.records import (
     RecordRow,
     StoredRecord,
     UpsertResult,
+    current_version,
     delete_records,
     live_records,
     upsert_records,
@@ -197,6 +198,6 @@ def index_ready(engine: Engine, server: OprfServer, bucket_bits: int) -> str | N
             "the watchlist index was built under another key, bucket size or label fields; "
             "run `gateway watchlist reindex`"
         )
-    if build_unfinished(engine, state):
+    if build_unfinished(state, current_version(engine)):
         return "the watchlist index is being rebuilt; ask again when it has finished"
     return None

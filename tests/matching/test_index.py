@@ -33,7 +33,7 @@ from nodes.index_build import (
     build_unfinished,
     update_index,
 )
-from nodes.records import RecordRow, delete_records, upsert_records
+from nodes.records import RecordRow, current_version, delete_records, upsert_records
 from tests.matching import reference
 from tests.postgres import Databases, opened
 
@@ -236,7 +236,7 @@ def test_a_full_build_cut_short_is_redone_from_scratch(engine: Engine) -> None:
     build(engine, server)
     ids = record_ids(engine)
     state = read_state(engine)
-    assert state is not None and not build_unfinished(engine, state)
+    assert state is not None and not build_unfinished(state, current_version(engine))
     with engine.begin() as conn:  # a rebuild that wrote one stray row, then died
         conn.execute(update(MatchIndexStateRow.__table__).values(version=0))
         conn.execute(delete(MatchIndexRow.__table__))
@@ -246,14 +246,14 @@ def test_a_full_build_cut_short_is_redone_from_scratch(engine: Engine) -> None:
             )
         )
     state = read_state(engine)
-    assert state is not None and build_unfinished(engine, state)
+    assert state is not None and build_unfinished(state, current_version(engine))
     again = build(engine, server)
     assert (again.rebuilt, again.indexed) == (True, 12)
     rows = index_rows(engine)
     y = oprf_output(server, phone(1).canonical_input())
     assert len(rows) == 12 and rows[ids[phone(1).value]].tag == reference.tag(y)
     state = read_state(engine)
-    assert state is not None and not build_unfinished(engine, state)
+    assert state is not None and not build_unfinished(state, current_version(engine))
 
 
 def test_a_full_build_makes_the_bucket_and_tag_indexes_at_its_end(engine: Engine) -> None:
