@@ -55,6 +55,7 @@ __all__ = [
     "QUERIER_ROLES",
     "RESPONDER_ROLES",
     "ResponderOutcome",
+    "absent_positions",
     "handle_match_query",
     "oprf_server",
     "query_responders",
@@ -233,6 +234,16 @@ class ResponderOutcome:
     @property
     def ok(self) -> bool:
         return not self.error
+
+
+def absent_positions(outcomes: Sequence[ResponderOutcome], count: int) -> list[int]:
+    """Positions of the `count` asked identifiers that no responder matched; none if no
+    responder answered at all (absence from nobody's records is not absence, and an
+    officer reading the list must not take it for one)."""
+    if not any(outcome.ok for outcome in outcomes):
+        return []
+    held = {match.position for outcome in outcomes for match in outcome.matches}
+    return [position for position in range(count) if position not in held]
 
 
 def responders_of(directory: Directory, role: str) -> list[str]:

@@ -326,14 +326,13 @@ def result_rows(
     outcomes: list[ResponderOutcome], shown: list[str], count: int
 ) -> tuple[list[dict[str, object]], int]:
     """One row per match, then a row per identifier no responder holds: 'absent' if some
-    responder answered, 'no answer' if none did (absence from nobody's records is not
-    absence, and an officer reading the table must not take it for one); and how many
+    responder answered, 'no answer' if none did (`absent_positions`); and how many
     identifiers are absent."""
+    from nodes.matching import absent_positions
+
     rows: list[dict[str, object]] = []
-    held: set[int] = set()
     for outcome in outcomes:
         for match in outcome.matches:
-            held.add(match.position)
             fields = dict(match.fields)
             handle = fields.pop("handle", "")
             label = ", ".join(f"{k}={v}" for k, v in sorted(fields.items()))
@@ -346,12 +345,12 @@ def result_rows(
                     "label": label,
                 }
             )
-    answered = any(outcome.ok for outcome in outcomes)
-    missing = [p for p in range(count) if p not in held]
-    for position in missing:
+    absent = absent_positions(outcomes, count)
+    answered = any(outcome.ok for outcome in outcomes)  # nobody answered: nothing matched
+    for position in absent if answered else range(count):
         result = "absent" if answered else "no answer"
         rows.append({"identifier": shown[position], "result": result})
-    return rows, len(missing) if answered else 0
+    return rows, len(absent)
 
 
 def unanswered(outcome: ResponderOutcome) -> str:

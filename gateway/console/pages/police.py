@@ -32,7 +32,7 @@ from gateway.ingest_csv import IngestError, read_identifiers
 from gateway.matching.errors import MatchError
 from nodes.actions.police import ActionRequestRow, ActionSpec
 from nodes.filter_police import sync_and_query
-from nodes.matching import RESPONDER_ROLES, ResponderOutcome, responders_of
+from nodes.matching import RESPONDER_ROLES, ResponderOutcome, absent_positions, responders_of
 from nodes.staff.drafts import (
     APPROVERS,
     DraftRefused,
@@ -142,13 +142,11 @@ def result_tables(
     outcomes: list[ResponderOutcome], shown: list[str], roles: dict[str, str]
 ) -> tuple[list[ResponderResult], list[str]]:
     """Per responder: its matches (or why it gave no answer); and the absent values, none
-    when no responder answered (absence from nobody's records is not absence)."""
-    held: set[int] = set()
+    when no responder answered (`absent_positions`)."""
     tables = []
     for outcome in outcomes:
         rows = []
         for match in outcome.matches:
-            held.add(match.position)
             fields = dict(match.fields)
             handle = fields.pop("handle", "")
             label = ", ".join(f"{k}={v}" for k, v in sorted(fields.items()))
@@ -156,10 +154,7 @@ def result_tables(
         tables.append(
             ResponderResult(outcome.node_id, roles.get(outcome.node_id, ""), outcome.error, rows)
         )
-    if not any(outcome.ok for outcome in outcomes):
-        return tables, []
-    absent = [value for position, value in enumerate(shown) if position not in held]
-    return tables, absent
+    return tables, [shown[position] for position in absent_positions(outcomes, len(shown))]
 
 
 def _targets(page: Page) -> list[tuple[str, str]]:
