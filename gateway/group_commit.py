@@ -3,8 +3,9 @@
 A durable commit costs a disk flush (about 4 ms on this machine's SQLite, a WAL flush on
 PostgreSQL); a server that commits once per request is capped at a few hundred requests
 a second however fast its CPU. Here callers queue their work; the caller leading runs
-everything queued so far in one transaction through `commit_group`, and every caller is answered only after that commit: nobody is answered
-before their write is on disk, and the flush is shared. While one group commits, the
+everything queued so far in one transaction through `commit_group`, and every caller is
+answered only after that commit: nobody is answered before their write is on disk, and
+the flush is shared. While one group commits, the
 next one gathers. The committing caller is one of the waiting threads, not a thread of
 its own, which saves two thread switches per request, and the others each sleep on
 their own latch until their result is in.
@@ -60,7 +61,7 @@ class GroupCommitter(Generic[W]):
 
     One caller at a time leads: it commits everything queued when it starts, then wakes
     each caller of that group to its result and hands the lead to the first caller
-    still waiting, if any. Every other caller sleeps once, on its own event, and wakes
+    still waiting, if any. Every other caller sleeps once, on its own latch, and wakes
     once: no queue of threads passes a commit lock along only to find their work done,
     which on two cores cost more in thread switches than the queue saved.
     """

@@ -92,13 +92,13 @@ def context_string(mode: Mode) -> bytes:
     return b"OPRFV1-" + bytes([mode]) + b"-" + SUITE_ID
 
 
+_HASH_TO_GROUP_DST: Final = {mode: b"HashToGroup-" + context_string(mode) for mode in Mode}
+"""Per mode, built once: the evaluation of every input of an index build hashes with it."""
+
+
 def hash_to_group(input_: bytes, mode: Mode) -> Element:
     """G.HashToGroup with DST "HashToGroup-" || contextString (section 4.1)."""
     return group.hash_to_group(input_, _HASH_TO_GROUP_DST[mode])
-
-
-_HASH_TO_GROUP_DST: Final = {mode: b"HashToGroup-" + context_string(mode) for mode in Mode}
-"""Per mode, built once: the evaluation of every input of an index build hashes with it."""
 
 
 def hash_to_scalar(msg: bytes, mode: Mode, dst: bytes | None = None) -> Scalar:
